@@ -1,0 +1,65 @@
+using LambdaService.Measurement;
+
+namespace LambdaService.Api.Cli;
+
+/// <summary>
+/// The command-line verbs. Results go to standard output (a readable summary, or one JSON object with
+/// <c>--json</c>); a user error is one line on standard error and exit code 2; never a stack trace.
+/// </summary>
+public static class CliApp
+{
+    /// <summary>Verbs this class runs.</summary>
+    public static readonly IReadOnlyList<string> Verbs = ["validate", "measure", "bench", "help"];
+
+    /// <summary>Runs a verb. Returns the process exit code.</summary>
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        if (args.Count == 0 || args[0] is "help" or "--help" or "-h")
+        {
+            stdout.Write(Usage);
+            return 0;
+        }
+        var verb = args[0];
+        var rest = args.Skip(1).ToArray();
+        try
+        {
+            return verb switch
+            {
+                "validate" => ValidateVerb.Run(rest, stdout, cancellationToken),
+                "measure" => MeasureVerb.Run(rest, stdout, cancellationToken),
+                "bench" => BenchVerb.Run(rest, stdout, cancellationToken),
+                _ => throw new MeasurementInputException("verb", $"unknown verb '{verb}'; use one of {string.Join(", ", Verbs)}."),
+            };
+        }
+        catch (MeasurementInputException e)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("error: canceled.");
+            return 130;
+        }
+    }
+
+    /// <summary>The help text.</summary>
+    public const string Usage = """
+        LambdaService: the curvature rate λ of neural networks (slope of log ‖Dⁿf‖ against n).
+
+        Usage: LambdaService.Api <verb> [options]
+
+          validate [--max-order N] [--json]
+              λ on functions with known answers (paper §5.1): radii of convergence, a band edge, sin x.
+          measure --model FILE --data FILE [--target loss|logit] [--labels true|predicted] [--class K]
+                  [--points all|boundary|pairs] [--band 0.45,0.65] [--pairs 4-9,3-8] [--orders 1-4]
+                  [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
+                  [--engine auto|autograd|finite-difference] [--label-column NAME] [--seed S] [--json]
+              λ of an ONNX or TorchScript model on .npz / .npy / .csv data.
+          bench [--points N] [--directions D] [--max-order K] [--json]
+              time per order of the autograd and finite-difference engines on a tanh MLP, in one run.
+
+        Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error.
+
+        """;
+}

@@ -1,0 +1,79 @@
+using System.Globalization;
+using LambdaService.Measurement.Data;
+using LambdaService.Measurement.Estimation;
+
+namespace LambdaService.Api.Cli;
+
+/// <summary><c>measure</c>: λ of a model file on a data file.</summary>
+public static class MeasureVerb
+{
+    private static readonly string[] Valued =
+        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed"];
+
+    /// <summary>Parses the options into <see cref="MeasurementOptions"/> (the same names and defaults the HTTP API uses).</summary>
+    public static MeasurementOptions ParseOptions(CliArguments a)
+    {
+        var orders = a.Range("orders");
+        var options = new MeasurementOptions
+        {
+            Target = a.Choice("target", "loss", "logit") ?? "loss",
+            Labels = a.Choice("labels", "true", "predicted") switch { "true" => LabelSource.True, "predicted" => LabelSource.Predicted, _ => null },
+            Class = a.Int("class", 0),
+            Points = a.Choice("points", "all", "boundary", "pairs") switch { "boundary" => PointSelection.Boundary, "pairs" => PointSelection.Pairs, _ => PointSelection.All },
+            Band = a.Pair("band") ?? (0.45, 0.65),
+            Pairs = a.Pairs("pairs") ?? [],
+            MinOrder = orders?.Item1 ?? 1,
+            MaxOrder = orders?.Item2 ?? 4,
+            Directions = a.Int("directions", 1, 1024) ?? 4,
+            MaxPoints = a.Int("max-points", 1, 1_000_000) ?? 256,
+            Norm = a.Choice("norm", "mean-abs", "rms") == "rms" ? NormKind.Rms : NormKind.MeanAbs,
+            Normalization = a.Choice("normalization", "raw", "taylor") == "taylor" ? Normalization.Taylor : Normalization.Raw,
+            Engine = a.Choice("engine", "auto", "autograd", "finite-difference") switch
+            {
+                "autograd" => EngineChoice.Autograd,
+                "finite-difference" => EngineChoice.FiniteDifference,
+                _ => EngineChoice.Auto,
+            },
+            Seed = a.Int("seed") ?? 0,
+        };
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>Runs the verb.</summary>
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
+    {
+        var a = new CliArguments(args, Valued, ["json"]);
+        var model = a.Required("model");
+        var data = a.Required("data");
+        var options = ParseOptions(a);
+        var dataOptions = new DataReadOptions { LabelColumn = a.Get("label-column") ?? "label" };
+        var result = CurvatureRate.Measure(model, data, options, dataOptions, null, cancellationToken);
+        stdout.WriteLine(a.Has("json") ? CliJson.Serialize(result) : Summary(result));
+        return 0;
+    }
+
+    /// <summary>The readable summary of a result.</summary>
+    public static string Summary(MeasurementResult r)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var w = new StringWriter(c);
+        w.WriteLine($"λ = {r.Lambda:F4}   95% CI [{r.Ci95[0]:F4}, {r.Ci95[1]:F4}]   R² = {r.R2:F4}   intercept = {r.Intercept:F4}");
+        w.WriteLine($"target {r.Config.Target} (labels {r.Config.Labels}), orders {r.Config.MinOrder}-{r.Config.MaxOrder}, norm {r.Config.Norm}, normalization {r.Config.Normalization}");
+        w.WriteLine($"points: {r.PointsUsed} used of {r.PointsEligible} eligible ({r.Config.Points}), {r.Config.Directions} directions each, seed {r.Config.Seed}");
+        w.WriteLine($"engine: {r.Engine} on {r.Device} ({r.Precision}), {r.Seconds:F2} s");
+        w.WriteLine("   n    log v_n");
+        foreach (var o in r.Orders) w.WriteLine($"{o.N,4} {o.LogNorm,10:F4}{(o.UsedInFit ? "" : "   (not fitted)")}");
+        var q = r.PerPointSlopes;
+        w.WriteLine($"per-point slopes: 5% {q.P05:F3}  25% {q.P25:F3}  median {q.P50:F3}  75% {q.P75:F3}  95% {q.P95:F3}");
+        if (r.DerivativeErrors is { } errors)
+        {
+            w.WriteLine("estimated relative error of derivatives (median / 90th percentile): "
+                + string.Join("  ", errors.Select(e => $"n={e.N}: {e.Median:E1}/{e.P90:E1}")));
+        }
+        if (r.Accuracy is { } acc) w.WriteLine($"accuracy {acc:F4}   ECE {r.Ece:F4}   hardest-20% accuracy {r.Hard20Accuracy:F4}");
+        w.WriteLine($"model {r.Model.Format} {r.Model.Kind} ({r.Model.OutputsPerSample} outputs), sha256 {r.Config.ModelSha256[..12]}…; data sha256 {r.Config.DataSha256[..Math.Min(12, r.Config.DataSha256.Length)]}…");
+        foreach (var warning in r.Warnings) w.WriteLine($"warning: {warning}");
+        return w.ToString().TrimEnd();
+    }
+}

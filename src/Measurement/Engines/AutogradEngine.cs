@@ -1,0 +1,83 @@
+using LambdaService.Measurement.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LambdaService.Measurement.Engines;
+
+/// <summary>
+/// Nested reverse-mode differentiation in TorchSharp. For each line <c>g(t) = f(x + t v)</c> a scalar
+/// parameter t (one per line, all lines in one batch) is created with <c>requires_grad</c>; then
+/// <c>gₙ = ∂/∂t Σ_lines gₙ₋₁</c> with <c>create_graph</c> for n = 1..K. Lines are independent (the model
+/// runs in evaluation mode), so the derivative of the sum with respect to a line's own t is that line's
+/// derivative. Cost grows roughly threefold per order.
+/// </summary>
+public sealed class AutogradEngine(TorchModelRunner model, int linesPerPass = 1024) : IDerivativeEngine
+{
+    /// <inheritdoc />
+    public string Name => "autograd";
+
+    /// <inheritdoc />
+    public string Device => model.Device;
+
+    /// <inheritdoc />
+    public DerivativeResult Compute(DerivativeRequest request, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var size = model.SampleSize;
+        var lines = request.PointCount * request.DirectionsPerPoint;
+        var k = request.MaxOrder;
+        var values = new double[lines * (k + 1)];
+        var shape = model.SampleShape.Select(d => (long)d).ToArray();
+        for (var start = 0; start < lines; start += linesPerPass)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var n = Math.Min(linesPerPass, lines - start);
+            var x = new double[n * size];
+            var cls = new long[n];
+            for (var i = 0; i < n; i++)
+            {
+                var line = start + i;
+                var p = line / request.DirectionsPerPoint;
+                Array.Copy(request.Points, (long)p * size, x, (long)i * size, size);
+                cls[i] = request.TargetClass.Length > 0 ? request.TargetClass[p] : 0;
+            }
+            var v = request.Directions.AsSpan(start * size, n * size).ToArray();
+            var block = Lines(x, v, cls, n, shape, request.Target, k);
+            Array.Copy(block, 0, values, (long)start * (k + 1), block.Length);
+            progress?.Report((double)(start + n) / lines);
+        }
+        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, null);
+    }
+
+    private double[] Lines(double[] x, double[] v, long[] cls, int n, long[] sampleShape, TargetKind target, int k)
+    {
+        using var scope = NewDisposeScope();
+        using var grad = enable_grad();
+        var dtype = model.DType;
+        long[] full = [n, .. sampleShape];
+        long[] tShape = [n, .. sampleShape.Select(_ => 1L)];
+        var xt = tensor(x, full, ScalarType.Float64).to(dtype);
+        var vt = tensor(v, full, ScalarType.Float64).to(dtype);
+        var t = zeros([n], dtype: dtype, requires_grad: true);
+        var output = model.ForwardTensor(xt + t.view(tShape) * vt);
+        if (output.dim() == 1) output = output.unsqueeze(1);
+        var g = Objective.Evaluate(target, output, tensor(cls, ScalarType.Int64));
+        var orders = new List<Tensor> { g.detach() };
+        for (var order = 1; order <= k; order++)
+        {
+            // THSAutograd_grad has no try/catch in TorchSharp 0.107: calling it on a value that does not
+            // depend on t would abort the process. Such a value has all further derivatives zero.
+            if (!g.requires_grad)
+            {
+                for (var rest = order; rest <= k; rest++) orders.Add(zeros([n], dtype: dtype));
+                break;
+            }
+            var more = order < k;
+            var d = autograd.grad([g.sum()], [t], retain_graph: more, create_graph: more, allow_unused: true)[0];
+            g = d is null || d.IsInvalid ? zeros([n], dtype: dtype) : d;
+            orders.Add(g.detach());
+        }
+        var stacked = stack(orders, 1).to(ScalarType.Float64).contiguous();
+        return stacked.data<double>().ToArray();
+    }
+}

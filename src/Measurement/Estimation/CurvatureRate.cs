@@ -1,0 +1,397 @@
+using System.Diagnostics;
+using LambdaService.Measurement.Data;
+using LambdaService.Measurement.Engines;
+using LambdaService.Measurement.Metrics;
+using LambdaService.Measurement.Models;
+using LambdaService.Measurement.Numerics;
+
+namespace LambdaService.Measurement.Estimation;
+
+/// <summary>
+/// The curvature rate λ of a model on data (paper §2, design.md §1). For the scalar <c>f</c> (the loss or a
+/// logit at each chosen point x), unit directions v and orders n = nmin..nmax:
+/// <c>Dⁿ_v f(x) = dⁿ/dtⁿ f(x + t v)|₀</c>; <c>v_n = mean_{x,v} |Dⁿ_v f(x)|</c> (or the root mean square);
+/// optionally <c>v_n / n!</c>; and <c>λ = slope of the least-squares line of log v_n against n</c>, with its
+/// intercept, R², a 95% bootstrap interval over points and the distribution of per-point slopes.
+/// </summary>
+public static class CurvatureRate
+{
+    /// <summary>Reads a model and a data file and measures λ. User errors raise <see cref="MeasurementInputException"/>.</summary>
+    public static MeasurementResult Measure(string modelPath, string dataPath, MeasurementOptions options, DataReadOptions? dataOptions,
+        IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var file = ModelFile.Open(modelPath);
+        var data = DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions());
+        using var runner = CreateRunner(file, data);
+        return Estimate(runner, data, options, progress, cancellationToken);
+    }
+
+    /// <summary>Prepares a model file to run on the data's samples (ONNX Runtime or libtorch).</summary>
+    public static IModelRunner CreateRunner(ModelFile file, Dataset data, OnnxRunnerOptions? onnxOptions = null)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(data);
+        if (file.Format == ModelFormat.Onnx)
+        {
+            var shape = DataShaping.ConformSampleShape(data, file.Inputs[0].Shape);
+            return OnnxRunner.Create(file, shape, onnxOptions);
+        }
+        return TorchModelRunner.LoadTorchScript(file, data.SampleShape);
+    }
+
+    /// <summary>Measures λ with the engine that <paramref name="options"/> names (auto: autograd for TorchSharp/TorchScript, finite differences for ONNX).</summary>
+    public static MeasurementResult Estimate(IModelRunner model, Dataset data, MeasurementOptions options, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        var scale = FeatureScale(data);
+        IDerivativeEngine engine = (options.Engine, model) switch
+        {
+            (EngineChoice.Auto or EngineChoice.Autograd, TorchModelRunner torch) => new AutogradEngine(torch),
+            (EngineChoice.Autograd, _) => throw new MeasurementInputException("engine",
+                "the autograd engine needs a TorchScript model; for ONNX models use engine finite-difference (or auto)."),
+            _ => new FiniteDifferenceEngine(model, new FiniteDifferenceSettings(Scale: scale)),
+        };
+        return Estimate(model, engine, data, options, engine is FiniteDifferenceEngine ? scale : null, progress, cancellationToken);
+    }
+
+    /// <summary>Measures λ with a given engine.</summary>
+    public static MeasurementResult Estimate(IModelRunner model, IDerivativeEngine engine, Dataset data, MeasurementOptions options,
+        double? finiteDifferenceScale, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var clock = Stopwatch.StartNew();
+        var warnings = new List<string>(model.Notes);
+        if (data.SampleShape.Length > 1 && !data.SampleShape.SequenceEqual(model.SampleShape))
+        {
+            warnings.Add($"samples of shape [{string.Join(",", data.SampleShape)}] were reshaped to the model's [{string.Join(",", model.SampleShape)}] by size; if the data is channels-last (NHWC), transpose it to the model's layout first.");
+        }
+        var signature = model.Signature;
+        var classes = signature.Classes;
+        var size = model.SampleShape.Aggregate(1, (a, b) => a * b);
+        if (size != data.SampleSize)
+        {
+            throw new MeasurementInputException("data", $"samples have {data.SampleSize} values but the model was prepared for {size}.");
+        }
+
+        // 1. Predictions on all samples: point selection, predicted labels, metrics.
+        var outputs = model.Forward(data.X, data.Rows);
+        double[]? probabilities = classes >= 2 ? ClassificationMetrics.Softmax(outputs, classes) : null;
+        int[]? predicted = probabilities is null ? null : ArgMax(probabilities, classes);
+        if (data.Labels is not null && classes >= 2) DataShaping.CheckLabels(data, classes);
+        ClassificationMetrics? metrics = data.Labels is not null && probabilities is not null
+            ? ClassificationMetrics.Compute(probabilities, classes, data.Labels)
+            : null;
+
+        // 2. Target and labels.
+        TargetKind kind;
+        LabelSource? labelSource = null;
+        if (options.Target == "loss")
+        {
+            if (classes < 2)
+            {
+                throw new MeasurementInputException("target", "target loss needs a classifier (output [N, C] with C ≥ 2); this model has one output per sample: use target logit.");
+            }
+            kind = TargetKind.Loss;
+            labelSource = options.Labels ?? (data.Labels is null ? LabelSource.Predicted : LabelSource.True);
+            if (labelSource == LabelSource.True && data.Labels is null)
+            {
+                throw new MeasurementInputException("labels", "labels 'true' needs labels in the data (npz array y or a label column); add them or use labels predicted.");
+            }
+            if (options.Labels is null && data.Labels is null) warnings.Add("the data has no labels: the loss uses the model's predicted labels.");
+        }
+        else
+        {
+            kind = classes >= 2 ? TargetKind.Logit : TargetKind.Output;
+            if (options.Class is { } c && classes >= 2 && c >= classes)
+            {
+                throw new MeasurementInputException("class", $"class {c} does not exist: the model has {classes} classes (0..{classes - 1}).");
+            }
+        }
+
+        // 3. Points.
+        var eligible = SelectPoints(options, data, probabilities, classes);
+        var chosen = Subset(eligible, options.MaxPoints, options.Seed);
+        var pointCount = chosen.Length;
+        var points = new double[pointCount * size];
+        var targetClass = new int[pointCount];
+        for (var i = 0; i < pointCount; i++)
+        {
+            var row = chosen[i];
+            Array.Copy(data.X, (long)row * size, points, (long)i * size, size);
+            targetClass[i] = kind switch
+            {
+                TargetKind.Loss => labelSource == LabelSource.True ? data.Labels![row] : predicted![row],
+                TargetKind.Logit => options.Class ?? predicted![row],
+                _ => 0,
+            };
+        }
+
+        // 4. Directions and derivatives.
+        var directions = Directions(pointCount, options.Directions, size, options.Seed);
+        var request = new DerivativeRequest(points, pointCount, directions, options.Directions, kind, targetClass, options.MaxOrder);
+        var derivatives = engine.Compute(request, progress, cancellationToken);
+
+        // 5. Norms, fit, bootstrap, per-point slopes.
+        var fit = Fit(derivatives, options, warnings);
+        if (derivatives.Errors is { } errors)
+        {
+            foreach (var e in errors.Where(e => e.N >= options.MinOrder && e.P90 > 0.01))
+            {
+                warnings.Add($"finite-difference error estimate for order {e.N}: median {e.Median:P2}, 90th percentile {e.P90:P2}.");
+            }
+        }
+        if (pointCount < 20) warnings.Add($"only {pointCount} points: the bootstrap interval is rough; use more points for a firm value.");
+        if (fit.Line.RSquared < 0.9) warnings.Add($"R² = {fit.Line.RSquared:F3}: log v_n is far from a straight line over orders {options.MinOrder}-{options.MaxOrder}; λ summarises a non-exponential trend.");
+
+        var config = new ResolvedConfig(
+            options.Target,
+            labelSource?.ToString().ToLowerInvariant() ?? "n/a",
+            options.Target == "logit" ? options.Class : null,
+            options.Points.ToString().ToLowerInvariant(),
+            [options.Band.Low, options.Band.High],
+            options.Pairs.Select(p => $"{p.A}-{p.B}").ToArray(),
+            options.MinOrder,
+            options.MaxOrder,
+            options.Directions,
+            options.MaxPoints,
+            options.Norm == NormKind.MeanAbs ? "mean-abs" : "rms",
+            options.Normalization.ToString().ToLowerInvariant(),
+            engine.Name,
+            options.Seed,
+            options.BootstrapResamples,
+            signature.Sha256,
+            data.Sha256,
+            signature.Format == ModelFormat.Onnx ? "onnx" : "torchscript",
+            model.SampleShape,
+            finiteDifferenceScale);
+        return new MeasurementResult(
+            fit.Line.Slope, fit.Line.Intercept, fit.Line.RSquared, fit.Ci95, fit.Orders, fit.PerPoint, pointCount, eligible.Length,
+            engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, config, warnings,
+            metrics?.Accuracy, metrics?.Ece, metrics?.Hard20Accuracy, signature, clock.Elapsed.TotalSeconds);
+    }
+
+    private sealed record FitResult(LineFit Line, double[] Ci95, IReadOnlyList<OrderNorm> Orders, SlopeQuantiles PerPoint);
+
+    private static FitResult Fit(DerivativeResult d, MeasurementOptions options, List<string> warnings)
+    {
+        var orders = Enumerable.Range(options.MinOrder, options.MaxOrder - options.MinOrder + 1).ToArray();
+        var p = d.PointCount;
+        // perPoint[i][j]: mean over the point's directions of |D| (mean-abs) or D² (rms), order orders[j].
+        var perPoint = new double[p][];
+        for (var i = 0; i < p; i++)
+        {
+            perPoint[i] = new double[orders.Length];
+            for (var j = 0; j < orders.Length; j++)
+            {
+                double s = 0;
+                for (var dir = 0; dir < d.DirectionsPerPoint; dir++)
+                {
+                    var value = d[i, dir, orders[j]];
+                    s += options.Norm == NormKind.MeanAbs ? Math.Abs(value) : value * value;
+                }
+                perPoint[i][j] = s / d.DirectionsPerPoint;
+            }
+        }
+        var logFactorial = orders.Select(n => options.Normalization == Normalization.Taylor ? LogFactorial(n) : 0.0).ToArray();
+
+        double[] LogNorms(IEnumerable<int> sample)
+        {
+            var sums = new double[orders.Length];
+            var count = 0;
+            foreach (var i in sample)
+            {
+                for (var j = 0; j < orders.Length; j++) sums[j] += perPoint[i][j];
+                count++;
+            }
+            return sums.Select((s, j) =>
+            {
+                var mean = s / count;
+                var norm = options.Norm == NormKind.MeanAbs ? mean : Math.Sqrt(mean);
+                return Math.Log(norm) - logFactorial[j];
+            }).ToArray();
+        }
+
+        var logs = LogNorms(Enumerable.Range(0, p));
+        var usable = Enumerable.Range(0, orders.Length).Where(j => double.IsFinite(logs[j])).ToArray();
+        var skipped = orders.Where((_, j) => !usable.Contains(j)).ToArray();
+        if (skipped.Length > 0)
+        {
+            warnings.Add($"orders {string.Join(", ", skipped)} have zero derivatives at every point (a piecewise-linear model?) and are left out of the fit.");
+        }
+        if (usable.Length < 2)
+        {
+            throw new MeasurementInputException("orders",
+                $"fewer than two of orders {options.MinOrder}-{options.MaxOrder} have non-zero derivatives: the function is (piecewise) polynomial of low degree here, λ is −∞. Use lower orders or another target.");
+        }
+        var xs = usable.Select(j => (double)orders[j]).ToArray();
+        var line = LinearFit.Fit(xs, usable.Select(j => logs[j]).ToArray());
+
+        var ci = new[] { double.NaN, double.NaN };
+        if (options.BootstrapResamples > 0 && p > 1)
+        {
+            var rng = new Random(unchecked(options.Seed * 7919 + 3));
+            var slopes = new List<double>(options.BootstrapResamples);
+            var indices = new int[p];
+            for (var b = 0; b < options.BootstrapResamples; b++)
+            {
+                for (var i = 0; i < p; i++) indices[i] = rng.Next(p);
+                var bl = LogNorms(indices);
+                var ys = usable.Select(j => bl[j]).ToArray();
+                if (ys.All(double.IsFinite)) slopes.Add(LinearFit.Fit(xs, ys).Slope);
+            }
+            slopes.Sort();
+            ci = [Statistics.Quantile(slopes, 0.025), Statistics.Quantile(slopes, 0.975)];
+        }
+
+        var pointSlopes = new List<double>(p);
+        for (var i = 0; i < p; i++)
+        {
+            var idx = usable.Where(j => perPoint[i][j] > 0).ToArray();
+            if (idx.Length < 2) continue;
+            var ys = idx.Select(j => Math.Log(options.Norm == NormKind.MeanAbs ? perPoint[i][j] : Math.Sqrt(perPoint[i][j])) - logFactorial[j]).ToArray();
+            pointSlopes.Add(LinearFit.Fit(idx.Select(j => (double)orders[j]).ToArray(), ys).Slope);
+        }
+        pointSlopes.Sort();
+        var quantiles = new SlopeQuantiles(pointSlopes.Count, Statistics.Quantile(pointSlopes, 0.05), Statistics.Quantile(pointSlopes, 0.25),
+            Statistics.Quantile(pointSlopes, 0.5), Statistics.Quantile(pointSlopes, 0.75), Statistics.Quantile(pointSlopes, 0.95));
+
+        var orderNorms = orders.Select((n, j) => new OrderNorm(n, logs[j], Math.Exp(logs[j]), usable.Contains(j))).ToArray();
+        return new FitResult(line, ci, orderNorms, quantiles);
+    }
+
+    private static int[] SelectPoints(MeasurementOptions options, Dataset data, double[]? probabilities, int classes)
+    {
+        switch (options.Points)
+        {
+            case PointSelection.Boundary:
+                if (probabilities is null)
+                {
+                    throw new MeasurementInputException("points", "points 'boundary' needs a classifier's probabilities; this is a scalar model: use points all.");
+                }
+                var band = Enumerable.Range(0, data.Rows).Where(i =>
+                {
+                    var max = 0.0;
+                    for (var c = 0; c < classes; c++) max = Math.Max(max, probabilities[i * classes + c]);
+                    return max >= options.Band.Low && max <= options.Band.High;
+                }).ToArray();
+                if (band.Length == 0)
+                {
+                    throw new MeasurementInputException("band",
+                        $"no sample has its largest predicted probability within {options.Band.Low}-{options.Band.High}; widen the band or use points all.");
+                }
+                return band;
+            case PointSelection.Pairs:
+                if (data.Labels is null) throw new MeasurementInputException("pairs", "points 'pairs' selects samples by label, and the data has no labels.");
+                var wanted = options.Pairs.SelectMany(p => new[] { p.A, p.B }).ToHashSet();
+                if (classes >= 2 && wanted.Any(c => c >= classes))
+                {
+                    throw new MeasurementInputException("pairs", $"a class pair names a class the model does not have (it has {classes} classes, 0..{classes - 1}).");
+                }
+                var selected = Enumerable.Range(0, data.Rows).Where(i => wanted.Contains(data.Labels[i])).ToArray();
+                if (selected.Length == 0)
+                {
+                    throw new MeasurementInputException("pairs", $"no sample has a label in {string.Join(", ", options.Pairs.Select(p => $"{p.A}-{p.B}"))}.");
+                }
+                return selected;
+            default:
+                return Enumerable.Range(0, data.Rows).ToArray();
+        }
+    }
+
+    /// <summary>A seeded random subset of at most <paramref name="max"/> indices, kept in their original order.</summary>
+    private static int[] Subset(int[] eligible, int max, int seed)
+    {
+        if (eligible.Length <= max) return eligible;
+        var copy = (int[])eligible.Clone();
+        var rng = new Random(unchecked(seed * 7919 + 1));
+        for (var i = 0; i < max; i++)
+        {
+            var j = i + rng.Next(copy.Length - i);
+            (copy[i], copy[j]) = (copy[j], copy[i]);
+        }
+        var chosen = copy[..max];
+        Array.Sort(chosen);
+        return chosen;
+    }
+
+    /// <summary>
+    /// Unit directions: independent standard normal components (Box–Muller on a <see cref="Random"/> seeded
+    /// with the measurement's seed), normalised to length 1; point by point, direction by direction.
+    /// </summary>
+    public static double[] Directions(int points, int perPoint, int size, int seed)
+    {
+        var rng = new Random(unchecked(seed * 7919 + 2));
+        var result = new double[(long)points * perPoint * size];
+        for (var line = 0; line < points * perPoint; line++)
+        {
+            var v = result.AsSpan(line * size, size);
+            double norm;
+            do
+            {
+                for (var e = 0; e < size; e++)
+                {
+                    var u1 = 1.0 - rng.NextDouble();
+                    var u2 = rng.NextDouble();
+                    v[e] = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+                }
+                norm = 0;
+                foreach (var x in v) norm += x * x;
+                norm = Math.Sqrt(norm);
+            }
+            while (norm == 0);
+            for (var e = 0; e < size; e++) v[e] /= norm;
+        }
+        return result;
+    }
+
+    /// <summary>Length scale of the inputs for finite differences: the median over features of the standard deviation across samples (1 when degenerate).</summary>
+    public static double FeatureScale(Dataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var size = data.SampleSize;
+        var sd = new double[size];
+        for (var e = 0; e < size; e++)
+        {
+            double mean = 0, sq = 0;
+            for (var i = 0; i < data.Rows; i++) mean += data.X[(long)i * size + e];
+            mean /= data.Rows;
+            for (var i = 0; i < data.Rows; i++)
+            {
+                var dv = data.X[(long)i * size + e] - mean;
+                sq += dv * dv;
+            }
+            sd[e] = Math.Sqrt(sq / Math.Max(1, data.Rows - 1));
+        }
+        Array.Sort(sd);
+        var median = Statistics.Quantile(sd, 0.5);
+        return median is > 1e-6 and < 1e6 ? median : 1.0;
+    }
+
+    private static int[] ArgMax(double[] probabilities, int classes)
+    {
+        var n = probabilities.Length / classes;
+        var result = new int[n];
+        for (var i = 0; i < n; i++)
+        {
+            var best = 0;
+            for (var c = 1; c < classes; c++) if (probabilities[i * classes + c] > probabilities[i * classes + best]) best = c;
+            result[i] = best;
+        }
+        return result;
+    }
+
+    private static double LogFactorial(int n)
+    {
+        double s = 0;
+        for (var k = 2; k <= n; k++) s += Math.Log(k);
+        return s;
+    }
+}

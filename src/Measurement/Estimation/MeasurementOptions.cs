@@ -1,0 +1,125 @@
+namespace LambdaService.Measurement.Estimation;
+
+/// <summary>Label source for the loss target.</summary>
+public enum LabelSource
+{
+    /// <summary>The data's own labels.</summary>
+    True,
+
+    /// <summary>The model's predicted classes.</summary>
+    Predicted,
+}
+
+/// <summary>How points are chosen.</summary>
+public enum PointSelection
+{
+    /// <summary>Every sample (up to MaxPoints).</summary>
+    All,
+
+    /// <summary>Samples whose largest predicted probability lies inside <see cref="MeasurementOptions.Band"/>.</summary>
+    Boundary,
+
+    /// <summary>Samples whose label belongs to one of <see cref="MeasurementOptions.Pairs"/>.</summary>
+    Pairs,
+}
+
+/// <summary>How derivatives are averaged into <c>v_n</c>.</summary>
+public enum NormKind
+{
+    /// <summary><c>v_n = mean |Dⁿ_v f(x)|</c>.</summary>
+    MeanAbs,
+
+    /// <summary><c>v_n = sqrt(mean (Dⁿ_v f(x))²)</c>.</summary>
+    Rms,
+}
+
+/// <summary>Whether <c>v_n</c> is divided by n! before the fit.</summary>
+public enum Normalization
+{
+    /// <summary>Derivatives as they are (the paper's choice for networks).</summary>
+    Raw,
+
+    /// <summary>Taylor coefficients <c>Dⁿf / n!</c>; for analytic functions the slope is <c>−log R</c>.</summary>
+    Taylor,
+}
+
+/// <summary>Which derivative engine runs.</summary>
+public enum EngineChoice
+{
+    /// <summary>Autograd for TorchScript, finite differences for ONNX.</summary>
+    Auto,
+
+    /// <summary>Nested reverse mode (TorchScript / TorchSharp models).</summary>
+    Autograd,
+
+    /// <summary>Forward passes along each line with a float64 polynomial fit.</summary>
+    FiniteDifference,
+}
+
+/// <summary>What to measure. Defaults follow the paper (orders 1–4, 4 directions, band 0.45–0.65).</summary>
+public sealed record MeasurementOptions
+{
+    /// <summary><c>loss</c> (cross-entropy) or <c>logit</c> (one output).</summary>
+    public string Target { get; init; } = "loss";
+
+    /// <summary>Labels for the loss: true (default when the data has labels) or predicted (default otherwise).</summary>
+    public LabelSource? Labels { get; init; }
+
+    /// <summary>Class whose logit is differentiated (target logit); default the predicted class of each point.</summary>
+    public int? Class { get; init; }
+
+    /// <summary>Point selection.</summary>
+    public PointSelection Points { get; init; } = PointSelection.All;
+
+    /// <summary>Band of the largest predicted probability for boundary points.</summary>
+    public (double Low, double High) Band { get; init; } = (0.45, 0.65);
+
+    /// <summary>Class pairs for pair points, e.g. (4, 9).</summary>
+    public IReadOnlyList<(int A, int B)> Pairs { get; init; } = [];
+
+    /// <summary>Lowest order nmin ≥ 1.</summary>
+    public int MinOrder { get; init; } = 1;
+
+    /// <summary>Highest order nmax.</summary>
+    public int MaxOrder { get; init; } = 4;
+
+    /// <summary>Random unit directions per point.</summary>
+    public int Directions { get; init; } = 4;
+
+    /// <summary>Largest number of points used (a seeded random subset when more qualify).</summary>
+    public int MaxPoints { get; init; } = 256;
+
+    /// <summary>Norm of the derivatives.</summary>
+    public NormKind Norm { get; init; } = NormKind.MeanAbs;
+
+    /// <summary>Raw derivatives or Taylor coefficients.</summary>
+    public Normalization Normalization { get; init; } = Normalization.Raw;
+
+    /// <summary>Engine.</summary>
+    public EngineChoice Engine { get; init; } = EngineChoice.Auto;
+
+    /// <summary>Seed of the point subset, the directions and the bootstrap.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Bootstrap resamples for the 95% interval.</summary>
+    public int BootstrapResamples { get; init; } = 1000;
+
+    /// <summary>Largest order accepted.</summary>
+    public const int OrderLimit = 12;
+
+    /// <summary>Checks ranges; throws <see cref="MeasurementInputException"/> naming the option.</summary>
+    public void Validate()
+    {
+        if (Target is not ("loss" or "logit")) throw new MeasurementInputException("target", $"target '{Target}' is not known; use loss or logit.");
+        if (MinOrder < 1) throw new MeasurementInputException("orders", $"the lowest order is {MinOrder}; orders start at 1 (e.g. 1-4).");
+        if (MaxOrder > OrderLimit) throw new MeasurementInputException("orders", $"the highest order is {MaxOrder}; at most {OrderLimit} is supported.");
+        if (MaxOrder - MinOrder < 1) throw new MeasurementInputException("orders", $"orders {MinOrder}-{MaxOrder} give fewer than two points for the fit; use a range such as 1-4.");
+        if (Directions is < 1 or > 1024) throw new MeasurementInputException("directions", $"directions must be between 1 and 1024 (got {Directions}).");
+        if (MaxPoints is < 1 or > 1_000_000) throw new MeasurementInputException("maxPoints", $"maxPoints must be between 1 and 1000000 (got {MaxPoints}).");
+        if (!(Band.Low >= 0 && Band.Low < Band.High && Band.High <= 1)) throw new MeasurementInputException("band", $"band {Band.Low},{Band.High} is not an interval inside [0, 1]; use e.g. 0.45,0.65.");
+        if (Points == PointSelection.Pairs && Pairs.Count == 0) throw new MeasurementInputException("pairs", "points 'pairs' needs at least one class pair, e.g. 4-9.");
+        if (Pairs.Any(p => p.A < 0 || p.B < 0 || p.A == p.B)) throw new MeasurementInputException("pairs", "a class pair needs two different non-negative classes, e.g. 4-9.");
+        if (Class is < 0) throw new MeasurementInputException("class", $"class {Class} is negative.");
+        if (BootstrapResamples is < 0 or > 100_000) throw new MeasurementInputException("bootstrap", "bootstrap resamples must be between 0 and 100000.");
+    }
+}

@@ -1,0 +1,55 @@
+using LambdaService.Measurement.Engines;
+using LambdaService.Measurement.Models;
+
+namespace LambdaService.Measurement.Estimation;
+
+/// <summary>One point of the fit: order n, <c>v_n</c> and <c>log v_n</c>.</summary>
+public sealed record OrderNorm(int N, double LogNorm, double Norm, bool UsedInFit);
+
+/// <summary>Quantiles of the per-point slopes (each point's own <c>log v_n</c> against n, averaged over its directions).</summary>
+public sealed record SlopeQuantiles(int Count, double P05, double P25, double P50, double P75, double P95);
+
+/// <summary>The full configuration a measurement ran with, so that it can be repeated exactly.</summary>
+public sealed record ResolvedConfig(
+    string Target,
+    string Labels,
+    int? Class,
+    string Points,
+    double[] Band,
+    string[] Pairs,
+    int MinOrder,
+    int MaxOrder,
+    int Directions,
+    int MaxPoints,
+    string Norm,
+    string Normalization,
+    string Engine,
+    int Seed,
+    int BootstrapResamples,
+    string ModelSha256,
+    string DataSha256,
+    string ModelFormat,
+    int[] SampleShape,
+    double? FiniteDifferenceScale);
+
+/// <summary>The curvature rate of a model on data, with everything needed to judge and repeat it.</summary>
+public sealed record MeasurementResult(
+    double Lambda,
+    double Intercept,
+    double R2,
+    double[] Ci95,
+    IReadOnlyList<OrderNorm> Orders,
+    SlopeQuantiles PerPointSlopes,
+    int PointsUsed,
+    int PointsEligible,
+    string Engine,
+    string Device,
+    string Precision,
+    IReadOnlyList<OrderError>? DerivativeErrors,
+    ResolvedConfig Config,
+    IReadOnlyList<string> Warnings,
+    double? Accuracy,
+    double? Ece,
+    double? Hard20Accuracy,
+    ModelSignature Model,
+    double Seconds);

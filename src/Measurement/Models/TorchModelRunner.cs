@@ -1,0 +1,140 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LambdaService.Measurement.Models;
+
+/// <summary>
+/// Runs a TorchSharp module — a loaded TorchScript model or one of the project's own
+/// <c>Module&lt;Tensor, Tensor&gt;</c> networks — in evaluation mode, in float64 when the module allows it.
+/// </summary>
+public sealed class TorchModelRunner : IModelRunner
+{
+    private readonly nn.Module _module;
+    private readonly nn.IModule<Tensor, Tensor> _forward;
+    private readonly bool _owns;
+    private readonly List<string> _notes = [];
+
+    private TorchModelRunner(nn.Module module, nn.IModule<Tensor, Tensor> forward, bool owns, int[] sampleShape, ModelFormat format,
+        IReadOnlyList<TensorInfo> inputs, string sha256)
+    {
+        TorchRuntime.EnsureConfigured();
+        _module = module;
+        _forward = forward;
+        _owns = owns;
+        SampleShape = sampleShape;
+        _module.eval();
+        _module.to(ScalarType.Float64);
+        DType = ScalarType.Float64;
+        double[] probe;
+        try
+        {
+            probe = Forward(new double[SampleSize], 1);
+        }
+        catch (ExternalException)
+        {
+            // Some scripted models hard-code float32 constants; run those in float32.
+            _module.to(ScalarType.Float32);
+            DType = ScalarType.Float32;
+            _notes.Add("the model does not run in float64; derivatives are computed in float32.");
+            probe = ProbeOrReject();
+        }
+        var outputs = probe.Length;
+        Signature = new ModelSignature(format, inputs,
+            [new TensorInfo("output", outputs == 1 ? [-1] : [-1, outputs], DType == ScalarType.Float64 ? "float64" : "float32")],
+            outputs >= 2 ? ModelKind.Classifier : ModelKind.Scalar, outputs, sha256);
+    }
+
+    private double[] ProbeOrReject()
+    {
+        try
+        {
+            return Forward(new double[SampleSize], 1);
+        }
+        catch (ExternalException e)
+        {
+            throw new MeasurementInputException("data",
+                $"the model cannot accept one sample of shape [{string.Join(",", SampleShape)}]: {e.Message.Split('\n', 2)[0]}", e);
+        }
+    }
+
+    /// <summary>Loads a TorchScript file (already checked by <see cref="ModelFile"/>) for samples of <paramref name="sampleShape"/>.</summary>
+    public static TorchModelRunner LoadTorchScript(ModelFile file, int[] sampleShape)
+    {
+        if (file.Format != ModelFormat.TorchScript) throw new ArgumentException("Not a TorchScript file.", nameof(file));
+        jit.ScriptModule<Tensor, Tensor> module;
+        try
+        {
+            module = jit.load<Tensor, Tensor>(file.Bytes);
+        }
+        catch (ExternalException e)
+        {
+            throw new MeasurementInputException("model", $"libtorch cannot load the TorchScript model: {e.Message.Split('\n', 2)[0]}", e);
+        }
+        var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], "float32") };
+        return new TorchModelRunner(module, module, owns: true, sampleShape, ModelFormat.TorchScript, inputs, file.Sha256);
+    }
+
+    /// <summary>Wraps a TorchSharp module (not owned: the caller disposes it; its dtype is changed to float64).</summary>
+    public static TorchModelRunner FromModule(nn.Module<Tensor, Tensor> module, int[] sampleShape, string sha256 = "")
+    {
+        var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], "float64") };
+        return new TorchModelRunner(module, module, owns: false, sampleShape, ModelFormat.TorchScript, inputs, sha256);
+    }
+
+    /// <inheritdoc />
+    public ModelSignature Signature { get; }
+
+    /// <inheritdoc />
+    public int[] SampleShape { get; }
+
+    /// <summary>Values per sample.</summary>
+    public int SampleSize => SampleShape.Aggregate(1, (a, b) => a * b);
+
+    /// <summary>The dtype the module computes in.</summary>
+    public ScalarType DType { get; private set; }
+
+    /// <inheritdoc />
+    public string Device => "cpu";
+
+    /// <inheritdoc />
+    public string Precision => DType == ScalarType.Float64 ? "float64" : "float32";
+
+    /// <inheritdoc />
+    public int MaxBatch => 4096;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> Notes => _notes;
+
+    /// <summary>The differentiable forward pass: <c>[B, sample...]</c> → <c>[B, C]</c> or <c>[B]</c>.</summary>
+    public Tensor ForwardTensor(Tensor x) => _forward.call(x);
+
+    /// <inheritdoc />
+    public double[] Forward(ReadOnlySpan<double> x, int batch)
+    {
+        if (x.Length != batch * SampleSize) throw new ArgumentException($"Expected {batch * SampleSize} values for {batch} samples, got {x.Length}.", nameof(x));
+        var result = new List<double>();
+        var data = x.ToArray();
+        for (var start = 0; start < batch; start += MaxBatch)
+        {
+            var n = Math.Min(MaxBatch, batch - start);
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var input = tensor(data.AsSpan(start * SampleSize, n * SampleSize).ToArray(), [n, .. SampleShape.Select(d => (long)d)], ScalarType.Float64).to(DType);
+            var output = ForwardTensor(input);
+            if (output.dim() == 0 || output.dim() > 2 || output.shape[0] != n)
+            {
+                throw new MeasurementInputException("model",
+                    $"the model's output has shape [{string.Join(",", output.shape)}] for a batch of {n}; expected [N, C] (classifier) or [N] / [N, 1] (scalar model).");
+            }
+            result.AddRange(output.to(ScalarType.Float64).reshape(-1).data<double>().ToArray());
+        }
+        return [.. result];
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_owns) _module.Dispose();
+    }
+}

@@ -1,0 +1,78 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LambdaService.Training.Models;
+
+/// <summary>
+/// A multilayer perceptron <c>x → act(W₀x + b₀) → … → W_L h + b_L</c> (no activation after the last layer),
+/// flattening its input first. Weights follow torch.nn.Linear (<c>W_i</c> of shape <c>[out, in]</c>).
+/// </summary>
+public sealed class Mlp : nn.Module<Tensor, Tensor>
+{
+    private readonly ModuleList<Linear> layers;
+    private readonly string activation;
+
+    /// <summary>Creates the network with torch.nn.Linear's default initialisation under the current torch seed.</summary>
+    /// <param name="widths">Input width, hidden widths…, output width (at least two numbers).</param>
+    /// <param name="activation"><c>tanh</c> (default), <c>relu</c>, <c>sigmoid</c>, <c>softplus</c> or <c>gelu</c>.</param>
+    public Mlp(IReadOnlyList<int> widths, string activation = "tanh") : base(nameof(Mlp))
+    {
+        ArgumentNullException.ThrowIfNull(widths);
+        if (widths.Count < 2 || widths.Any(w => w < 1)) throw new ArgumentException("Give at least an input and an output width, all positive.", nameof(widths));
+        if (activation is not ("tanh" or "relu" or "sigmoid" or "softplus" or "gelu"))
+        {
+            throw new ArgumentException($"Unknown activation '{activation}'; use tanh, relu, sigmoid, softplus or gelu.", nameof(activation));
+        }
+        this.activation = activation;
+        layers = new ModuleList<Linear>();
+        for (var i = 0; i + 1 < widths.Count; i++) layers.Add(nn.Linear(widths[i], widths[i + 1]));
+        Widths = [.. widths];
+        RegisterComponents();
+    }
+
+    /// <summary>The layer widths, input first.</summary>
+    public int[] Widths { get; }
+
+    /// <summary>The activation's name.</summary>
+    public string Activation => activation;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        var h = input.dim() > 2 ? input.flatten(1) : input;
+        for (var i = 0; i < layers.Count; i++)
+        {
+            h = layers[i].call(h);
+            if (i < layers.Count - 1) h = Activate(h);
+        }
+        return h;
+    }
+
+    private Tensor Activate(Tensor h) => activation switch
+    {
+        "tanh" => h.tanh(),
+        "relu" => nn.functional.relu(h),
+        "sigmoid" => h.sigmoid(),
+        "softplus" => nn.functional.softplus(h),
+        _ => nn.functional.gelu(h),
+    };
+
+    /// <summary>The weights and biases as plain arrays (float32, torch.nn.Linear layout), for export.</summary>
+    public (float[,] Weight, float[] Bias)[] Parameters()
+    {
+        var result = new (float[,], float[])[layers.Count];
+        for (var i = 0; i < layers.Count; i++)
+        {
+            using var w = layers[i].weight!.detach().to(ScalarType.Float32).cpu();
+            using var b = layers[i].bias!.detach().to(ScalarType.Float32).cpu();
+            var rows = (int)w.shape[0];
+            var cols = (int)w.shape[1];
+            var flat = w.data<float>().ToArray();
+            var matrix = new float[rows, cols];
+            Buffer.BlockCopy(flat, 0, matrix, 0, flat.Length * sizeof(float));
+            result[i] = (matrix, b.data<float>().ToArray());
+        }
+        return result;
+    }
+}

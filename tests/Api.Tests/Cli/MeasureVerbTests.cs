@@ -1,0 +1,100 @@
+using System.Text.Json;
+
+namespace LambdaService.Api.Tests.Cli;
+
+public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
+{
+    [Fact]
+    public void Measure_with_json_prints_one_object_with_every_documented_field()
+    {
+        var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, "--orders", "1-4", "--seed", "5", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var r = doc.RootElement;
+        foreach (var field in new[] { "lambda", "intercept", "r2", "ci95", "orders", "pointsUsed", "engine", "device", "config", "warnings", "accuracy", "ece", "hard20Accuracy" })
+        {
+            Assert.True(r.TryGetProperty(field, out _), $"missing {field}");
+        }
+        Assert.Equal(2, r.GetProperty("ci95").GetArrayLength());
+        Assert.Equal(4, r.GetProperty("orders").GetArrayLength());
+        Assert.Equal(1, r.GetProperty("orders")[0].GetProperty("n").GetInt32());
+        Assert.True(r.GetProperty("orders")[0].TryGetProperty("logNorm", out _));
+        Assert.Equal("finite-difference", r.GetProperty("engine").GetString());
+        Assert.Equal("cpu", r.GetProperty("device").GetString());
+        Assert.Equal(40, r.GetProperty("pointsUsed").GetInt32());
+        var config = r.GetProperty("config");
+        Assert.Equal(5, config.GetProperty("seed").GetInt32());
+        Assert.Equal(64, config.GetProperty("modelSha256").GetString()!.Length);
+        Assert.Equal(64, config.GetProperty("dataSha256").GetString()!.Length);
+        Assert.Equal("true", config.GetProperty("labels").GetString());
+        Assert.InRange(r.GetProperty("accuracy").GetDouble(), 0, 1);
+    }
+
+    [Fact]
+    public void Measure_without_json_prints_a_readable_summary()
+    {
+        var (code, stdout, _) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath);
+        Assert.Equal(0, code);
+        Assert.Contains("λ = ", stdout);
+        Assert.Contains("engine: finite-difference on cpu (float64)", stdout);
+        Assert.Contains("accuracy", stdout);
+    }
+
+    [Fact]
+    public void The_same_options_give_the_same_lambda_twice()
+    {
+        string[] args = ["measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, "--directions", "2", "--json"];
+        var a = JsonDocument.Parse(fixture.Run(args).Out).RootElement.GetProperty("lambda").GetDouble();
+        var b = JsonDocument.Parse(fixture.Run(args).Out).RootElement.GetProperty("lambda").GetDouble();
+        Assert.Equal(a, b);
+    }
+
+    [Theory]
+    [InlineData("--orders", "0-4", "orders")]
+    [InlineData("--orders", "four", "orders")]
+    [InlineData("--band", "0.7,0.2", "band")]
+    [InlineData("--engine", "magic", "engine")]
+    [InlineData("--directions", "0", "directions")]
+    [InlineData("--engine", "autograd", "autograd")]
+    [InlineData("--labels", "sideways", "labels")]
+    [InlineData("--points", "pairs", "pair")]
+    public void A_bad_option_is_one_line_on_stderr_with_exit_code_2(string option, string value, string mentioned)
+    {
+        var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, option, value);
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+        Assert.StartsWith("error: ", stderr);
+        Assert.Contains(mentioned, stderr);
+    }
+
+    [Fact]
+    public void Missing_files_unknown_options_and_unknown_verbs_are_user_errors()
+    {
+        Assert.Equal(2, fixture.Run("measure", "--data", fixture.CsvPath).Code);
+        Assert.Contains("--model is required", fixture.Run("measure", "--data", fixture.CsvPath).Err);
+        Assert.Contains("does not exist", fixture.Run("measure", "--model", "/no/such/model.onnx", "--data", fixture.CsvPath).Err);
+        Assert.Contains("unknown option --colour", fixture.Run("measure", "--colour", "red").Err);
+        Assert.Contains("unknown verb", fixture.Run("frobnicate").Err);
+        Assert.Equal(2, fixture.Run("frobnicate").Code);
+    }
+
+    [Fact]
+    public void A_truncated_model_file_is_reported_not_crashed_on()
+    {
+        var truncated = Path.Combine(fixture.Folder, "truncated.onnx");
+        var bytes = File.ReadAllBytes(fixture.OnnxPath);
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 3)]);
+        var (code, _, stderr) = fixture.Run("measure", "--model", truncated, "--data", fixture.CsvPath);
+        Assert.Equal(2, code);
+        Assert.Contains("truncated", stderr);
+    }
+
+    [Fact]
+    public void Help_lists_every_verb()
+    {
+        var (code, stdout, _) = fixture.Run("help");
+        Assert.Equal(0, code);
+        foreach (var verb in new[] { "validate", "measure", "bench" }) Assert.Contains(verb, stdout);
+    }
+}
