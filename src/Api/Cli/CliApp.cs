@@ -54,7 +54,8 @@ public static class CliApp
           measure --model FILE --data FILE [--target loss|logit] [--labels true|predicted] [--class K]
                   [--points all|boundary|pairs] [--band 0.45,0.65] [--pairs 4-9,3-8] [--orders 1-4]
                   [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
-                  [--engine auto|autograd|finite-difference] [--label-column NAME] [--seed S] [--json]
+                  [--engine auto|autograd|finite-difference] [--label-column NAME] [--seed S]
+                  [--input-shape 1,28,28] [--max-data-mb 1024] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data.
           bench [--points N] [--directions D] [--max-order K] [--json]
               time per order of the autograd and finite-difference engines on a tanh MLP, in one run.

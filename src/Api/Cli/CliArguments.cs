@@ -117,6 +117,23 @@ public sealed class CliArguments
         return (a, b);
     }
 
+    /// <summary>A shape of positive whole numbers <c>1,28,28</c>.</summary>
+    public int[]? Shape(string name)
+    {
+        var text = Get(name);
+        if (text is null) return null;
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var dims = new int[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out dims[i]) || dims[i] < 1)
+            {
+                throw new MeasurementInputException(name, $"--{name} must be positive whole numbers separated by commas, e.g. 1,28,28; got '{text}'.");
+            }
+        }
+        return dims;
+    }
+
     /// <summary>Class pairs <c>4-9,3-8</c>.</summary>
     public IReadOnlyList<(int, int)>? Pairs(string name)
     {

@@ -8,7 +8,7 @@ namespace LambdaService.Api.Cli;
 public static class MeasureVerb
 {
     private static readonly string[] Valued =
-        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed"];
+        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb"];
 
     /// <summary>Parses the options into <see cref="MeasurementOptions"/> (the same names and defaults the HTTP API uses).</summary>
     public static MeasurementOptions ParseOptions(CliArguments a)
@@ -35,6 +35,7 @@ public static class MeasureVerb
                 _ => EngineChoice.Auto,
             },
             Seed = a.Int("seed") ?? 0,
+            SampleShape = a.Shape("input-shape"),
         };
         options.Validate();
         return options;
@@ -47,7 +48,11 @@ public static class MeasureVerb
         var model = a.Required("model");
         var data = a.Required("data");
         var options = ParseOptions(a);
-        var dataOptions = new DataReadOptions { LabelColumn = a.Get("label-column") ?? "label" };
+        var dataOptions = new DataReadOptions
+        {
+            LabelColumn = a.Get("label-column") ?? "label",
+            MaxDecompressedBytes = (a.Int("max-data-mb", 1, 1 << 20) ?? 1024) * (1L << 20),
+        };
         var result = CurvatureRate.Measure(model, data, options, dataOptions, null, cancellationToken);
         stdout.WriteLine(a.Has("json") ? CliJson.Serialize(result) : Summary(result));
         return 0;

@@ -24,15 +24,29 @@ public static class CurvatureRate
         options.Validate();
         var file = ModelFile.Open(modelPath);
         var data = DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions());
-        using var runner = CreateRunner(file, data);
+        using var runner = CreateRunner(file, data, options.SampleShape);
         return Estimate(runner, data, options, progress, cancellationToken);
     }
 
-    /// <summary>Prepares a model file to run on the data's samples (ONNX Runtime or libtorch).</summary>
-    public static IModelRunner CreateRunner(ModelFile file, Dataset data, OnnxRunnerOptions? onnxOptions = null)
+    /// <summary>
+    /// Prepares a model file to run on the data's samples (ONNX Runtime or libtorch). Samples take
+    /// <paramref name="sampleShape"/> when given (its size must equal the data's sample size), else the ONNX
+    /// model's input shape where the sizes agree, else the data's own shape.
+    /// </summary>
+    public static IModelRunner CreateRunner(ModelFile file, Dataset data, int[]? sampleShape = null, OnnxRunnerOptions? onnxOptions = null)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(data);
+        if (sampleShape is not null)
+        {
+            var size = sampleShape.Aggregate(1L, (a, b) => a * b);
+            if (sampleShape.Length == 0 || sampleShape.Any(d => d < 1) || size != data.SampleSize)
+            {
+                throw new MeasurementInputException("inputShape",
+                    $"input shape [{string.Join(",", sampleShape)}] holds {size} values but each sample has {data.SampleSize}; give dimensions whose product is {data.SampleSize} (e.g. 1,28,28 for 784).");
+            }
+            data = data with { SampleShape = sampleShape };
+        }
         if (file.Format == ModelFormat.Onnx)
         {
             var shape = DataShaping.ConformSampleShape(data, file.Inputs[0].Shape);

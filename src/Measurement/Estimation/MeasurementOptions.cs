@@ -101,6 +101,9 @@ public sealed record MeasurementOptions
     /// <summary>Seed of the point subset, the directions and the bootstrap.</summary>
     public int Seed { get; init; }
 
+    /// <summary>Shape of one sample as fed to the model (e.g. [1, 28, 28] for 784 CSV columns); default: the ONNX model's input shape or the data's own.</summary>
+    public int[]? SampleShape { get; init; }
+
     /// <summary>Bootstrap resamples for the 95% interval.</summary>
     public int BootstrapResamples { get; init; } = 1000;
 

@@ -58,6 +58,8 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     [InlineData("--engine", "autograd", "autograd")]
     [InlineData("--labels", "sideways", "labels")]
     [InlineData("--points", "pairs", "pair")]
+    [InlineData("--input-shape", "3", "input shape")]
+    [InlineData("--input-shape", "1,x", "input-shape")]
     public void A_bad_option_is_one_line_on_stderr_with_exit_code_2(string option, string value, string mentioned)
     {
         var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, option, value);

@@ -54,3 +54,25 @@ public class CrossFormatTests
         }
     }
 }
+
+public class InputShapeTests
+{
+    [Fact]
+    public void A_given_input_shape_reshapes_samples_and_a_shape_of_the_wrong_size_is_refused()
+    {
+        var spec = new TorchScriptModuleSpec("Sum", [], "return torch.sum(torch.tanh(x), [1, 2])");
+        var ms = new MemoryStream();
+        TorchScriptWriter.Write(ms, spec);
+        var file = ModelFile.FromBytes("sum.pt", ms.ToArray());
+        var data = TestData.Make([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 1, [6]);
+        using (var runner = CurvatureRate.CreateRunner(file, data, [2, 3]))
+        {
+            Assert.Equal([2, 3], runner.SampleShape);
+            // Σ tanh(x_i) over the six values, in float64.
+            Assert.Equal(new[] { 0.1, 0.2, 0.3, 0.4, 0.5, 0.6 }.Sum(Math.Tanh), runner.Forward(data.X, 1)[0], 12);
+        }
+        var ex = Assert.Throws<MeasurementInputException>(() => CurvatureRate.CreateRunner(file, data, [4, 2]));
+        Assert.Equal("inputShape", ex.Field);
+        Assert.Contains("product is 6", ex.Message);
+    }
+}
