@@ -75,18 +75,6 @@ public sealed class CliArguments
         return v;
     }
 
-    /// <summary>One of a fixed set of words.</summary>
-    public string? Choice(string name, params string[] choices)
-    {
-        var text = Get(name);
-        if (text is null) return null;
-        if (!choices.Contains(text, StringComparer.Ordinal))
-        {
-            throw new MeasurementInputException(name, $"--{name} must be one of {string.Join(", ", choices)}; got '{text}'.");
-        }
-        return text;
-    }
-
     /// <summary>Two numbers <c>a,b</c>.</summary>
     public (double, double)? Pair(string name)
     {
@@ -132,25 +120,5 @@ public sealed class CliArguments
             }
         }
         return dims;
-    }
-
-    /// <summary>Class pairs <c>4-9,3-8</c>.</summary>
-    public IReadOnlyList<(int, int)>? Pairs(string name)
-    {
-        var text = Get(name);
-        if (text is null) return null;
-        var result = new List<(int, int)>();
-        foreach (var item in text.Split(',', StringSplitOptions.TrimEntries))
-        {
-            var parts = item.Split('-');
-            if (parts.Length != 2
-                || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var a)
-                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var b))
-            {
-                throw new MeasurementInputException(name, $"--{name} must list class pairs such as 4-9,3-8; '{item}' is not one.");
-            }
-            result.Add((a, b));
-        }
-        return result;
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LambdaService.Api.Measurements;
 using LambdaService.Measurement.Data;
 using LambdaService.Measurement.Estimation;
 
@@ -10,35 +11,31 @@ public static class MeasureVerb
     private static readonly string[] Valued =
         ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb"];
 
-    /// <summary>Parses the options into <see cref="MeasurementOptions"/> (the same names and defaults the HTTP API uses).</summary>
-    public static MeasurementOptions ParseOptions(CliArguments a)
+    /// <summary>
+    /// Parses the options into the same <see cref="MeasurementRequest"/> the HTTP API takes, so that both
+    /// share one mapping to <see cref="MeasurementOptions"/> (names, meanings, defaults, errors).
+    /// </summary>
+    public static MeasurementRequest ParseRequest(CliArguments a)
     {
         var orders = a.Range("orders");
-        var options = new MeasurementOptions
-        {
-            Target = a.Choice("target", "loss", "logit") ?? "loss",
-            Labels = a.Choice("labels", "true", "predicted") switch { "true" => LabelSource.True, "predicted" => LabelSource.Predicted, _ => null },
-            Class = a.Int("class", 0),
-            Points = a.Choice("points", "all", "boundary", "pairs") switch { "boundary" => PointSelection.Boundary, "pairs" => PointSelection.Pairs, _ => PointSelection.All },
-            Band = a.Pair("band") ?? (0.45, 0.65),
-            Pairs = a.Pairs("pairs") ?? [],
-            MinOrder = orders?.Item1 ?? 1,
-            MaxOrder = orders?.Item2 ?? 4,
-            Directions = a.Int("directions", 1, 1024) ?? 4,
-            MaxPoints = a.Int("max-points", 1, 1_000_000) ?? 256,
-            Norm = a.Choice("norm", "mean-abs", "rms") == "rms" ? NormKind.Rms : NormKind.MeanAbs,
-            Normalization = a.Choice("normalization", "raw", "taylor") == "taylor" ? Normalization.Taylor : Normalization.Raw,
-            Engine = a.Choice("engine", "auto", "autograd", "finite-difference") switch
-            {
-                "autograd" => EngineChoice.Autograd,
-                "finite-difference" => EngineChoice.FiniteDifference,
-                _ => EngineChoice.Auto,
-            },
-            Seed = a.Int("seed") ?? 0,
-            SampleShape = a.Shape("input-shape"),
-        };
-        options.Validate();
-        return options;
+        var band = a.Pair("band");
+        return new MeasurementRequest(
+            ModelId: "",
+            DatasetId: "",
+            Target: a.Get("target"),
+            Labels: a.Get("labels"),
+            Class: a.Int("class", 0),
+            Points: a.Get("points"),
+            Band: band is { } b ? [b.Item1, b.Item2] : null,
+            Pairs: a.Get("pairs") is { } pairs ? pairs.Split(',', StringSplitOptions.TrimEntries) : null,
+            Orders: orders is { } o ? new OrderRange(o.Item1, o.Item2) : null,
+            Directions: a.Int("directions"),
+            MaxPoints: a.Int("max-points"),
+            Norm: a.Get("norm"),
+            Normalization: a.Get("normalization"),
+            Engine: a.Get("engine"),
+            Seed: a.Int("seed"),
+            InputShape: a.Shape("input-shape"));
     }
 
     /// <summary>Runs the verb.</summary>
@@ -47,7 +44,7 @@ public static class MeasureVerb
         var a = new CliArguments(args, Valued, ["json"]);
         var model = a.Required("model");
         var data = a.Required("data");
-        var options = ParseOptions(a);
+        var options = ParseRequest(a).ToOptions();
         var dataOptions = new DataReadOptions
         {
             LabelColumn = a.Get("label-column") ?? "label",

@@ -1,0 +1,101 @@
+using System.ComponentModel;
+using System.Globalization;
+using LambdaService.Measurement;
+using LambdaService.Measurement.Estimation;
+
+namespace LambdaService.Api.Measurements;
+
+/// <summary>An order range <c>{ min, max }</c>.</summary>
+public sealed record OrderRange(
+    [property: Description("Lowest order (≥ 1).")] int Min,
+    [property: Description("Highest order (≤ 12).")] int Max);
+
+/// <summary>
+/// A measurement: a model and a dataset of the caller's, and options with the same names, meanings and
+/// defaults as the command line's <c>measure</c> verb.
+/// </summary>
+public sealed record MeasurementRequest(
+    [property: Description("Id of an uploaded model (POST /v1/models).")] string ModelId,
+    [property: Description("Id of an uploaded dataset (POST /v1/datasets).")] string DatasetId,
+    [property: Description("loss (default) or logit.")] string? Target = null,
+    [property: Description("true or predicted labels for the loss (default: true when the dataset has labels).")] string? Labels = null,
+    [property: Description("Class whose logit is differentiated (target logit); default: each point's predicted class.")] int? Class = null,
+    [property: Description("all (default), boundary or pairs.")] string? Points = null,
+    [property: Description("Band of the largest predicted probability for boundary points, default [0.45, 0.65].")] double[]? Band = null,
+    [property: Description("Class pairs for pair points, e.g. [\"4-9\", \"3-8\"].")] string[]? Pairs = null,
+    [property: Description("Orders, default { min: 1, max: 4 }.")] OrderRange? Orders = null,
+    [property: Description("Random unit directions per point (default 4).")] int? Directions = null,
+    [property: Description("At most this many points (default 256).")] int? MaxPoints = null,
+    [property: Description("mean-abs (default) or rms.")] string? Norm = null,
+    [property: Description("raw (default) or taylor (divide by n!).")] string? Normalization = null,
+    [property: Description("auto (default), autograd or finite-difference.")] string? Engine = null,
+    [property: Description("Seed of the point subset, directions and bootstrap (default 0).")] int? Seed = null,
+    [property: Description("Shape of one sample as the model takes it, e.g. [1, 28, 28].")] int[]? InputShape = null)
+{
+    /// <summary>
+    /// The measurement options this request stands for. Unknown words and out-of-range values raise
+    /// <see cref="MeasurementInputException"/> naming the JSON field.
+    /// </summary>
+    public MeasurementOptions ToOptions()
+    {
+        var options = new MeasurementOptions
+        {
+            Target = Word("target", Target, "loss", "loss", "logit"),
+            Labels = Labels is null ? null : Word("labels", Labels, "true", "true", "predicted") == "true" ? LabelSource.True : LabelSource.Predicted,
+            Class = Class,
+            Points = Word("points", Points, "all", "all", "boundary", "pairs") switch
+            {
+                "boundary" => PointSelection.Boundary,
+                "pairs" => PointSelection.Pairs,
+                _ => PointSelection.All,
+            },
+            Band = Band switch
+            {
+                null => (0.45, 0.65),
+                [var low, var high] => (low, high),
+                _ => throw new MeasurementInputException("band", "band must be two numbers [low, high], e.g. [0.45, 0.65]."),
+            },
+            Pairs = (Pairs ?? []).Select(ParsePair).ToList(),
+            MinOrder = Orders?.Min ?? 1,
+            MaxOrder = Orders?.Max ?? 4,
+            Directions = Directions ?? 4,
+            MaxPoints = MaxPoints ?? 256,
+            Norm = Word("norm", Norm, "mean-abs", "mean-abs", "rms") == "rms" ? NormKind.Rms : NormKind.MeanAbs,
+            Normalization = Word("normalization", Normalization, "raw", "raw", "taylor") == "taylor" ? Measurement.Estimation.Normalization.Taylor : Measurement.Estimation.Normalization.Raw,
+            Engine = Word("engine", Engine, "auto", "auto", "autograd", "finite-difference") switch
+            {
+                "autograd" => EngineChoice.Autograd,
+                "finite-difference" => EngineChoice.FiniteDifference,
+                _ => EngineChoice.Auto,
+            },
+            Seed = Seed ?? 0,
+            SampleShape = InputShape,
+        };
+        if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d < 1)))
+        {
+            throw new MeasurementInputException("inputShape", "inputShape must list positive dimensions, e.g. [1, 28, 28].");
+        }
+        options.Validate();
+        return options;
+    }
+
+    private static string Word(string field, string? value, string fallback, params string[] allowed)
+    {
+        if (value is null) return fallback;
+        return allowed.Contains(value, StringComparer.Ordinal)
+            ? value
+            : throw new MeasurementInputException(field, $"{field} '{value}' is not known; use one of {string.Join(", ", allowed)}.");
+    }
+
+    private static (int, int) ParsePair(string text)
+    {
+        var parts = text.Split('-');
+        if (parts.Length == 2
+            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var a)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var b))
+        {
+            return (a, b);
+        }
+        throw new MeasurementInputException("pairs", $"'{text}' is not a class pair; write pairs like \"4-9\".");
+    }
+}
