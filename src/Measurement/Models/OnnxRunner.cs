@@ -56,6 +56,12 @@ public sealed class OnnxRunner : IModelRunner
         }
 
         (_session, Device) = CreateSession(model, options, out _float64);
+        var kinks = model.Graph.Node.Select(n => n.OpType).Where(op => PiecewiseOperators.Contains(op)).Distinct().ToList();
+        if (kinks.Count > 0)
+        {
+            _notes.Add($"the graph has piecewise-linear operators ({string.Join(", ", kinks)}): finite differences of order ≥ 2 are unreliable for lines "
+                + "that pass near a switch of these operators; an exact engine (a TorchScript export measured with autograd) avoids this.");
+        }
         Precision = _float64 ? "float64" : "float32";
         _inputShape = [1, .. sampleShape.Select(d => (long)d)];
 
@@ -64,6 +70,8 @@ public sealed class OnnxRunner : IModelRunner
         var kind = outputs >= 2 ? ModelKind.Classifier : ModelKind.Scalar;
         Signature = new ModelSignature(ModelFormat.Onnx, file.Inputs, file.Outputs, kind, outputs, file.Sha256);
     }
+
+    private static readonly HashSet<string> PiecewiseOperators = ["Relu", "LeakyRelu", "PRelu", "MaxPool", "GlobalMaxPool", "Clip", "Max", "Min", "Abs", "HardSigmoid", "HardSwish", "ThresholdedRelu"];
 
     /// <summary>Creates a runner for samples of <paramref name="sampleShape"/>.</summary>
     public static OnnxRunner Create(ModelFile file, int[] sampleShape, OnnxRunnerOptions? options = null) =>

@@ -39,15 +39,13 @@ public class OnnxRunnerTests
 public class OnnxConvolutionTests
 {
     /// <summary>A tiny CNN: Conv(1→2, 3×3) → Tanh → MaxPool(2) → Flatten → Gemm(→3), input [N,1,6,6].</summary>
-    internal static string Pool = "MaxPool";
-
     internal static Onnx.ModelProto TinyCnn(int seed)
     {
         var rng = new Random(seed);
         float[] Rand(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         var b = new OnnxModelBuilder("x", 1, 6, 6);
         var conv = b.Node("Conv", [b.Input, b.Constant(Rand(18), 2, 1, 3, 3), b.Constant(Rand(2), 2)], ("kernel_shape", new long[] { 3, 3 }));
-        var pooled = b.Node(Pool, [b.Node("Tanh", [conv])], ("kernel_shape", new long[] { 2, 2 }), ("strides", new long[] { 2, 2 }));
+        var pooled = b.Node("MaxPool", [b.Node("Tanh", [conv])], ("kernel_shape", new long[] { 2, 2 }), ("strides", new long[] { 2, 2 }));
         var flat = b.Node("Flatten", [pooled], ("axis", 1L));
         var logits = b.Node("Gemm", [flat, b.Constant(Rand(24), 3, 8), b.Constant(Rand(3), 3)], ("transB", 1L));
         return b.Build(logits, "logits", 3);
