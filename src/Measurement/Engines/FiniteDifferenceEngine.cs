@@ -16,9 +16,9 @@ public sealed record FiniteDifferenceSettings(double Scale = 1.0, int Windows = 
 /// For window half-widths <c>h_c = 2·s·2^{−c}</c> (s = <see cref="FiniteDifferenceSettings.Scale"/>,
 /// c = 0..C−1) the engine samples g at <c>t_j = h_c·j/m</c> (j = −m..m), fits a polynomial
 /// <c>Σ_k a_k (t/h_c)^k</c> of degree <c>min(K + extra, 2m)</c> by least squares in float64, and reads
-/// <c>gⁿ(0) ≈ n!·a_n / h_cⁿ</c>. Per line and order it keeps the estimate from the window whose result
-/// changes least on halving (<c>|Dₙ(h_c) − Dₙ(h_{c+1})|</c> minimal), reports the smaller window's value,
-/// and that change as its error estimate. All forward passes of a chunk of lines run as one batch;
+/// <c>gⁿ(0) ≈ n!·a_n / h_cⁿ</c>. Per line and order it keeps the window that agrees best with both of
+/// its neighbours (<c>max(|Dₙ(h_c) − Dₙ(h_{c−1})|, |Dₙ(h_c) − Dₙ(h_{c+1})|)</c> minimal; the widest and
+/// narrowest windows have one neighbour) and reports that disagreement as the error estimate. All forward passes of a chunk of lines run as one batch;
 /// the graph computes in float64 where the model allows (see <see cref="IModelRunner.Precision"/>).
 /// </summary>
 public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceSettings? settings = null) : IDerivativeEngine
@@ -101,15 +101,21 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
                 values[baseIndex] = g[m]; // t = 0 sample of the last window: f itself
                 for (var n = 1; n <= k; n++)
                 {
+                    // The window whose estimate agrees best with both neighbours (half and double width): in the
+                    // truncation regime larger windows drift, in the round-off regime smaller ones scatter, and a
+                    // window straddling a kink disagrees with its neighbours; the centre of the most consistent
+                    // triple is the most trustworthy value, and the larger disagreement its error estimate.
                     var best = 0;
                     var bestChange = double.PositiveInfinity;
-                    for (var c = 0; c + 1 < windows.Length; c++)
+                    for (var c = 0; c < windows.Length; c++)
                     {
-                        var change = Math.Abs(estimates[c, n] - estimates[c + 1, n]);
+                        var below = c > 0 ? Math.Abs(estimates[c, n] - estimates[c - 1, n]) : 0;
+                        var above = c + 1 < windows.Length ? Math.Abs(estimates[c, n] - estimates[c + 1, n]) : 0;
+                        var change = Math.Max(below, above);
                         if (change < bestChange)
                         {
                             bestChange = change;
-                            best = c + 1;
+                            best = c;
                         }
                     }
                     var value = estimates[best, n];
