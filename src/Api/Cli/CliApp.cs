@@ -8,8 +8,11 @@ namespace LambdaService.Api.Cli;
 /// </summary>
 public static class CliApp
 {
-    /// <summary>Verbs this class runs.</summary>
-    public static readonly IReadOnlyList<string> Verbs = ["validate", "measure", "bench", "help"];
+    /// <summary>Verbs for people: the ones the help text and error messages list.</summary>
+    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "bench", "help"];
+
+    /// <summary>Verbs this class runs: the public ones and the internal <c>runner</c> (the sandbox process of a job).</summary>
+    public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name];
 
     /// <summary>Runs a verb. Returns the process exit code.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
@@ -28,7 +31,9 @@ public static class CliApp
                 "validate" => ValidateVerb.Run(rest, stdout, cancellationToken),
                 "measure" => MeasureVerb.Run(rest, stdout, cancellationToken),
                 "bench" => BenchVerb.Run(rest, stdout, cancellationToken),
-                _ => throw new MeasurementInputException("verb", $"unknown verb '{verb}'; use one of {string.Join(", ", Verbs)}."),
+                // Internal: the sandbox process the service starts per job (design.md §3); not listed in PublicVerbs or Usage.
+                Jobs.Sandbox.RunnerVerb.Name => Jobs.Sandbox.RunnerVerb.Run(rest, stdout, stderr, cancellationToken),
+                _ => throw new MeasurementInputException("verb", $"unknown verb '{verb}'; use one of {string.Join(", ", PublicVerbs)}."),
             };
         }
         catch (MeasurementInputException e)
@@ -47,7 +52,9 @@ public static class CliApp
     public const string Usage = """
         LambdaService: the curvature rate λ of neural networks (slope of log ‖Dⁿf‖ against n).
 
-        Usage: LambdaService.Api <verb> [options]
+        Usage: LambdaService.Api [--urls URL]          the HTTP service (settings: appsettings.json, environment)
+               LambdaService.Api worker                a job worker only, for nodes sharing the storage
+               LambdaService.Api <verb> [options]
 
           validate [--max-order N] [--json]
               λ on functions with known answers (paper §5.1): radii of convergence, a band edge, sin x.

@@ -1,0 +1,27 @@
+# LambdaService: multi-stage build. Not built in this project's CI (no Docker engine there); reviewed by hand.
+# Build:  docker build -t lambdaservice .
+# Run:    docker run -p 8080:8080 -v lambdaservice-data:/data -e Auth__ApiKeys__0__Key=change-me -e Auth__ApiKeys__0__Tenant=team lambdaservice
+
+FROM mcr.microsoft.com/dotnet/sdk:10.0-noble AS build
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props LambdaService.sln appsettings.json ./
+COPY build/ build/
+COPY src/ src/
+RUN dotnet publish src/Api/Api.csproj -c Release -o /app
+
+# The ASP.NET runtime image is Ubuntu 24.04 based: its libstdc++ provides GLIBCXX_3.4.32, so the build's
+# libstdc++ patch for libLibTorchSharp.so does nothing there (it only acts where the symbol version is missing).
+FROM mcr.microsoft.com/dotnet/aspnet:10.0-noble AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /app ./
+ENV ASPNETCORE_URLS=http://+:8080 \
+    Storage__Root=/data \
+    DOTNET_gcServer=0
+VOLUME ["/data"]
+EXPOSE 8080
+ENTRYPOINT ["dotnet", "/app/LambdaService.Api.dll"]
+# GPU worker nodes: the same image with the "worker" verb, e.g. `docker run … lambdaservice worker`
+# (ONNX Runtime's CUDA provider needs the CUDA 13 libraries in the image or mounted from the host).

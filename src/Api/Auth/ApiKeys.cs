@@ -1,0 +1,121 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using LambdaService.Api.Storage;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace LambdaService.Api.Auth;
+
+/// <summary>One configured key (section <c>Auth:ApiKeys</c>, a list).</summary>
+public sealed class ApiKeyEntry
+{
+    /// <summary>The secret sent in <c>X-Api-Key</c>.</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>The tenant whose models, datasets and jobs the key reaches.</summary>
+    public string Tenant { get; set; } = "";
+}
+
+/// <summary>Section <c>Auth</c>.</summary>
+public sealed class AuthOptions
+{
+    /// <summary>Configured keys. When none is configured and none was generated before, the service generates one at first start.</summary>
+    public List<ApiKeyEntry> ApiKeys { get; set; } = [];
+}
+
+/// <summary>
+/// Known API keys, held only as SHA-256 digests. A presented key is hashed and compared with every
+/// digest with <see cref="CryptographicOperations.FixedTimeEquals"/> (no early exit), so timing does not
+/// reveal which prefix matched.
+/// </summary>
+public sealed class ApiKeyRegistry
+{
+    private readonly List<(byte[] Hash, string Tenant)> _keys = [];
+
+    public ApiKeyRegistry(IOptions<AuthOptions> options, MetadataStore store, ILogger<ApiKeyRegistry> logger)
+    {
+        foreach (var entry in options.Value.ApiKeys.Where(e => !string.IsNullOrWhiteSpace(e.Key)))
+        {
+            if (string.IsNullOrWhiteSpace(entry.Tenant)) throw new InvalidOperationException("Every Auth:ApiKeys entry needs a Tenant.");
+            _keys.Add((Hash(entry.Key), entry.Tenant));
+        }
+        var stored = store.Read(db => db.Table<ApiKeyRecord>().ToList());
+        foreach (var record in stored) _keys.Add((Convert.FromHexString(record.KeyHash), record.Tenant));
+        if (_keys.Count == 0)
+        {
+            var key = "ls_" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).Replace('+', '-').Replace('/', '_');
+            var record = new ApiKeyRecord { KeyHash = Convert.ToHexStringLower(Hash(key)), Tenant = "default", CreatedAt = DateTime.UtcNow };
+            store.Write(db => db.Insert(record));
+            _keys.Add((Hash(key), record.Tenant));
+            logger.LogWarning("No API key was configured; generated one for tenant {Tenant}. It is shown only now: {ApiKey}", record.Tenant, key);
+        }
+    }
+
+    /// <summary>The tenant of a presented key, or null.</summary>
+    public string? TenantOf(string presented)
+    {
+        var hash = Hash(presented);
+        string? tenant = null;
+        foreach (var (known, owner) in _keys)
+        {
+            if (CryptographicOperations.FixedTimeEquals(hash, known)) tenant ??= owner;
+        }
+        return tenant;
+    }
+
+    private static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
+}
+
+/// <summary>Authenticates <c>X-Api-Key</c>; the principal carries the tenant as <see cref="TenantClaim"/>.</summary>
+public sealed class ApiKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, ApiKeyRegistry registry)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    /// <summary>The scheme name.</summary>
+    public const string SchemeName = "ApiKey";
+
+    /// <summary>The header carrying the key.</summary>
+    public const string Header = "X-Api-Key";
+
+    /// <summary>The claim holding the tenant.</summary>
+    public const string TenantClaim = "tenant";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        if (!Request.Headers.TryGetValue(Header, out var values) || string.IsNullOrEmpty(values.ToString()))
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+        var tenant = registry.TenantOf(values.ToString());
+        if (tenant is null) return Task.FromResult(AuthenticateResult.Fail("The API key is not known."));
+        var identity = new ClaimsIdentity([new Claim(TenantClaim, tenant)], SchemeName);
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        var problems = Context.RequestServices.GetRequiredService<IProblemDetailsService>();
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails =
+            {
+                Status = 401,
+                Title = "API key required",
+                Detail = $"Send a valid key in the {Header} header (in Swagger UI: the Authorize button).",
+                Extensions = { ["field"] = Header },
+            },
+        });
+    }
+}
+
+/// <summary>Reads the caller's tenant.</summary>
+public static class TenantExtensions
+{
+    /// <summary>The authenticated caller's tenant.</summary>
+    public static string Tenant(this ClaimsPrincipal user) =>
+        user.FindFirst(ApiKeyAuthenticationHandler.TenantClaim)?.Value ?? throw new InvalidOperationException("The request is not authenticated.");
+}

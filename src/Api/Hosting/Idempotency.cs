@@ -1,0 +1,53 @@
+using System.Security.Cryptography;
+using System.Text;
+using LambdaService.Api.Storage;
+
+namespace LambdaService.Api.Hosting;
+
+/// <summary>
+/// <c>Idempotency-Key</c> support for POSTs: the first request with a key creates the resource and the key is
+/// remembered with a hash of the request; a repeat with the same key and the same request returns that
+/// resource; the same key with a different request is a 422.
+/// </summary>
+public sealed class Idempotency(MetadataStore store)
+{
+    /// <summary>The header.</summary>
+    public const string Header = "Idempotency-Key";
+
+    /// <summary>Outcome of a lookup.</summary>
+    public enum Lookup
+    {
+        /// <summary>No key, or a new key: create the resource.</summary>
+        New,
+
+        /// <summary>Seen with this request: return <c>ResourceId</c>.</summary>
+        Replay,
+
+        /// <summary>Seen with a different request.</summary>
+        Mismatch,
+    }
+
+    /// <summary>Hash of the parts that identify a request.</summary>
+    public static string HashOf(params string?[] parts) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\u001f", parts.Select(p => p ?? "\u0000")))));
+
+    /// <summary>Looks a key up.</summary>
+    public (Lookup Result, string? ResourceId) Find(string tenant, string? key, string resourceType, string requestHash)
+    {
+        if (string.IsNullOrEmpty(key)) return (Lookup.New, null);
+        var record = store.Read(db => db.Find<IdempotencyRecord>(Id(tenant, resourceType, key)));
+        if (record is null) return (Lookup.New, null);
+        return record.RequestHash == requestHash ? (Lookup.Replay, record.ResourceId) : (Lookup.Mismatch, record.ResourceId);
+    }
+
+    /// <summary>Remembers the resource a key created (first writer wins).</summary>
+    public void Remember(string tenant, string? key, string resourceType, string requestHash, string resourceId)
+    {
+        if (string.IsNullOrEmpty(key)) return;
+        store.Write(db => db.Execute(
+            "INSERT OR IGNORE INTO idempotency (TenantKey, RequestHash, ResourceType, ResourceId, CreatedAt) VALUES (?, ?, ?, ?, ?)",
+            Id(tenant, resourceType, key), requestHash, resourceType, resourceId, DateTime.UtcNow));
+    }
+
+    private static string Id(string tenant, string type, string key) => $"{tenant}/{type}/{key}";
+}

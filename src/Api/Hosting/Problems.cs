@@ -1,0 +1,68 @@
+using System.Text.Json;
+using LambdaService.Measurement;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.HttpResults;
+using LambdaService.Api.Storage;
+
+namespace LambdaService.Api.Hosting;
+
+/// <summary>RFC 9457 problem details for every error a caller can cause; each names the field at fault and what to do.</summary>
+public static class Problems
+{
+    /// <summary>A problem response naming <paramref name="field"/>.</summary>
+    public static ProblemHttpResult Field(int status, string field, string detail, string? title = null) =>
+        TypedResults.Problem(detail: detail, statusCode: status, title: title ?? TitleFor(status),
+            extensions: new Dictionary<string, object?> { ["field"] = field });
+
+    /// <summary>400 for an invalid option or input.</summary>
+    public static ProblemHttpResult From(MeasurementInputException e, int status = StatusCodes.Status400BadRequest) => Field(status, e.Field, e.Message);
+
+    /// <summary>404 for a resource of another tenant or none at all (the two are indistinguishable on purpose).</summary>
+    public static ProblemHttpResult NotFound(string kind, string id) =>
+        Field(StatusCodes.Status404NotFound, "id", $"no {kind} with id '{id}' exists for this API key; list yours with GET /v1/{kind}s.");
+
+    private static string TitleFor(int status) => status switch
+    {
+        400 => "Invalid request",
+        401 => "API key required",
+        404 => "Not found",
+        409 => "Conflict",
+        413 => "Payload too large",
+        415 => "Unsupported media type",
+        422 => "Unprocessable content",
+        429 => "Too many requests",
+        _ => "Error",
+    };
+}
+
+/// <summary>
+/// Turns exceptions that come from what the caller sent into problem details: malformed JSON, bodies over the
+/// limit, invalid measurement options. Anything else stays a 500 without internals.
+/// </summary>
+public sealed class CallerErrorHandler(IProblemDetailsService problems) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        (int Status, string Field, string Detail)? problem = exception switch
+        {
+            MeasurementInputException e => (400, e.Field, e.Message),
+            PayloadTooLargeException e => (413, "file", $"the upload is larger than the limit of {e.Limit} bytes; upload a smaller file or raise Limits:MaxModelBytes / Limits:MaxDatasetBytes."),
+            BadHttpRequestException { StatusCode: 413 } => (413, "body", "the request body is larger than the limit; upload a smaller file."),
+            BadHttpRequestException { InnerException: JsonException j } => (400, FieldOf(j), $"the JSON body is not valid: {j.Message}"),
+            BadHttpRequestException e => (e.StatusCode, "body", e.Message),
+            InvalidDataException e when e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) => (413, "file", e.Message),
+            _ => null,
+        };
+        if (problem is not { } p) return false;
+        httpContext.Response.StatusCode = p.Status;
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            Exception = exception,
+            ProblemDetails = { Status = p.Status, Title = p.Status == 413 ? "Payload too large" : "Invalid request", Detail = p.Detail, Extensions = { ["field"] = p.Field } },
+        });
+    }
+
+    private static string FieldOf(JsonException j) =>
+        string.IsNullOrEmpty(j.Path) || j.Path == "$" ? "body" : j.Path.TrimStart('$', '.');
+}

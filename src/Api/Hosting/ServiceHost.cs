@@ -1,0 +1,49 @@
+using LambdaService.Api.Datasets;
+using LambdaService.Api.Health;
+using LambdaService.Api.Measurements;
+using LambdaService.Api.Models;
+
+namespace LambdaService.Api.Hosting;
+
+/// <summary>The two long-running modes: the HTTP service (with an in-process job server) and a job worker only.</summary>
+public static class ServiceHost
+{
+    /// <summary>Builds the HTTP service.</summary>
+    public static WebApplication BuildService(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        var limits = builder.Configuration.GetSection("Limits").Get<LimitsOptions>() ?? new LimitsOptions();
+        builder.Services.AddLambdaOptions(builder.Configuration)
+            .AddLambdaStorage()
+            .AddLambdaJobs(runServer: builder.Configuration.GetValue("Jobs:RunServer", true))
+            .AddLambdaAuth()
+            .AddLambdaProblemDetails()
+            .AddLambdaRateLimiting(limits)
+            .AddLambdaOpenApi();
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+        app.MapLambdaOpenApi();
+        app.MapLambdaDashboard();
+        app.MapHealth();
+        app.MapModels(limits);
+        app.MapDatasets(limits);
+        app.MapMeasurements();
+        app.Services.GetRequiredService<Auth.ApiKeyRegistry>();   // creates and logs a first key when none is configured
+        return app;
+    }
+
+    /// <summary>Builds a worker: a Hangfire server only (no HTTP API), for GPU nodes sharing the storage.</summary>
+    public static IHost BuildWorker(string[] args)
+    {
+        var builder = Host.CreateApplicationBuilder(args);
+        builder.Services.AddLambdaOptions(builder.Configuration)
+            .AddLambdaStorage()
+            .AddLambdaJobs(runServer: true);
+        return builder.Build();
+    }
+}

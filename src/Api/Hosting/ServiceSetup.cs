@@ -1,0 +1,171 @@
+using System.Threading.RateLimiting;
+using Hangfire;
+using Hangfire.Dashboard;
+using Hangfire.Storage.SQLite;
+using LambdaService.Api.Auth;
+using LambdaService.Api.Jobs;
+using LambdaService.Api.Jobs.Sandbox;
+using LambdaService.Api.Storage;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+
+namespace LambdaService.Api.Hosting;
+
+/// <summary>The service's building blocks, each one <c>Add*</c> call.</summary>
+public static class ServiceSetup
+{
+    /// <summary>Options bound from their sections, defaults in code.</summary>
+    public static IServiceCollection AddLambdaOptions(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.Configure<StorageOptions>(configuration.GetSection("Storage"));
+        services.Configure<JobsOptions>(configuration.GetSection("Jobs"));
+        services.Configure<LimitsOptions>(configuration.GetSection("Limits"));
+        services.Configure<AuthOptions>(configuration.GetSection("Auth"));
+        return services;
+    }
+
+    /// <summary>Metadata store, artifact store and idempotency records under <c>Storage:Root</c>.</summary>
+    public static IServiceCollection AddLambdaStorage(this IServiceCollection services)
+    {
+        services.AddSingleton<MetadataStore>();
+        services.AddSingleton<ArtifactStore>();
+        services.AddSingleton<Idempotency>();
+        return services;
+    }
+
+    /// <summary>
+    /// Hangfire on SQLite in the data folder, the sandbox, the measurement job and job recovery. With
+    /// <paramref name="runServer"/> this process also executes jobs (workers from <c>Jobs:WorkerCount</c> on <c>Jobs:Queues</c>).
+    /// </summary>
+    public static IServiceCollection AddLambdaJobs(this IServiceCollection services, bool runServer)
+    {
+        services.AddHangfire((provider, config) =>
+        {
+            var storage = provider.GetRequiredService<IOptions<StorageOptions>>().Value;
+            var jobs = provider.GetRequiredService<IOptions<JobsOptions>>().Value;
+            Directory.CreateDirectory(storage.FullRoot);
+            config.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                .UseSimpleAssemblyNameTypeSerializer()
+                .UseRecommendedSerializerSettings()
+                .UseSQLiteStorage(Path.Combine(storage.FullRoot, "jobs.db"), new SQLiteStorageOptions
+                {
+                    QueuePollInterval = TimeSpan.FromMilliseconds(jobs.QueuePollMilliseconds),
+                });
+        });
+        services.AddSingleton(provider =>
+        {
+            var jobs = provider.GetRequiredService<IOptions<JobsOptions>>().Value;
+            var storage = provider.GetRequiredService<IOptions<StorageOptions>>().Value;
+            var work = Path.Combine(storage.FullRoot, "sandbox");
+            Directory.CreateDirectory(work);
+            return new SandboxOptions { RunnerCommand = jobs.RunnerCommand, WorkDirectory = work };
+        });
+        services.AddSingleton<SandboxProcess>();
+        services.AddSingleton<JobQueue>();
+        services.AddTransient<MeasurementJob>();
+        if (runServer)
+        {
+            services.AddHangfireServer((provider, server) =>
+            {
+                var jobs = provider.GetRequiredService<IOptions<JobsOptions>>().Value;
+                server.WorkerCount = Math.Max(1, jobs.WorkerCount);
+                server.Queues = jobs.Queues;
+                server.SchedulePollingInterval = TimeSpan.FromSeconds(5);
+            });
+            services.AddHostedService<JobRecovery>();
+        }
+        return services;
+    }
+
+    /// <summary>API-key authentication (header <c>X-Api-Key</c>) and the authorization every <c>/v1</c> route requires.</summary>
+    public static IServiceCollection AddLambdaAuth(this IServiceCollection services)
+    {
+        services.AddSingleton<ApiKeyRegistry>();
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorization();
+        return services;
+    }
+
+    /// <summary>Problem details for every error, JSON in camelCase with enums as words.</summary>
+    public static IServiceCollection AddLambdaProblemDetails(this IServiceCollection services)
+    {
+        services.AddProblemDetails();
+        services.AddExceptionHandler<CallerErrorHandler>();
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.Configure<JsonOptions>(o =>
+        {
+            o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.KebabCaseLower));
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
+        });
+        return services;
+    }
+
+    /// <summary>Fixed-window rate limit per API key (<c>Limits:RequestsPerMinute</c>); over it, 429 problem details with Retry-After.</summary>
+    public static IServiceCollection AddLambdaRateLimiting(this IServiceCollection services, LimitsOptions limits)
+    {
+        services.AddRateLimiter(options =>
+        {
+            options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            {
+                var key = context.Request.Headers[ApiKeyAuthenticationHandler.Header].ToString();
+                if (limits.RequestsPerMinute <= 0 || string.IsNullOrEmpty(key)) return RateLimitPartition.GetNoLimiter("anonymous");
+                return RateLimitPartition.GetFixedWindowLimiter(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key))),
+                    _ => new FixedWindowRateLimiterOptions { PermitLimit = limits.RequestsPerMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 });
+            });
+            options.OnRejected = async (context, cancellationToken) =>
+            {
+                context.HttpContext.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                context.HttpContext.Response.Headers.RetryAfter = "60";
+                var problems = context.HttpContext.RequestServices.GetRequiredService<IProblemDetailsService>();
+                await problems.WriteAsync(new ProblemDetailsContext
+                {
+                    HttpContext = context.HttpContext,
+                    ProblemDetails =
+                    {
+                        Status = 429,
+                        Title = "Too many requests",
+                        Detail = $"this API key made more than {limits.RequestsPerMinute} requests in a minute; wait and retry after the Retry-After seconds.",
+                        Extensions = { ["field"] = ApiKeyAuthenticationHandler.Header },
+                    },
+                });
+            };
+        });
+        return services;
+    }
+
+    /// <summary>The Hangfire dashboard at <c>/hangfire</c>, read-only, for holders of an API key (header or <c>?apiKey=</c>, remembered in a cookie).</summary>
+    public static WebApplication MapLambdaDashboard(this WebApplication app)
+    {
+        app.UseHangfireDashboard("/hangfire", new DashboardOptions
+        {
+            IsReadOnlyFunc = _ => true,
+            Authorization = [new ApiKeyDashboardFilter(app.Services.GetRequiredService<ApiKeyRegistry>())],
+            AppPath = "/swagger",
+            DisplayStorageConnectionString = false,
+        });
+        return app;
+    }
+}
+
+/// <summary>Lets a dashboard request through when it carries a known API key (header, query <c>apiKey</c>, or the cookie set from it).</summary>
+public sealed class ApiKeyDashboardFilter(ApiKeyRegistry registry) : IDashboardAuthorizationFilter
+{
+    private const string Cookie = "lambdaservice-dashboard-key";
+
+    public bool Authorize(DashboardContext context)
+    {
+        var http = context.GetHttpContext();
+        var key = http.Request.Headers[ApiKeyAuthenticationHandler.Header].ToString();
+        if (string.IsNullOrEmpty(key)) key = http.Request.Query["apiKey"].ToString();
+        var fromQuery = !string.IsNullOrEmpty(key);
+        if (string.IsNullOrEmpty(key)) key = http.Request.Cookies[Cookie] ?? "";
+        if (string.IsNullOrEmpty(key) || registry.TenantOf(key) is null) return false;
+        if (fromQuery)
+        {
+            http.Response.Cookies.Append(Cookie, key, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/hangfire" });
+        }
+        return true;
+    }
+}

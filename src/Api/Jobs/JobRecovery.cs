@@ -1,0 +1,76 @@
+using Hangfire;
+using LambdaService.Api.Hosting;
+using LambdaService.Api.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LambdaService.Api.Jobs;
+
+/// <summary>
+/// Finds jobs that lost their process and runs them again, without waiting for Hangfire (whose fetched jobs
+/// stay invisible for 30 minutes after a crash). Every few seconds, and at start:
+/// a <em>running</em> job whose heartbeat is older than <see cref="JobsOptions.StaleAfterSeconds"/> is
+/// re-enqueued (the claim counts the attempt); a <em>queued</em> job that was never handed to Hangfire, or
+/// was handed over longer ago than that and still has not been claimed, is enqueued again. Running a job
+/// twice is harmless: execution is idempotent per job id (<see cref="MeasurementJob"/>).
+/// </summary>
+public sealed class JobRecovery(MetadataStore store, JobQueue queue, JobStorage hangfire, IOptions<JobsOptions> options, ILogger<JobRecovery> logger) : BackgroundService
+{
+    /// <summary>One sweep; returns the number of jobs enqueued again.</summary>
+    public int Sweep()
+    {
+        var staleSeconds = options.Value.StaleAfterSeconds;
+        var stale = DateTime.UtcNow.AddSeconds(-staleSeconds);
+        var orphans = store.Read(db => db.Query<JobRecord>(
+            "SELECT * FROM jobs WHERE (Status = ? AND (HeartbeatAt IS NULL OR HeartbeatAt < ?)) OR (Status = ? AND (EnqueuedAt IS NULL OR EnqueuedAt < ?) AND CreatedAt < ?)",
+            JobStatus.Running, stale, JobStatus.Queued, stale, stale));
+        var count = 0;
+        foreach (var job in orphans)
+        {
+            if (job.Status == JobStatus.Queued && job.HangfireJobId is not null && StillWaiting(job.HangfireJobId)) continue;
+            if (job.Status == JobStatus.Running)
+            {
+                // Hand the job back to the queue first, so that later sweeps see it waiting in Hangfire and leave it.
+                var released = store.Write(db => db.Execute(
+                    "UPDATE jobs SET Status = ?, RunToken = NULL WHERE Id = ? AND Status = ? AND (HeartbeatAt IS NULL OR HeartbeatAt < ?)",
+                    JobStatus.Queued, job.Id, JobStatus.Running, stale));
+                if (released != 1) continue;
+            }
+            count++;
+            logger.LogWarning("Job {JobId} ({Status}, attempt {Attempts}) lost its worker; enqueuing it again", job.Id, job.Status, job.Attempts);
+            queue.Enqueue(job);
+        }
+        return count;
+    }
+
+    /// <summary>Whether Hangfire still holds the job in its queue (then it will be delivered; nothing to do).</summary>
+    private bool StillWaiting(string hangfireJobId)
+    {
+        using var connection = hangfire.GetConnection();
+        var state = connection.GetStateData(hangfireJobId)?.Name;
+        return state is "Enqueued" or "Scheduled" or "Awaiting";
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var period = TimeSpan.FromSeconds(Math.Clamp(options.Value.StaleAfterSeconds / 3.0, 1, 10));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                Sweep();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogError(e, "Job recovery sweep failed");
+            }
+            try
+            {
+                await Task.Delay(period, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+}

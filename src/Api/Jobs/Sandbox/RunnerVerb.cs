@@ -1,0 +1,147 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using LambdaService.Api.Cli;
+using LambdaService.Measurement;
+using LambdaService.Measurement.Data;
+using LambdaService.Measurement.Estimation;
+using LambdaService.Measurement.Models;
+
+namespace LambdaService.Api.Jobs.Sandbox;
+
+/// <summary>
+/// <c>runner --spec FILE --out FILE [--parent-pid PID]</c>: the sandbox process (internal; started by
+/// <see cref="SandboxProcess"/>, not by people). It runs one <see cref="RunnerSpec"/> and speaks
+/// <see cref="RunnerProtocol"/>: progress lines on standard output, the result JSON in the out file and exit code 0;
+/// a user error as <see cref="RunnerUserError"/> in the out file and exit code 2; any other failure as one line on
+/// standard error and exit code 1. Native code (libtorch, ONNX Runtime) may still end the process with a signal;
+/// the parent reports that. The process ends itself (exit code 137) as soon as its parent has gone.
+/// </summary>
+public static class RunnerVerb
+{
+    /// <summary>The verb's name on the command line.</summary>
+    public const string Name = "runner";
+
+    /// <summary>Exit code for an internal error (bad invocation, unreadable spec, unexpected exception).</summary>
+    public const int InternalErrorExitCode = 1;
+
+    /// <summary>Exit code when the run was canceled (Ctrl+C, SIGTERM).</summary>
+    public const int CanceledExitCode = 130;
+
+    private static readonly string[] Valued = ["spec", "out", "parent-pid"];
+
+    /// <summary>Runs the verb; <paramref name="args"/> are the arguments after <c>runner</c>. Returns the exit code.</summary>
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        string specPath, outPath;
+        int? parentPid;
+        try
+        {
+            var a = new CliArguments(args, Valued, []);
+            specPath = a.Required("spec");
+            outPath = a.Required("out");
+            parentPid = a.Int("parent-pid", 1);
+        }
+        catch (MeasurementInputException e)
+        {
+            return Fail(stderr, $"bad invocation: {e.Message}");
+        }
+
+        // First of all, so that an orphaned runner never gets as far as loading a model.
+        if (!ParentWatchdog.Start(parentPid)) stderr.WriteLine("runner: warning: no parent watchdog on this platform.");
+
+        try
+        {
+            var spec = JsonSerializer.Deserialize<RunnerSpec>(File.ReadAllText(specPath), RunnerProtocol.Json)
+                ?? throw new InvalidDataException("the spec file holds null.");
+            if (!string.Equals(spec.Kind, "measure", StringComparison.Ordinal))
+            {
+                return Fail(stderr, $"unknown job kind '{spec.Kind}'.");
+            }
+            var progress = new ThrottledProgressWriter(stdout);
+            progress.ReportNow(0);
+            var result = Measure(spec, progress, ct);
+            progress.ReportNow(1);
+            WriteAtomically(outPath, JsonSerializer.Serialize(result, RunnerProtocol.Json));
+            return 0;
+        }
+        catch (MeasurementInputException e)
+        {
+            try
+            {
+                WriteAtomically(outPath, JsonSerializer.Serialize(new RunnerUserError(e.Field, e.Message), RunnerProtocol.Json));
+            }
+            catch (Exception write) when (write is IOException or UnauthorizedAccessException)
+            {
+                return Fail(stderr, $"cannot write the out file: {write.Message}");
+            }
+            return RunnerProtocol.UserErrorExitCode;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            stderr.WriteLine("runner: canceled.");
+            return CanceledExitCode;
+        }
+        catch (Exception e)
+        {
+            return Fail(stderr, $"{e.GetType().Name}: {FirstLine(e.Message)}");
+        }
+    }
+
+    /// <summary>
+    /// The measurement of <paramref name="spec"/>: the same options (<see cref="MeasurementRequest.ToOptions"/>) and
+    /// the same steps as <see cref="CurvatureRate.Measure"/>, with the data's format hinted by its original name.
+    /// </summary>
+    public static MeasurementResult Measure(RunnerSpec spec, IProgress<double>? progress, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var options = spec.Request.ToOptions();
+        var dataOptions = new DataReadOptions
+        {
+            LabelColumn = spec.LabelColumn ?? new DataReadOptions().LabelColumn,
+            MaxDecompressedBytes = spec.MaxDecompressedBytes > 0 ? spec.MaxDecompressedBytes : new DataReadOptions().MaxDecompressedBytes,
+        };
+        var file = ModelFile.Open(spec.ModelPath);
+        ct.ThrowIfCancellationRequested();
+        Dataset data;
+        using (var stream = new FileStream(spec.DataPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
+        {
+            data = DatasetReader.Read(stream, string.IsNullOrEmpty(spec.DataFileName) ? Path.GetFileName(spec.DataPath) : spec.DataFileName, dataOptions);
+        }
+        ct.ThrowIfCancellationRequested();
+        using var runner = CurvatureRate.CreateRunner(file, data, options.SampleShape);
+        return CurvatureRate.Estimate(runner, data, options, progress, ct);
+    }
+
+    /// <summary>Writes <paramref name="text"/> to a temporary file beside <paramref name="path"/>, then renames it over <paramref name="path"/>.</summary>
+    internal static void WriteAtomically(string path, string text)
+    {
+        var full = Path.GetFullPath(path);
+        var temp = Path.Combine(Path.GetDirectoryName(full) ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N") + ".tmp");
+        try
+        {
+            File.WriteAllText(temp, text, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    private static int Fail(TextWriter stderr, string message)
+    {
+        stderr.WriteLine("runner: " + message);
+        stderr.Flush();
+        return InternalErrorExitCode;
+    }
+
+    private static string FirstLine(string message)
+    {
+        var line = message.Split('\n', 2)[0].TrimEnd();
+        return line.Length <= 500 ? line : string.Create(CultureInfo.InvariantCulture, $"{line[..500]}…");
+    }
+}

@@ -1,0 +1,84 @@
+using System.Globalization;
+
+namespace LambdaService.Api.Jobs.Sandbox;
+
+/// <summary>How a sandboxed job ended. A closed set: one of the nested records.</summary>
+public abstract record SandboxOutcome
+{
+    private SandboxOutcome()
+    {
+    }
+
+    /// <summary>One or a few sentences for a job's error (or "succeeded"), with the cause and the child's last stderr lines.</summary>
+    public abstract string Describe();
+
+    /// <summary>The runner finished (exit code 0) and wrote its result.</summary>
+    /// <param name="ResultJson">The out file's content: the measurement result serialised with <see cref="RunnerProtocol.Json"/>.</param>
+    public sealed record Succeeded(string ResultJson) : SandboxOutcome
+    {
+        /// <inheritdoc />
+        public override string Describe() => "succeeded";
+    }
+
+    /// <summary>The runner found a problem with the user's model, data or options (exit code 2).</summary>
+    /// <param name="Error">The field at fault and what to do.</param>
+    public sealed record UserError(RunnerUserError Error) : SandboxOutcome
+    {
+        /// <inheritdoc />
+        public override string Describe() => $"{Error.Field}: {Error.Detail}";
+    }
+
+    /// <summary>
+    /// The child ended without a usable answer: killed by a signal (a libtorch abort, a segfault, the kernel's
+    /// out-of-memory killer), an internal error (exit code 1), or an exit code without the out file it implies.
+    /// </summary>
+    /// <param name="ExitCode">The exit status as .NET reports it; on Unix a death by signal N reads 128 + N.</param>
+    /// <param name="Signal">The signal's name (<c>SIGABRT</c>, <c>SIGSEGV</c>, <c>SIGKILL</c>, …) for exit codes 129–159 on Unix, else null.</param>
+    /// <param name="StderrTail">The last lines the child wrote on standard error.</param>
+    public sealed record Crashed(int ExitCode, string? Signal, string StderrTail) : SandboxOutcome
+    {
+        /// <inheritdoc />
+        public override string Describe()
+        {
+            var cause = Signal switch
+            {
+                null => string.Create(CultureInfo.InvariantCulture, $"the sandbox process failed with exit code {ExitCode}"),
+                "SIGKILL" => string.Create(CultureInfo.InvariantCulture, $"the sandbox process was killed by SIGKILL (exit code {ExitCode}; the kernel's out-of-memory killer does this)"),
+                _ => string.Create(CultureInfo.InvariantCulture, $"the sandbox process died of {Signal} (exit code {ExitCode})"),
+            };
+            return WithTail(cause, StderrTail);
+        }
+    }
+
+    /// <summary>The child ran past the time limit and was killed.</summary>
+    /// <param name="Limit">The time limit.</param>
+    /// <param name="StderrTail">The last lines the child wrote on standard error.</param>
+    public sealed record TimedOut(TimeSpan Limit, string StderrTail) : SandboxOutcome
+    {
+        /// <inheritdoc />
+        public override string Describe() =>
+            WithTail(string.Create(CultureInfo.InvariantCulture, $"the job ran past its time limit of {Limit.TotalSeconds:0.###} s and was stopped"), StderrTail);
+    }
+
+    /// <summary>The child's resident memory passed the memory limit and it was killed.</summary>
+    /// <param name="PeakBytes">The largest resident set size seen (bytes).</param>
+    /// <param name="LimitBytes">The memory limit (bytes).</param>
+    /// <param name="StderrTail">The last lines the child wrote on standard error.</param>
+    public sealed record MemoryExceeded(long PeakBytes, long LimitBytes, string StderrTail) : SandboxOutcome
+    {
+        /// <inheritdoc />
+        public override string Describe() =>
+            WithTail(string.Create(CultureInfo.InvariantCulture,
+                $"the job used {PeakBytes / 1048576.0:0.#} MiB of memory, more than its limit of {LimitBytes / 1048576.0:0.#} MiB, and was stopped"), StderrTail);
+    }
+
+    /// <summary>The job was canceled; the child was killed.</summary>
+    public sealed record Canceled : SandboxOutcome
+    {
+        /// <inheritdoc />
+        public override string Describe() => "the job was canceled";
+    }
+
+    private static string WithTail(string cause, string tail) =>
+        string.IsNullOrWhiteSpace(tail) ? cause + "." : cause + "; last lines of its stderr:\n" + tail;
+}

@@ -1,0 +1,192 @@
+using System.ComponentModel;
+using System.Security.Claims;
+using System.Text.Json;
+using LambdaService.Api.Auth;
+using LambdaService.Api.Datasets;
+using LambdaService.Api.Hosting;
+using LambdaService.Api.Jobs;
+using LambdaService.Api.Models;
+using LambdaService.Api.Storage;
+using LambdaService.Measurement;
+using LambdaService.Measurement.Estimation;
+using LambdaService.Measurement.Models;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace LambdaService.Api.Measurements;
+
+/// <summary>A measurement was accepted and queued.</summary>
+public sealed record MeasurementAccepted(string Id, [property: Description("queued")] string Status);
+
+/// <summary>A measurement job and, once it has succeeded, its result.</summary>
+public sealed record MeasurementResponse(
+    string Id,
+    [property: Description("queued, running, succeeded, failed or canceled.")] string Status,
+    [property: Description("0 to 1.")] double Progress,
+    DateTime CreatedAt,
+    DateTime? StartedAt,
+    DateTime? FinishedAt,
+    [property: Description("Times the job was started (a crashed sandbox or a restarted service adds one).")] int Attempts,
+    MeasurementRequest Request,
+    [property: Description("The same JSON as the command line's measure --json: lambda, intercept, r2, ci95, orders, …")] JsonElement? Result,
+    [property: Description("Why the job failed, as problem details.")] ProblemDetails? Error);
+
+/// <summary><c>/v1/measurements</c>: submit, follow, list and cancel measurements.</summary>
+public static class MeasurementEndpoints
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Maps the endpoints.</summary>
+    public static IEndpointRouteBuilder MapMeasurements(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/measurements").WithTags("Measurements").RequireAuthorization();
+        group.MapPost("/", Submit).WithName("SubmitMeasurement").WithSummary("Measure λ of one of your models on one of your datasets (runs in the background).");
+        group.MapGet("/", List).WithName("ListMeasurements").WithSummary("Your measurements, newest first.");
+        group.MapGet("/{id}", Get).WithName("GetMeasurement").WithSummary("Status, progress and result of a measurement.");
+        group.MapDelete("/{id}", Cancel).WithName("CancelMeasurement").WithSummary("Cancel a queued or running measurement (its sandbox process is ended).");
+        return app;
+    }
+
+    /// <summary>POST /v1/measurements.</summary>
+    public static Results<AcceptedAtRoute<MeasurementAccepted>, ProblemHttpResult> Submit(
+        MeasurementRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
+        ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs)
+    {
+        var tenant = user.Tenant();
+        var body = JsonSerializer.Serialize(request, Json);
+        var hash = Idempotency.HashOf(body);
+        var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "measurement", hash);
+        if (lookup == Idempotency.Lookup.Mismatch)
+        {
+            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different request body; use a new key for a new request.");
+        }
+        if (lookup == Idempotency.Lookup.Replay)
+        {
+            var previous = Find(store, tenant, existing!);
+            return previous is null
+                ? Problems.NotFound("measurement", existing!)
+                : TypedResults.AcceptedAtRoute(new MeasurementAccepted(previous.Id, previous.Status), "GetMeasurement", new { id = previous.Id });
+        }
+        if (Validate(request, tenant, store) is { } problem) return problem;
+
+        var job = new JobRecord
+        {
+            Id = ModelEndpoints.NewId("msr"),
+            Tenant = tenant,
+            Status = JobStatus.Queued,
+            RequestJson = body,
+            ModelId = request.ModelId,
+            DatasetId = request.DatasetId,
+            CreatedAt = DateTime.UtcNow,
+            Queue = jobs.Value.DefaultQueue,
+        };
+        store.Write(db => db.Insert(job));
+        idempotency.Remember(tenant, idempotencyKey, "measurement", hash, job.Id);
+        queue.Enqueue(job);
+        return TypedResults.AcceptedAtRoute(new MeasurementAccepted(job.Id, job.Status), "GetMeasurement", new { id = job.Id });
+    }
+
+    /// <summary>Everything that can be checked before a job is queued.</summary>
+    internal static ProblemHttpResult? Validate(MeasurementRequest request, string tenant, MetadataStore store)
+    {
+        if (string.IsNullOrWhiteSpace(request.ModelId)) return Problems.Field(400, "modelId", "modelId is required: upload a model with POST /v1/models and pass its id.");
+        if (string.IsNullOrWhiteSpace(request.DatasetId)) return Problems.Field(400, "datasetId", "datasetId is required: upload data with POST /v1/datasets and pass its id.");
+        MeasurementOptions options;
+        try
+        {
+            options = request.ToOptions();
+        }
+        catch (MeasurementInputException e)
+        {
+            return Problems.From(e);
+        }
+        var model = ModelEndpoints.Find(store, tenant, request.ModelId);
+        if (model is null) return Problems.Field(400, "modelId", $"no model with id '{request.ModelId}' exists for this API key.");
+        var dataset = DatasetEndpoints.Find(store, tenant, request.DatasetId);
+        if (dataset is null) return Problems.Field(400, "datasetId", $"no dataset with id '{request.DatasetId}' exists for this API key.");
+
+        if (!dataset.HasLabels)
+        {
+            if (options.Points == PointSelection.Pairs) return Problems.Field(400, "points", "points 'pairs' selects samples by label and the dataset has no labels; upload labels or use points all.");
+            if (options.Labels == LabelSource.True) return Problems.Field(400, "labels", "labels 'true' needs a dataset with labels; upload labels or use labels predicted.");
+        }
+        if (model.Format == "onnx")
+        {
+            if (options.Engine == EngineChoice.Autograd) return Problems.Field(400, "engine", "the autograd engine needs a TorchScript model; for ONNX use engine finite-difference or auto.");
+            var response = ModelEndpoints.ToResponse(model);
+            var output = response.Outputs.FirstOrDefault();
+            var width = output?.Shape switch
+            {
+                [_] => 1L,
+                [_, var c] => c,
+                _ => -1L,
+            };
+            if (width == 1 && options.Target == "loss") return Problems.Field(400, "target", "the model has one output per sample (a scalar model): target loss needs a classifier; use target logit.");
+            if (width == 1 && options.Points == PointSelection.Boundary) return Problems.Field(400, "points", "points 'boundary' needs a classifier; the model has one output per sample. Use points all.");
+            if (width > 1 && dataset.HasLabels && dataset.Classes > width) return Problems.Field(400, "datasetId", $"the dataset has labels up to {dataset.Classes - 1} but the model has {width} classes.");
+            if (width > 1 && options.Class >= width) return Problems.Field(400, "class", $"class {options.Class} does not exist: the model has {width} classes.");
+            if (width > 1 && options.Pairs.Any(p => p.A >= width || p.B >= width)) return Problems.Field(400, "pairs", $"a class pair names a class the model does not have ({width} classes).");
+            var input = response.Inputs.FirstOrDefault();
+            var shape = JsonSerializer.Deserialize<int[]>(dataset.ShapeJson, Json)!;
+            var sampleSize = (options.SampleShape ?? shape).Aggregate(1L, (a, b) => a * b);
+            if (input is { Shape.Length: > 1 } && input.Shape.Skip(1).All(d => d > 0))
+            {
+                var expected = input.Shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+                if (expected != sampleSize)
+                {
+                    return Problems.Field(400, "datasetId",
+                        $"the model takes samples of [{string.Join(",", input.Shape.Skip(1))}] ({expected} values) but the dataset's samples have {sampleSize} values.");
+                }
+            }
+        }
+        return null;
+    }
+
+    /// <summary>GET /v1/measurements/{id}.</summary>
+    public static Results<Ok<MeasurementResponse>, ProblemHttpResult> Get(string id, ClaimsPrincipal user, MetadataStore store)
+    {
+        var job = Find(store, user.Tenant(), id);
+        return job is null ? Problems.NotFound("measurement", id) : TypedResults.Ok(ToResponse(job));
+    }
+
+    /// <summary>GET /v1/measurements.</summary>
+    public static Ok<Paged<MeasurementResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, int page = 1, int pageSize = 20)
+    {
+        var tenant = user.Tenant();
+        (page, pageSize) = Paged<MeasurementResponse>.Clamp(page, pageSize);
+        var (items, total) = store.Read(db =>
+        {
+            var q = db.Table<JobRecord>().Where(j => j.Tenant == tenant);
+            if (!string.IsNullOrEmpty(status)) q = q.Where(j => j.Status == status);
+            return (q.OrderByDescending(j => j.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToList(), q.Count());
+        });
+        return TypedResults.Ok(new Paged<MeasurementResponse>(items.Select(ToResponse).ToList(), page, pageSize, total));
+    }
+
+    /// <summary>DELETE /v1/measurements/{id}.</summary>
+    public static Results<Ok<MeasurementResponse>, ProblemHttpResult> Cancel(string id, ClaimsPrincipal user, MetadataStore store)
+    {
+        var tenant = user.Tenant();
+        var job = Find(store, tenant, id);
+        if (job is null) return Problems.NotFound("measurement", id);
+        var canceled = store.Write(db => db.Execute(
+            "UPDATE jobs SET Status = ?, FinishedAt = ? WHERE Id = ? AND Tenant = ? AND Status IN (?, ?)",
+            JobStatus.Canceled, DateTime.UtcNow, id, tenant, JobStatus.Queued, JobStatus.Running));
+        job = Find(store, tenant, id)!;
+        return canceled == 1
+            ? TypedResults.Ok(ToResponse(job))
+            : Problems.Field(409, "id", $"the measurement has already {job.Status}; only queued or running measurements can be canceled.");
+    }
+
+    internal static JobRecord? Find(MetadataStore store, string tenant, string id) =>
+        store.Read(db => db.Table<JobRecord>().FirstOrDefault(j => j.Id == id && j.Tenant == tenant));
+
+    internal static MeasurementResponse ToResponse(JobRecord j) => new(
+        j.Id, j.Status, j.Progress, Utc(j.CreatedAt), j.StartedAt is { } s ? Utc(s) : null, j.FinishedAt is { } f ? Utc(f) : null, j.Attempts,
+        JsonSerializer.Deserialize<MeasurementRequest>(j.RequestJson, Json)!,
+        j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
+        j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
+
+    private static DateTime Utc(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc);
+}

@@ -1,0 +1,95 @@
+using SQLite;
+
+namespace LambdaService.Api.Storage;
+
+/// <summary>An uploaded model (table <c>models</c>).</summary>
+[Table("models")]
+public sealed class ModelRecord
+{
+    [PrimaryKey] public string Id { get; set; } = "";
+    [Indexed] public string Tenant { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string Format { get; set; } = "";
+    public string Sha256 { get; set; } = "";
+    public long SizeBytes { get; set; }
+    public string InputsJson { get; set; } = "[]";
+    public string OutputsJson { get; set; } = "[]";
+    public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>An uploaded dataset (table <c>datasets</c>).</summary>
+[Table("datasets")]
+public sealed class DatasetRecord
+{
+    [PrimaryKey] public string Id { get; set; } = "";
+    [Indexed] public string Tenant { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string Format { get; set; } = "";
+    public string Sha256 { get; set; } = "";
+    public long SizeBytes { get; set; }
+    public int Rows { get; set; }
+    public string ShapeJson { get; set; } = "[]";
+    public bool HasLabels { get; set; }
+    public int Classes { get; set; }
+    public string? LabelColumn { get; set; }
+    public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>A measurement job (table <c>jobs</c>).</summary>
+[Table("jobs")]
+public sealed class JobRecord
+{
+    [PrimaryKey] public string Id { get; set; } = "";
+    [Indexed] public string Tenant { get; set; } = "";
+    public string Kind { get; set; } = "measure";
+    [Indexed] public string Status { get; set; } = JobStatus.Queued;
+    public double Progress { get; set; }
+    public string RequestJson { get; set; } = "{}";
+    public string ModelId { get; set; } = "";
+    public string DatasetId { get; set; } = "";
+    public DateTime CreatedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+    public DateTime? HeartbeatAt { get; set; }
+    public string? ResultJson { get; set; }
+    public string? ErrorJson { get; set; }
+    public int Attempts { get; set; }
+    public string? RunToken { get; set; }
+    public string? HangfireJobId { get; set; }
+    public DateTime? EnqueuedAt { get; set; }
+    public string Queue { get; set; } = "cpu";
+}
+
+/// <summary>Job states.</summary>
+public static class JobStatus
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Canceled = "canceled";
+
+    /// <summary>Whether a job in this state will not change any more.</summary>
+    public static bool IsFinal(string status) => status is Succeeded or Failed or Canceled;
+}
+
+/// <summary>A remembered <c>Idempotency-Key</c> (table <c>idempotency</c>).</summary>
+[Table("idempotency")]
+public sealed class IdempotencyRecord
+{
+    /// <summary><c>tenant/key</c>.</summary>
+    [PrimaryKey] public string TenantKey { get; set; } = "";
+    public string RequestHash { get; set; } = "";
+    public string ResourceType { get; set; } = "";
+    public string ResourceId { get; set; } = "";
+    public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>A generated API key, stored as its SHA-256 only (table <c>api_keys</c>).</summary>
+[Table("api_keys")]
+public sealed class ApiKeyRecord
+{
+    [PrimaryKey] public string KeyHash { get; set; } = "";
+    public string Tenant { get; set; } = "";
+    public DateTime CreatedAt { get; set; }
+}

@@ -1,0 +1,133 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using LambdaService.Api.Jobs.Sandbox;
+using LambdaService.Api.Measurements;
+using Xunit.Abstractions;
+
+namespace LambdaService.Api.Tests.Sandbox;
+
+/// <summary>Jobs the sandbox has to end or that end badly: crashes, limits, cancellation.</summary>
+[Collection(SandboxCollection.Name)]
+public class SandboxFailureTests(SandboxFixture fixture, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_libtorch_abort_while_loading_a_model_crashes_only_the_child_with_SIGABRT_and_its_stderr()
+    {
+        var (sandbox, _, work) = fixture.Sandbox();
+        var outcome = await sandbox.RunAsync(SandboxFixture.Spec(fixture.BrokenTorchScriptPath, fixture.CsvPath, new MeasurementRequest("m", "d")),
+            SandboxFixture.Roomy, _ => { }, CancellationToken.None);
+
+        var crashed = Assert.IsType<SandboxOutcome.Crashed>(outcome);
+        output.WriteLine(crashed.Describe());
+        Assert.Equal(134, crashed.ExitCode);
+        Assert.Equal("SIGABRT", crashed.Signal);
+        Assert.Contains("terminate", crashed.StderrTail, StringComparison.Ordinal);
+        Assert.Contains("SIGABRT", crashed.Describe(), StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+    }
+
+    [Fact]
+    public async Task A_job_past_its_time_limit_is_stopped_and_its_process_is_gone()
+    {
+        var (sandbox, log, work) = fixture.Sandbox();
+        var clock = Stopwatch.StartNew();
+        var outcome = await sandbox.RunAsync(fixture.SlowSpec(), new SandboxLimits(TimeSpan.FromSeconds(1), 8L << 30), _ => { }, CancellationToken.None);
+        clock.Stop();
+
+        var timedOut = Assert.IsType<SandboxOutcome.TimedOut>(outcome);
+        Assert.Equal(TimeSpan.FromSeconds(1), timedOut.Limit);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(12));
+        Assert.True(SandboxFixture.IsGone(log.StartedProcessId()!.Value));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+        output.WriteLine($"timed out after {clock.Elapsed.TotalSeconds:F2} s");
+        foreach (var entry in log.Entries) output.WriteLine(entry.Message);
+    }
+
+    [Fact]
+    public async Task A_job_past_its_memory_limit_is_stopped_with_the_peak_and_the_limit()
+    {
+        const long limit = 30L << 20;
+        var (sandbox, log, _) = fixture.Sandbox();
+        var outcome = await sandbox.RunAsync(fixture.SlowSpec(), new SandboxLimits(TimeSpan.FromMinutes(1), limit), _ => { }, CancellationToken.None);
+
+        var exceeded = Assert.IsType<SandboxOutcome.MemoryExceeded>(outcome);
+        Assert.Equal(limit, exceeded.LimitBytes);
+        Assert.True(exceeded.PeakBytes > limit, $"peak {exceeded.PeakBytes}");
+        Assert.True(SandboxFixture.IsGone(log.StartedProcessId()!.Value));
+        output.WriteLine(exceeded.Describe());
+    }
+
+    [Fact]
+    public async Task Canceling_a_running_job_kills_the_child_and_reports_canceled()
+    {
+        var (sandbox, log, work) = fixture.Sandbox();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var firstProgress = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var run = sandbox.RunAsync(fixture.SlowSpec(), SandboxFixture.Roomy, _ => firstProgress.TrySetResult(), cancel.Token);
+        await firstProgress.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        var pid = log.StartedProcessId()!.Value;
+        Assert.False(SandboxFixture.IsGone(pid));
+        await Task.Delay(300);
+        var clock = Stopwatch.StartNew();
+        await cancel.CancelAsync();
+
+        var outcome = await run;
+        Assert.IsType<SandboxOutcome.Canceled>(outcome);
+        Assert.True(SandboxFixture.IsGone(pid));
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+    }
+
+    [Fact]
+    public async Task A_child_killed_by_a_signal_is_a_crash_naming_the_signal_and_keeping_the_last_40_stderr_lines()
+    {
+        var script = fixture.Script("""
+            echo "not a progress line"
+            echo '{"progress":0.5}'
+            echo '{"progress":"soon"}'
+            for i in $(seq 1 100); do echo "stderr line $i" >&2; done
+            kill -SEGV $$
+            """);
+        var (sandbox, _, work) = fixture.Sandbox("bash " + script);
+        var progress = new ConcurrentQueue<double>();
+        var outcome = await sandbox.RunAsync(fixture.SlowSpec(), SandboxFixture.Roomy, progress.Enqueue, CancellationToken.None);
+
+        var crashed = Assert.IsType<SandboxOutcome.Crashed>(outcome);
+        Assert.Equal(139, crashed.ExitCode);
+        Assert.Equal("SIGSEGV", crashed.Signal);
+        var lines = crashed.StderrTail.Split('\n');
+        Assert.Equal(SandboxProcess.StderrTailLines, lines.Length);
+        Assert.Equal("stderr line 61", lines[0]);
+        Assert.Equal("stderr line 100", lines[^1]);
+        Assert.Equal([0.5], progress);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+    }
+
+    [Fact]
+    public async Task A_child_that_exits_0_without_a_result_is_a_crash_not_a_success()
+    {
+        var (sandbox, _, _) = fixture.Sandbox("bash " + fixture.Script("echo 'gone early' >&2; exit 0"));
+        var outcome = await sandbox.RunAsync(fixture.SlowSpec(), SandboxFixture.Roomy, _ => { }, CancellationToken.None);
+
+        var crashed = Assert.IsType<SandboxOutcome.Crashed>(outcome);
+        Assert.Equal(0, crashed.ExitCode);
+        Assert.Null(crashed.Signal);
+        Assert.StartsWith("gone early\n[sandbox] the runner exited with code 0 but wrote no result", crashed.StderrTail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_progress_callback_that_throws_does_not_fail_the_job()
+    {
+        var script = fixture.Script("""
+            echo '{"progress":0.5}'
+            echo '{"progress":1}'
+            echo '{"field":"data","detail":"bad"}' > "$5"
+            exit 2
+            """);
+        var (sandbox, log, _) = fixture.Sandbox("bash " + script);
+        var outcome = await sandbox.RunAsync(fixture.SlowSpec(), SandboxFixture.Roomy, _ => throw new InvalidOperationException("boom"), CancellationToken.None);
+
+        Assert.Equal(new LambdaService.Api.Jobs.RunnerUserError("data", "bad"), Assert.IsType<SandboxOutcome.UserError>(outcome).Error);
+        Assert.Single(log.Entries, e => e.Id.Id == 8);
+    }
+}

@@ -1,0 +1,77 @@
+using System.Globalization;
+using System.Text;
+using LambdaService.Measurement.Models;
+
+namespace LambdaService.Api.Tests.Service;
+
+/// <summary>Model and data files the end-to-end tests upload: a tanh MLP as ONNX and TorchScript, labelled CSV points.</summary>
+public sealed class TestFiles : IDisposable
+{
+    public TestFiles()
+    {
+        Folder = Path.Combine(Path.GetTempPath(), "lambdaservice-files-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Folder);
+        var rng = new Random(7);
+        float R() => (float)(rng.NextDouble() * 2 - 1);
+        float[,] Matrix(int rows, int cols)
+        {
+            var m = new float[rows, cols];
+            for (var i = 0; i < rows; i++) for (var j = 0; j < cols; j++) m[i, j] = 1.5f * R();
+            return m;
+        }
+        float[] Vector(int n) => Enumerable.Range(0, n).Select(_ => R()).ToArray();
+        float[][,] w = [Matrix(16, 2), Matrix(16, 16), Matrix(2, 16)];
+        float[][] b = [Vector(16), Vector(16), Vector(2)];
+        OnnxModelBuilder.Save(OnnxModelBuilder.Mlp(w, b), Onnx);
+        TorchScriptWriter.Write(TorchScript, TorchScriptWriter.Mlp(w, b));
+
+        // A bigger network for slow jobs (cancel, kill -9): 2-256-256-2.
+        float[][,] bw = [Matrix(256, 2), Matrix(256, 256), Matrix(2, 256)];
+        float[][] bb = [Vector(256), Vector(256), Vector(2)];
+        OnnxModelBuilder.Save(OnnxModelBuilder.Mlp(bw, bb), SlowOnnx);
+
+        // TorchScript whose forward does not compile: torch.jit.load aborts the process (std::terminate).
+        TorchScriptWriter.Write(Aborting, new TorchScriptModuleSpec("Broken", [new TorchScriptParameter("w", [1], [1f])], "return torch.no_such_op(x * self.w)"));
+
+        var csv = new StringBuilder("f1,f2,label\n");
+        var unlabelled = new StringBuilder("f1,f2\n");
+        for (var i = 0; i < 120; i++)
+        {
+            var x1 = rng.NextDouble() * 3 - 1.5;
+            var x2 = rng.NextDouble() * 3 - 1.5;
+            csv.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{x1:R},{x2:R},{(x1 * x2 > 0 ? 1 : 0)}"));
+            unlabelled.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{x1:R},{x2:R}"));
+        }
+        File.WriteAllText(Csv, csv.ToString());
+        File.WriteAllText(UnlabelledCsv, unlabelled.ToString());
+        File.WriteAllText(NanCsv, "f1,f2,label\n0.1,NaN,1\n");
+        File.WriteAllBytes(Garbage, Encoding.ASCII.GetBytes("this is not a model at all, just some text that pretends"));
+
+        // sin(3·(x1 + x2)) as a scalar ONNX model (output [N, 1]), for scalar-model request checks.
+        var sb = new OnnxModelBuilder("x", 2);
+        var linear = sb.Node("Gemm", [sb.Input, sb.Constant([3f, 3f], 1, 2), sb.Constant([0f], 1)], ("transB", 1L));
+        OnnxModelBuilder.Save(sb.Build(sb.Node("Sin", [linear]), "y", 1), Scalar);
+    }
+
+    public string Folder { get; }
+
+    public string Onnx => Path.Combine(Folder, "mlp.onnx");
+
+    public string TorchScript => Path.Combine(Folder, "mlp.pt");
+
+    public string SlowOnnx => Path.Combine(Folder, "big.onnx");
+
+    public string Aborting => Path.Combine(Folder, "broken.pt");
+
+    public string Csv => Path.Combine(Folder, "points.csv");
+
+    public string UnlabelledCsv => Path.Combine(Folder, "unlabelled.csv");
+
+    public string NanCsv => Path.Combine(Folder, "nan.csv");
+
+    public string Garbage => Path.Combine(Folder, "garbage.onnx");
+
+    public string Scalar => Path.Combine(Folder, "sin.onnx");
+
+    public void Dispose() => Directory.Delete(Folder, recursive: true);
+}

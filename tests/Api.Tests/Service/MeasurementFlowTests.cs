@@ -1,0 +1,104 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LambdaService.Api.Cli;
+
+namespace LambdaService.Api.Tests.Service;
+
+/// <summary>Upload, measure, poll, result — against the real service on 127.0.0.1.</summary>
+public class MeasurementFlowTests(ServiceFixture fixture) : IClassFixture<ServiceFixture>
+{
+    private static double CliLambda(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.True(CliApp.Run(["measure", .. args, "--json"], stdout, stderr, CancellationToken.None) == 0, stderr.ToString());
+        return JsonDocument.Parse(stdout.ToString()).RootElement.GetProperty("lambda").GetDouble();
+    }
+
+    [Fact]
+    public async Task An_onnx_and_a_torchscript_model_measured_over_http_give_the_lambda_the_cli_gives()
+    {
+        using var client = fixture.Service.Client();
+        var upload = await ApiClient.Upload(client, "v1/models", fixture.Files.Onnx, fields: new Dictionary<string, string> { ["name"] = "tanh-mlp" });
+        Assert.Equal(HttpStatusCode.Created, upload.StatusCode);
+        var model = JsonNode.Parse(await upload.Content.ReadAsStringAsync())!;
+        Assert.Equal($"/v1/models/{model["id"]}", upload.Headers.Location!.ToString());
+        Assert.Equal("onnx", model["format"]!.GetValue<string>());
+        Assert.Equal("tanh-mlp", model["name"]!.GetValue<string>());
+        Assert.Equal(64, model["sha256"]!.GetValue<string>().Length);
+        Assert.Equal("x", model["inputs"]![0]!["name"]!.GetValue<string>());
+        var torchId = await ApiClient.UploadId(client, "v1/models", fixture.Files.TorchScript);
+        var dataset = JsonNode.Parse(await (await ApiClient.Upload(client, "v1/datasets", fixture.Files.Csv)).Content.ReadAsStringAsync())!;
+        Assert.Equal(120, dataset["rows"]!.GetValue<int>());
+        Assert.True(dataset["hasLabels"]!.GetValue<bool>());
+        Assert.Equal(2, dataset["classes"]!.GetValue<int>());
+
+        var onnxJob = await ApiClient.SubmitId(client, new { modelId = model["id"]!.GetValue<string>(), datasetId = dataset["id"]!.GetValue<string>(), seed = 3, orders = new { min = 1, max = 4 } });
+        var torchJob = await ApiClient.SubmitId(client, new { modelId = torchId, datasetId = dataset["id"]!.GetValue<string>(), seed = 3 });
+        var onnxResult = await ApiClient.WaitFor(client, onnxJob, TimeSpan.FromMinutes(2));
+        var torchResult = await ApiClient.WaitFor(client, torchJob, TimeSpan.FromMinutes(2));
+        Assert.Equal("succeeded", onnxResult["status"]!.GetValue<string>());
+        Assert.Equal("succeeded", torchResult["status"]!.GetValue<string>());
+        Assert.Equal(1.0, onnxResult["progress"]!.GetValue<double>());
+        Assert.NotNull(onnxResult["startedAt"]);
+        Assert.NotNull(onnxResult["finishedAt"]);
+
+        var viaHttpOnnx = onnxResult["result"]!["lambda"]!.GetValue<double>();
+        var viaHttpTorch = torchResult["result"]!["lambda"]!.GetValue<double>();
+        Assert.Equal("finite-difference", onnxResult["result"]!["engine"]!.GetValue<string>());
+        Assert.Equal("autograd", torchResult["result"]!["engine"]!.GetValue<string>());
+        // The sandbox computes exactly what the CLI computes for the same files and seed.
+        Assert.Equal(CliLambda("--model", fixture.Files.Onnx, "--data", fixture.Files.Csv, "--seed", "3"), viaHttpOnnx, 12);
+        Assert.Equal(CliLambda("--model", fixture.Files.TorchScript, "--data", fixture.Files.Csv, "--seed", "3"), viaHttpTorch, 12);
+        // Two engines, two formats, one network: the same λ to finite-difference accuracy.
+        Assert.Equal(viaHttpTorch, viaHttpOnnx, 4);
+    }
+
+    [Fact]
+    public async Task Lists_are_paged_and_newest_first()
+    {
+        using var client = fixture.Service.Client();
+        var first = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var second = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.UnlabelledCsv);
+        var page = await ApiClient.Get(client, "v1/datasets?page=1&pageSize=1");
+        Assert.Single(page["items"]!.AsArray());
+        Assert.Equal(second, page["items"]![0]!["id"]!.GetValue<string>());
+        Assert.True(page["total"]!.GetValue<int>() >= 2);
+        var next = await ApiClient.Get(client, "v1/datasets?page=2&pageSize=1");
+        Assert.Equal(first, next["items"]![0]!["id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_deleted_model_is_gone()
+    {
+        using var client = fixture.Service.Client();
+        var id = await ApiClient.UploadId(client, "v1/models", fixture.Files.Onnx);
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"v1/models/{id}")).StatusCode);
+        await ApiClient.Problem(await client.GetAsync($"v1/models/{id}"), HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task The_same_idempotency_key_and_body_return_the_same_resource_and_a_different_body_is_refused()
+    {
+        using var client = fixture.Service.Client();
+        var key = Guid.NewGuid().ToString();
+        var a = await ApiClient.Upload(client, "v1/models", fixture.Files.Onnx, idempotencyKey: key);
+        var b = await ApiClient.Upload(client, "v1/models", fixture.Files.Onnx, idempotencyKey: key);
+        Assert.Equal(HttpStatusCode.Created, b.StatusCode);
+        var modelId = JsonNode.Parse(await a.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        Assert.Equal(modelId, JsonNode.Parse(await b.Content.ReadAsStringAsync())!["id"]!.GetValue<string>());
+        var other = await ApiClient.Upload(client, "v1/models", fixture.Files.TorchScript, idempotencyKey: key);
+        var problem = await ApiClient.Problem(other, HttpStatusCode.UnprocessableEntity);
+        Assert.Equal("Idempotency-Key", problem.GetProperty("field").GetString());
+
+        var dataset = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var jobKey = Guid.NewGuid().ToString();
+        var body = new { modelId, datasetId = dataset, maxPoints = 8 };
+        var first = JsonNode.Parse(await (await ApiClient.Submit(client, body, jobKey)).Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        var again = JsonNode.Parse(await (await ApiClient.Submit(client, body, jobKey)).Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        Assert.Equal(first, again);
+        await ApiClient.Problem(await ApiClient.Submit(client, new { modelId, datasetId = dataset, maxPoints = 9 }, jobKey), HttpStatusCode.UnprocessableEntity);
+        await ApiClient.WaitFor(client, first, TimeSpan.FromMinutes(1));
+    }
+}
