@@ -43,6 +43,12 @@ public sealed class ModelFile
     /// <summary>Lower-case hex SHA-256 of the file.</summary>
     public string Sha256 { get; }
 
+    /// <summary>Most entries a TorchScript archive may have.</summary>
+    public const int MaxArchiveEntries = 10_000;
+
+    /// <summary>Most bytes a TorchScript archive may decompress to (its entries together).</summary>
+    public const long MaxArchiveBytes = 4L << 30;
+
     /// <summary>Largest model file accepted (2 GiB, the protobuf limit).</summary>
     public const long MaxBytes = int.MaxValue;
 
@@ -120,6 +126,11 @@ public sealed class ModelFile
             {
                 throw new MeasurementInputException("model", $"'{name}' has no TorchScript code ({root}/code/); it may be a plain state dict saved with torch.save. Save a scripted or traced model with torch.jit.save.");
             }
+            if (zip.Entries.Count > MaxArchiveEntries)
+            {
+                throw new MeasurementInputException("model", $"TorchScript archive '{name}' has {zip.Entries.Count} entries; at most {MaxArchiveEntries} are accepted.");
+            }
+            long total = 0;
             foreach (var e in zip.Entries)
             {
                 if (e.FullName.Contains("..", StringComparison.Ordinal) || e.FullName.StartsWith('/') || e.FullName.Contains('\\'))
@@ -128,7 +139,16 @@ public sealed class ModelFile
                 }
                 // Reading every entry verifies the CRCs, which catches truncation and corruption before libtorch sees the file.
                 using var s = e.Open();
-                s.CopyTo(Stream.Null);
+                var buffer = new byte[1 << 16];
+                int read;
+                while ((read = s.Read(buffer)) > 0)
+                {
+                    total += read;
+                    if (total > MaxArchiveBytes)
+                    {
+                        throw new MeasurementInputException("model", $"TorchScript archive '{name}' decompresses to more than {MaxArchiveBytes >> 30} GiB; refusing it.");
+                    }
+                }
             }
             var forwardArgs = new List<TensorInfo> { new("x", [-1], "unknown") };
             return new ModelFile(name, bytes, ModelFormat.TorchScript, null, forwardArgs, [new TensorInfo("output", [-1], "unknown")]);

@@ -19,7 +19,7 @@ public sealed class ServiceProcess : IDisposable
     private readonly StringBuilder _log = new();
     private Process? _process;
 
-    public ServiceProcess(IDictionary<string, string>? settings = null, string? dataRoot = null)
+    public ServiceProcess(IDictionary<string, string>? settings = null, string? dataRoot = null, bool withKeys = true)
     {
         DataRoot = dataRoot ?? Path.Combine(Path.GetTempPath(), "lambdaservice-e2e-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(DataRoot);
@@ -35,6 +35,10 @@ public sealed class ServiceProcess : IDisposable
             ["Jobs__WorkerCount"] = "2",
             ["Logging__LogLevel__Default"] = "Information",
         };
+        if (!withKeys)
+        {
+            foreach (var k in _settings.Keys.Where(k => k.StartsWith("Auth__", StringComparison.Ordinal)).ToList()) _settings.Remove(k);
+        }
         foreach (var (k, v) in settings ?? new Dictionary<string, string>()) _settings[k] = v;
         Start();
     }

@@ -135,3 +135,20 @@ public class ModelFileTests
         Assert.Contains("[5]", ex.Message);
     }
 }
+
+public class ModelArchiveLimitTests
+{
+    [Fact]
+    public void A_torchscript_archive_with_too_many_entries_is_refused()
+    {
+        var ms = new MemoryStream();
+        using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            zip.CreateEntry("archive/data.pkl").Open().Dispose();
+            zip.CreateEntry("archive/code/__torch__.py").Open().Dispose();
+            for (var i = 0; i < ModelFile.MaxArchiveEntries; i++) zip.CreateEntry($"archive/data/{i}").Open().Dispose();
+        }
+        var ex = Assert.Throws<MeasurementInputException>(() => ModelFile.FromBytes("many.pt", ms.ToArray()));
+        Assert.Contains("entries", ex.Message);
+    }
+}
