@@ -59,6 +59,9 @@ public static class OpenApiSetup
             ui.SwaggerEndpoint("/openapi/v1.json", "LambdaService v1");
             ui.RoutePrefix = "swagger";
             ui.DocumentTitle = "LambdaService";
+            ui.EnableDeepLinking();
+            ui.EnableTryItOutByDefault();
+            ui.EnablePersistAuthorization();
         });
         return app;
     }
