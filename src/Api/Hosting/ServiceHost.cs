@@ -13,6 +13,11 @@ public static class ServiceHost
     {
         var builder = WebApplication.CreateBuilder(args);
         var limits = builder.Configuration.GetSection("Limits").Get<LimitsOptions>() ?? new LimitsOptions();
+        // Multipart uploads larger than 64 KiB are buffered in ASP.NET's temp folder: keep that inside the store.
+        var storage = builder.Configuration.GetSection("Storage").Get<StorageOptions>() ?? new StorageOptions();
+        var uploadTemp = Path.Combine(storage.FullRoot, "tmp");
+        Directory.CreateDirectory(uploadTemp);
+        Environment.SetEnvironmentVariable("ASPNETCORE_TEMP", uploadTemp);
         builder.Services.AddLambdaOptions(builder.Configuration)
             .AddLambdaStorage()
             .AddLambdaJobs(runServer: builder.Configuration.GetValue("Jobs:RunServer", true))
