@@ -52,14 +52,6 @@ public sealed class MeasurementJob(
         {
             while (!run.IsCancellationRequested)
             {
-                try
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(500), run.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
                 var status = store.Write(db =>
                 {
                     db.Execute("UPDATE jobs SET HeartbeatAt = ?, Progress = ? WHERE Id = ? AND RunToken = ? AND Status = ?",
@@ -70,6 +62,14 @@ public sealed class MeasurementJob(
                 {
                     canceledByUser = true;
                     await run.CancelAsync();
+                    return;
+                }
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(250), run.Token);
+                }
+                catch (OperationCanceledException)
+                {
                     return;
                 }
             }
