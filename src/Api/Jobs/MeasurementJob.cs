@@ -40,7 +40,7 @@ public sealed class MeasurementJob(
             Finish(jobId, token, JobStatus.Failed, null, Problem(409, "Input deleted", "the model or dataset was deleted before the job ran; upload it again and resubmit.", "modelId"));
             return;
         }
-        var spec = new RunnerSpec("measure", artifacts.PathOf(model.Sha256), artifacts.PathOf(dataset.Sha256), dataset.Name, dataset.LabelColumn,
+        var spec = new RunnerSpec("measure", artifacts.PathOf(model.Sha256), artifacts.PathOf(dataset.Sha256), dataset.LabelColumn,
             limits.Value.MaxDecompressedBytes, JsonSerializer.Deserialize<MeasurementRequest>(job.RequestJson, Json)!);
         var o = options.Value;
         var sandboxLimits = new SandboxLimits(TimeSpan.FromSeconds(o.TimeLimitSeconds), (long)o.MemoryLimitMb << 20);

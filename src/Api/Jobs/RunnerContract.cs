@@ -10,7 +10,6 @@ namespace LambdaService.Api.Jobs;
 /// <param name="Kind">Job kind; <c>measure</c> today.</param>
 /// <param name="ModelPath">The model file.</param>
 /// <param name="DataPath">The data file.</param>
-/// <param name="DataFileName">The data file's original name (format detection hints), e.g. <c>test.npz</c>.</param>
 /// <param name="LabelColumn">CSV label column, or null for the default.</param>
 /// <param name="MaxDecompressedBytes">Decompression limit for the data file.</param>
 /// <param name="Request">The measurement request (the HTTP body's options, same names as the CLI).</param>
@@ -18,7 +17,6 @@ public sealed record RunnerSpec(
     string Kind,
     string ModelPath,
     string DataPath,
-    string DataFileName,
     string? LabelColumn,
     long MaxDecompressedBytes,
     MeasurementRequest Request);

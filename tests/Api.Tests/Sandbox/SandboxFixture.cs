@@ -88,7 +88,7 @@ public sealed class SandboxFixture : IDisposable
         new MeasurementRequest("", "", Orders: new OrderRange(1, 8), Directions: 16, MaxPoints: 4000, Engine: "autograd"));
 
     public static RunnerSpec Spec(string model, string data, MeasurementRequest request) =>
-        new("measure", model, data, Path.GetFileName(data), null, 1L << 30, request);
+        new("measure", model, data, null, 1L << 30, request);
 
     /// <summary>A sandbox whose job folders go to a fresh folder of their own (so a test can see that nothing is left).</summary>
     public (SandboxProcess Sandbox, ListLogger<SandboxProcess> Log, string WorkDirectory) Sandbox(string? runnerCommand = null)

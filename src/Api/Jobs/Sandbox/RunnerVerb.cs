@@ -104,16 +104,8 @@ public static class RunnerVerb
             LabelColumn = spec.LabelColumn ?? new DataReadOptions().LabelColumn,
             MaxDecompressedBytes = spec.MaxDecompressedBytes > 0 ? spec.MaxDecompressedBytes : new DataReadOptions().MaxDecompressedBytes,
         };
-        var file = ModelFile.Open(spec.ModelPath);
-        ct.ThrowIfCancellationRequested();
-        Dataset data;
-        using (var stream = new FileStream(spec.DataPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
-        {
-            data = DatasetReader.Read(stream, string.IsNullOrEmpty(spec.DataFileName) ? Path.GetFileName(spec.DataPath) : spec.DataFileName, dataOptions);
-        }
-        ct.ThrowIfCancellationRequested();
-        using var runner = CurvatureRate.CreateRunner(file, data, options.SampleShape);
-        return CurvatureRate.Estimate(runner, data, options, progress, ct);
+        // The same front door as the CLI's measure verb: the stored upload is detected by content.
+        return CurvatureRate.Measure(spec.ModelPath, spec.DataPath, options, dataOptions, progress, ct);
     }
 
     /// <summary>Writes <paramref name="text"/> to a temporary file beside <paramref name="path"/>, then renames it over <paramref name="path"/>.</summary>
