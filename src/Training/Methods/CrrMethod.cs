@@ -1,0 +1,146 @@
+using System.Globalization;
+using LambdaService.Measurement.Engines;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LambdaService.Training.Methods;
+
+/// <summary>
+/// Curvature Rate Regularization (paper §5.2, §5.4–5.6): cross-entropy plus a penalty on the input-space
+/// directional derivatives of the per-sample loss.
+/// </summary>
+/// <remarks>
+/// On a batch of B points <c>(x_i, y_i)</c>, with <c>ℓ_i(x) = CE(f_w(x), y_i) = log Σ_k exp f_w(x)_k − f_w(x)_{y_i}</c>,
+/// D unit directions <c>v_{i,d}</c> per point (independent Gaussian components, normalised; a fresh draw each
+/// penalised step from the method's own seeded stream) and orders <c>n = nmin..nmax</c>:
+/// <code>
+/// Dⁿ_v ℓ_i(x_i) = dⁿ/dtⁿ ℓ_i(x_i + t v)|_{t=0}
+/// P(w)          = Σ_{n=nmin}^{nmax} (1/(B·D)) Σ_{i=1}^{B} Σ_{d=1}^{D} (Dⁿ_{v_{i,d}} ℓ_i(x_i))²
+/// J(w)          = mean_i CE(f_w(x_i), y_i) + scale · P(w)     on steps s with s mod every = 0
+/// J(w)          = mean_i CE(f_w(x_i), y_i)                    on the other steps
+/// </code>
+/// and one optimizer step along <c>∇_w J</c>. The derivatives come from an
+/// <see cref="IDifferentiableDerivativeEngine"/> (nested autograd by default), so <c>∇_w P</c> is exact.
+/// The penalty's forward passes run with the network in evaluation mode (lines must be independent: no
+/// batch statistics); the mode is restored afterwards. Labels are the training labels as given (noisy ones
+/// included).
+/// </remarks>
+public sealed class CrrMethod : ITrainingMethod
+{
+    private readonly Random directionStream;
+    private readonly IDifferentiableDerivativeEngine engine;
+
+    /// <summary>Creates the method.</summary>
+    /// <param name="scale">Penalty weight ≥ 0.</param>
+    /// <param name="minOrder">Lowest order nmin ≥ 1.</param>
+    /// <param name="maxOrder">Highest order nmax ≥ nmin.</param>
+    /// <param name="directions">Directions D ≥ 1 per point.</param>
+    /// <param name="every">The penalty is added on every <paramref name="every"/>-th step (steps 0, k, 2k, …).</param>
+    /// <param name="directionStream">Seeded source of the directions.</param>
+    /// <param name="engine">Derivative engine; default <see cref="DifferentiableDerivatives.Default"/>.</param>
+    public CrrMethod(double scale, int minOrder, int maxOrder, int directions, int every, Random directionStream, IDifferentiableDerivativeEngine? engine = null)
+    {
+        if (!(scale >= 0) || !double.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, "Scale must be finite and ≥ 0.");
+        if (minOrder < 1 || maxOrder < minOrder) throw new ArgumentOutOfRangeException(nameof(maxOrder), $"Orders {minOrder}-{maxOrder} are not a range within 1..∞.");
+        ArgumentOutOfRangeException.ThrowIfLessThan(directions, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(every, 1);
+        ArgumentNullException.ThrowIfNull(directionStream);
+        Scale = scale;
+        MinOrder = minOrder;
+        MaxOrder = maxOrder;
+        Directions = directions;
+        Every = every;
+        this.directionStream = directionStream;
+        this.engine = engine ?? DifferentiableDerivatives.Default;
+    }
+
+    /// <summary>Penalty weight.</summary>
+    public double Scale { get; }
+
+    /// <summary>Lowest penalised order.</summary>
+    public int MinOrder { get; }
+
+    /// <summary>Highest penalised order.</summary>
+    public int MaxOrder { get; }
+
+    /// <summary>Directions per point.</summary>
+    public int Directions { get; }
+
+    /// <summary>Penalty period in steps.</summary>
+    public int Every { get; }
+
+    /// <summary>Name of the derivative engine.</summary>
+    public string Engine => engine.Name;
+
+    /// <inheritdoc />
+    public string Name => "crr";
+
+    /// <inheritdoc />
+    public string Formula => string.Create(CultureInfo.InvariantCulture,
+        $"J(w) = mean_i CE(f_w(x_i), y_i) + {Scale:R} * P(w) on steps s with s mod {Every} = 0; P(w) = sum_{{n={MinOrder}..{MaxOrder}}} mean_{{i, d=1..{Directions}}} (d^n/dt^n CE(f_w(x_i + t v_id), y_i) at t=0)^2, v_id random unit directions; derivatives by {engine.Name}");
+
+    /// <summary>
+    /// Draws the directions for a batch of <paramref name="batch"/> points: <c>[batch·D, sample…]</c>, point-major
+    /// (the D directions of point 0 first), from the method's stream.
+    /// </summary>
+    public Tensor DrawDirections(long batch, long[] sampleShape, ScalarType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(sampleShape);
+        var size = (int)sampleShape.Aggregate(1L, (a, b) => a * b);
+        var lines = (int)batch * Directions;
+        var values = new float[(long)lines * size];
+        for (var l = 0; l < lines; l++) Seeds.UnitVector(directionStream, values.AsSpan(l * size, size));
+        return tensor(values, [lines, .. sampleShape]).to(dtype);
+    }
+
+    /// <summary>
+    /// The penalty <c>P(w)</c> of the remarks for batch (<paramref name="x"/>, <paramref name="y"/>) and given
+    /// directions <paramref name="v"/> (<c>[B·D, sample…]</c>, point-major), as a scalar tensor differentiable
+    /// with respect to the network's parameters.
+    /// </summary>
+    public Tensor Penalty(nn.Module<Tensor, Tensor> network, Tensor x, Tensor y, Tensor v)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(y);
+        ArgumentNullException.ThrowIfNull(v);
+        if (v.shape[0] != x.shape[0] * Directions) throw new ArgumentException($"Expected {x.shape[0] * Directions} directions, got {v.shape[0]}.", nameof(v));
+        var wasTraining = network.training;
+        if (wasTraining) network.eval();
+        try
+        {
+            using var scope = NewDisposeScope();
+            var xr = x.repeat_interleave(Directions, 0);
+            var yr = y.repeat_interleave(Directions, 0);
+            var d = engine.DirectionalDerivatives(input => Objective.Evaluate(TargetKind.Loss, network.call(input), yr), xr, v, MaxOrder);
+            var chosen = d.narrow(1, MinOrder - 1, MaxOrder - MinOrder + 1);
+            return chosen.square().mean([0]).sum().MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            if (wasTraining) network.train();
+        }
+    }
+
+    /// <inheritdoc />
+    public StepLoss Step(nn.Module<Tensor, Tensor> network, Tensor x, Tensor y, optim.Optimizer optimizer, long step)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        optimizer.zero_grad();
+        var ce = nn.functional.cross_entropy(network.call(x), y);
+        var total = ce;
+        double? penalty = null;
+        if (step % Every == 0)
+        {
+            var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype);
+            var p = Penalty(network, x, y, v);
+            total = ce + Scale * p;
+            penalty = p.ToDouble();
+        }
+        total.backward();
+        optimizer.step();
+        return new StepLoss(ce.ToDouble(), penalty);
+    }
+}

@@ -1,0 +1,366 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using LambdaService.Measurement;
+using LambdaService.Measurement.Data;
+using LambdaService.Measurement.Estimation;
+using LambdaService.Measurement.Metrics;
+using LambdaService.Measurement.Models;
+using LambdaService.Training.Datasets;
+using LambdaService.Training.Methods;
+using LambdaService.Training.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LambdaService.Training;
+
+/// <summary>
+/// Trains a small network with baseline cross-entropy, CRR or SAM (Adam optimiser) and measures it: test
+/// accuracy, error, ECE, hardest-20% accuracy, and λ on the test set (paper §5.2–5.6).
+/// </summary>
+/// <remarks>
+/// Reproducibility: the initial weights of linear and convolution layers come from a torch.Generator of the run's
+/// own, seeded with <c>seed</c> (<see cref="Initialize"/>); <c>torch.manual_seed(seed)</c> is also called right
+/// before the network is built, for any other layer a network may have (training itself draws nothing from
+/// torch's generator; copies made for measurement save and restore it). The batch order (a Fisher–Yates
+/// permutation per epoch, from <c>Seeds.Stream(seed, 11)</c>) and the CRR directions (<c>Seeds.Stream(seed, 12)</c>)
+/// come from their own streams; the data and the measurement have their own seeds (default: the run's). The
+/// same request therefore gives the same numbers on the same machine and thread count, even while other code
+/// in the process uses torch's global generator. Training runs in float32 on the CPU; λ is measured on a
+/// float64 copy of the network with the autograd engine.
+/// </remarks>
+public static class TrainingRun
+{
+    private const int EvaluationBatch = 4096;
+
+    /// <summary>Serialises this class's use of torch's process-wide generator (seeding, building networks).</summary>
+    private static readonly Lock SeedGate = new();
+
+    /// <summary>Trains on the data the request describes (Two Moons) and returns the result; the network is disposed.</summary>
+    /// <exception cref="MeasurementInputException">An invalid request (the field is named).</exception>
+    public static TrainingResult Run(TrainingRequest request, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        using var outcome = Train(request, null, progress, cancellationToken);
+        return outcome.Result;
+    }
+
+    /// <summary>Trains on the caller's data and returns the result; the network is disposed.</summary>
+    /// <exception cref="MeasurementInputException">An invalid request or data (the field is named).</exception>
+    public static TrainingResult Run(TrainingRequest request, TrainingData data, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        using var outcome = Train(request, data, progress, cancellationToken);
+        return outcome.Result;
+    }
+
+    /// <summary>
+    /// Trains on <paramref name="data"/> (or, when null, the data the request describes) and returns the result
+    /// with the trained network, which the caller disposes.
+    /// </summary>
+    /// <exception cref="MeasurementInputException">An invalid request or data (the field is named).</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; checked before every batch.</exception>
+    public static TrainingOutcome Train(TrainingRequest request, TrainingData? data, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        var threads = TorchRuntime.EnsureConfigured();
+        request = request with
+        {
+            Data = request.Data with { Seed = request.Data.Seed ?? request.Seed },
+            Measure = request.Measure with { Seed = request.Measure.Seed ?? request.Seed },
+        };
+        if (data is null) data = CreateData(request);
+        else request = request with { Data = request.Data with { LabelNoise = data.LabelNoise } };
+        CheckData(data);
+        var pairs = request.Measure.Pairs.Select(TrainingRequest.ParsePair).ToArray();
+        foreach (var (a, b) in pairs)
+        {
+            if (a >= data.Classes || b >= data.Classes)
+            {
+                throw new MeasurementInputException("measure.pairs", $"pair {a}-{b} names a class the data does not have (classes 0..{data.Classes - 1}).");
+            }
+        }
+        var finalOptions = request.MeasurementOptions(null);
+        var warnings = new List<string>();
+
+        nn.Module<Tensor, Tensor> network;
+        lock (SeedGate)
+        {
+            manual_seed(request.Seed);
+            network = CreateNetwork(request.Model, data.SampleShape, data.Classes, request.Seed);
+        }
+        try
+        {
+            var method = CreateMethod(request);
+            var (history, trainSeconds, measureSeconds) = Fit(network, method, request, data, progress, warnings, cancellationToken);
+
+            var clock = Stopwatch.StartNew();
+            network.eval();
+            var testProbabilities = ClassificationMetrics.Softmax(Logits(network, data.TestX, data.TestCount, data.SampleShape), data.Classes);
+            var metrics = ClassificationMetrics.Compute(testProbabilities, data.Classes, data.TestY);
+            var trainProbabilities = ClassificationMetrics.Softmax(Logits(network, data.TrainX, data.TrainCount, data.SampleShape), data.Classes);
+            var trainAccuracy = ClassificationMetrics.Compute(trainProbabilities, data.Classes, data.TrainY).Accuracy;
+            var testSet = TestDataset(data);
+            var lambda = MeasureLambda(network, request.Model, data, testSet, finalOptions, null, warnings, cancellationToken);
+            var pairLambdas = pairs.Select(p => new PairLambda($"{p.A}-{p.B}",
+                MeasureLambda(network, request.Model, data, testSet, request.MeasurementOptions(null, PointSelection.Pairs, p), p, warnings, cancellationToken))).ToArray();
+            measureSeconds += clock.Elapsed.TotalSeconds;
+
+            var widths = network is Mlp mlp ? mlp.Widths : [];
+            var config = new ResolvedTraining(request, method.Formula, widths, data.SampleShape, data.Classes, data.TrainCount, data.TestCount,
+                data.NoisyTrainLabels, data.Source, "float32", "cpu", Versions(threads));
+            var result = new TrainingResult(method.Name, metrics.Accuracy, 1 - metrics.Accuracy, metrics.Ece, metrics.Hard20Accuracy, trainAccuracy,
+                history[^1].TrainLoss, lambda, pairLambdas, trainSeconds, measureSeconds, history, config, warnings);
+            return new TrainingOutcome(result, new TrainedModel(network, request.Model, data.SampleShape, data.Classes));
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The data a request describes: Two Moons (see <see cref="TwoMoons"/>) with the request's data seed.</summary>
+    /// <exception cref="MeasurementInputException">A kind that needs data from the caller.</exception>
+    public static TrainingData CreateData(TrainingRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var d = request.Data;
+        return d.Kind switch
+        {
+            "two-moons" => TwoMoons.Generate(d.Samples, d.Noise, d.LabelNoise, d.TestFraction, d.Seed ?? request.Seed),
+            _ => throw new MeasurementInputException("data.kind", $"data kind '{d.Kind}' is not generated here; use two-moons or supply a data set."),
+        };
+    }
+
+    /// <summary>
+    /// Builds an untrained network for samples of <paramref name="sampleShape"/> and <paramref name="classes"/>
+    /// outputs; with <paramref name="seed"/>, its linear and convolution layers are then drawn by <see cref="Initialize"/>.
+    /// </summary>
+    public static nn.Module<Tensor, Tensor> CreateNetwork(ModelSpec spec, int[] sampleShape, int classes, int? seed = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(sampleShape);
+        var size = sampleShape.Aggregate(1, (a, b) => a * b);
+        nn.Module<Tensor, Tensor> network = spec.Kind switch
+        {
+            "mlp" => new Mlp([size, .. spec.Hidden, classes], spec.Activation),
+            _ => throw new MeasurementInputException("model.kind", $"model kind '{spec.Kind}' is not known; use mlp."),
+        };
+        if (seed is { } s) Initialize(network, s);
+        return network;
+    }
+
+    /// <summary>
+    /// Draws the weight and bias of every <c>Linear</c> and convolution layer (in module order, weight then bias)
+    /// from <c>U(−1/√fan_in, 1/√fan_in)</c>, <c>fan_in = weight.shape[1] · Π kernel</c> — the distribution of
+    /// torch.nn.Linear's and ConvNd's default initialisation (kaiming_uniform with a = √5) — using a
+    /// <c>torch.Generator</c> of its own seeded with <paramref name="seed"/>. Unlike the process-wide generator
+    /// behind <c>torch.manual_seed</c>, nothing else running in the process can shift these draws. Other layers
+    /// (batch norm: ones and zeros) keep their constructor's values.
+    /// </summary>
+    public static void Initialize(nn.Module network, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        using var generator = new Generator(unchecked((ulong)seed), CPU);
+        using var noGrad = no_grad();
+        foreach (var module in network.modules())
+        {
+            var (weight, bias) = module switch
+            {
+                TorchSharp.Modules.Linear l => (l.weight, l.bias),
+                TorchSharp.Modules.Convolution c => (c.weight, c.bias),
+                _ => (null, null),
+            };
+            if (weight is null) continue;
+            var fanIn = weight.shape[1..].Aggregate(1L, (a, b) => a * b);
+            var bound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
+            // Tensor.uniform_ honours the generator; nn.init.uniform_(…, generator) in TorchSharp 0.107 draws from
+            // the global generator instead (checked here: its values change with torch.manual_seed).
+            weight.uniform_(-bound, bound, generator);
+            bias?.uniform_(-bound, bound, generator);
+        }
+    }
+
+    /// <summary>The training method a (validated) request names, with its seeded streams.</summary>
+    public static ITrainingMethod CreateMethod(TrainingRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return request.Method switch
+        {
+            "crr" => new CrrMethod(request.Crr.Scale, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every,
+                Seeds.Stream(request.Seed, 12)),
+            "sam" => new SamMethod(request.Sam.Rho, request.Sam.Adaptive),
+            "baseline" => new BaselineMethod(),
+            _ => throw new MeasurementInputException("method", $"method '{request.Method}' is not known; use baseline, crr or sam."),
+        };
+    }
+
+    private static (List<EpochRecord> History, double TrainSeconds, double MeasureSeconds) Fit(nn.Module<Tensor, Tensor> network, ITrainingMethod method,
+        TrainingRequest request, TrainingData data, IProgress<TrainingProgress>? progress, List<string> warnings, CancellationToken cancellationToken)
+    {
+        long[] shape = [.. data.SampleShape.Select(d => (long)d)];
+        using var trainX = tensor(data.TrainX, [data.TrainCount, .. shape]);
+        using var trainY = tensor(data.TrainY.Select(y => (long)y).ToArray(), [data.TrainCount]);
+        using var optimizer = optim.Adam(network.parameters(), lr: request.LearningRate, weight_decay: request.WeightDecay);
+        var order = Seeds.Stream(request.Seed, 11);
+        var history = new List<EpochRecord>(request.Epochs);
+        var trainClock = new Stopwatch();
+        var measureClock = new Stopwatch();
+        var trackOptions = request.Track.LambdaEvery > 0 ? request.MeasurementOptions(0) : null;
+        var testSet = trackOptions is null ? null : TestDataset(data);
+        var trackWarnings = new List<string>();
+        long step = 0;
+        for (var epoch = 1; epoch <= request.Epochs; epoch++)
+        {
+            trainClock.Start();
+            network.train();
+            var permutation = Seeds.Permutation(order, data.TrainCount);
+            double lossSum = 0, penaltySum = 0;
+            var penalised = 0;
+            for (var start = 0; start < data.TrainCount; start += request.BatchSize)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var count = Math.Min(request.BatchSize, data.TrainCount - start);
+                using var scope = NewDisposeScope();
+                var index = tensor(permutation.AsSpan(start, count).ToArray().Select(i => (long)i).ToArray(), [count]);
+                var loss = method.Step(network, trainX.index_select(0, index), trainY.index_select(0, index), optimizer, step++);
+                lossSum += loss.Loss * count;
+                if (loss.Penalty is { } p)
+                {
+                    penaltySum += p;
+                    penalised++;
+                }
+            }
+            var trainLoss = lossSum / data.TrainCount;
+            if (!double.IsFinite(trainLoss)) warnings.Add($"the training loss became {trainLoss} in epoch {epoch}; lower the learning rate or the CRR scale.");
+            network.eval();
+            var probabilities = ClassificationMetrics.Softmax(Logits(network, data.TestX, data.TestCount, data.SampleShape), data.Classes);
+            var testError = 1 - ClassificationMetrics.Compute(probabilities, data.Classes, data.TestY).Accuracy;
+            trainClock.Stop();
+
+            double? lambda = null;
+            if (trackOptions is not null && (epoch % request.Track.LambdaEvery == 0 || epoch == request.Epochs))
+            {
+                measureClock.Start();
+                lambda = MeasureLambda(network, request.Model, data, testSet!, trackOptions, null, trackWarnings, cancellationToken)?.Lambda;
+                measureClock.Stop();
+            }
+            history.Add(new EpochRecord(epoch, trainLoss, penalised > 0 ? penaltySum / penalised : null, testError, lambda));
+            progress?.Report(new TrainingProgress(epoch, request.Epochs, trainLoss, testError, lambda));
+        }
+        network.eval();
+        warnings.AddRange(trackWarnings.Distinct().Select(w => "tracking: " + w));
+        return (history, trainClock.Elapsed.TotalSeconds, measureClock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Logits of <paramref name="count"/> samples in double, evaluated without gradients in batches.</summary>
+    private static double[] Logits(nn.Module<Tensor, Tensor> network, float[] x, int count, int[] sampleShape)
+    {
+        var size = sampleShape.Aggregate(1, (a, b) => a * b);
+        var result = new List<double>();
+        using var noGrad = no_grad();
+        for (var start = 0; start < count; start += EvaluationBatch)
+        {
+            var n = Math.Min(EvaluationBatch, count - start);
+            using var scope = NewDisposeScope();
+            var input = tensor(x.AsSpan(start * size, n * size).ToArray(), [n, .. sampleShape.Select(d => (long)d)]);
+            result.AddRange(network.call(input).to(ScalarType.Float64).reshape(-1).data<double>().ToArray());
+        }
+        return [.. result];
+    }
+
+    /// <summary>
+    /// λ on the test set with a float64 copy of the network. For boundary points, when no test point lies in the
+    /// band, all test points are used instead (and a warning says so).
+    /// </summary>
+    private static LambdaMeasurement? MeasureLambda(nn.Module<Tensor, Tensor> network, ModelSpec spec, TrainingData data, Dataset testSet,
+        MeasurementOptions options, (int A, int B)? pair, List<string>? warnings, CancellationToken cancellationToken)
+    {
+        using var copy = Copy(network, spec, data);
+        using var runner = TorchModelRunner.FromModule(copy, data.SampleShape);
+        var points = pair is { } p ? $"pair {p.A}-{p.B}" : options.Points == PointSelection.All ? "all" : "boundary";
+        MeasurementResult? result;
+        try
+        {
+            result = CurvatureRate.Estimate(runner, testSet, options, null, cancellationToken);
+        }
+        catch (MeasurementInputException e) when (e.Field == "band" && options.Points == PointSelection.Boundary)
+        {
+            warnings?.Add($"no test point has its largest predicted probability within {options.Band.Low}-{options.Band.High}; λ was measured on all test points.");
+            points = "all";
+            result = null;
+        }
+        catch (MeasurementInputException e)
+        {
+            // The options were validated; what is left depends on the trained network and the data (a class pair
+            // without test samples, fewer than two orders with non-zero derivatives).
+            warnings?.Add($"λ ({points}) could not be measured: {e.Message}");
+            return null;
+        }
+        if (result is null)
+        {
+            try
+            {
+                result = CurvatureRate.Estimate(runner, testSet, options with { Points = PointSelection.All }, null, cancellationToken);
+            }
+            catch (MeasurementInputException e)
+            {
+                warnings?.Add($"λ ({points}) could not be measured: {e.Message}");
+                return null;
+            }
+        }
+        return new LambdaMeasurement(result.Lambda, result.Intercept, result.R2, result.Ci95, result.Orders, points, result.PointsUsed,
+            result.PointsEligible, result.Warnings);
+    }
+
+    /// <summary>A new network of the same kind holding copies of <paramref name="network"/>'s parameters and buffers; torch's generator is left as it was.</summary>
+    private static nn.Module<Tensor, Tensor> Copy(nn.Module<Tensor, Tensor> network, ModelSpec spec, TrainingData data)
+    {
+        nn.Module<Tensor, Tensor> copy;
+        lock (SeedGate)
+        {
+            using var state = get_rng_state();
+            copy = CreateNetwork(spec, data.SampleShape, data.Classes);
+            set_rng_state(state);
+        }
+        using var noGrad = no_grad();
+        foreach (var (target, source) in copy.parameters().Zip(network.parameters())) target.copy_(source);
+        foreach (var (target, source) in copy.buffers().Zip(network.buffers())) target.copy_(source);
+        return copy;
+    }
+
+    private static Dataset TestDataset(TrainingData data)
+    {
+        var x = data.TestX.Select(v => (double)v).ToArray();
+        var hash = SHA256.HashData([.. MemoryMarshal.AsBytes(data.TestX.AsSpan()), .. MemoryMarshal.AsBytes(data.TestY.AsSpan())]);
+        return new Dataset(x, data.TestCount, data.SampleShape, data.TestY, "arrays", Convert.ToHexStringLower(hash));
+    }
+
+    private static void CheckData(TrainingData data)
+    {
+        var size = data.SampleSize;
+        if (data.Classes < 2) throw new MeasurementInputException("data", $"training needs at least 2 classes (got {data.Classes}).");
+        if (data.TrainCount < 1 || data.TestCount < 1) throw new MeasurementInputException("data", "training needs at least one training and one test sample.");
+        if (size < 1 || data.TrainX.Length != (long)data.TrainCount * size || data.TestX.Length != (long)data.TestCount * size)
+        {
+            throw new MeasurementInputException("data", $"the feature arrays do not hold {size} values per sample.");
+        }
+        if (data.TrainY.Concat(data.TestY).Any(y => y < 0 || y >= data.Classes))
+        {
+            throw new MeasurementInputException("data", $"labels must be class indices 0..{data.Classes - 1}.");
+        }
+        if (data.TrainX.Any(v => !float.IsFinite(v)) || data.TestX.Any(v => !float.IsFinite(v)))
+        {
+            throw new MeasurementInputException("data", "the features hold NaN or infinite values (perhaps beyond float32's range).");
+        }
+    }
+
+    private static RunVersions Versions(int threads) => new(
+        typeof(TrainingRun).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
+        typeof(torch).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
+        Environment.Version.ToString(),
+        RuntimeInformation.OSDescription,
+        threads);
+}

@@ -1,0 +1,120 @@
+using LambdaService.Training.Methods;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LambdaService.Training.Tests;
+
+[Collection(TorchGeneratorCollection.Name)]
+public class CrrMethodTests
+{
+    private static readonly double[] Start = [0.9, -0.4, 0.3, 1.1, -0.7, 0.5, 0.2, -0.1, 0.3];
+    private static readonly double[][] X = [[0.3, -1.2], [1.1, 0.4], [-0.7, 0.9]];
+    private static readonly int[] Y = [0, 2, 1];
+    private const int Directions = 2;
+
+    private static double[][] DrawnDirections(int seed)
+    {
+        // A method with the same seed draws the same directions first; read them as the step will see them.
+        using var v = new CrrMethod(1, 1, 1, Directions, 1, new Random(seed)).DrawDirections(X.Length, [2], ScalarType.Float64);
+        return ParameterAccess.Split(v.data<double>().ToArray(), 2);
+    }
+
+    [Fact]
+    public void One_crr_step_on_a_linear_softmax_model_matches_closed_form_derivatives_and_a_finite_difference_gradient()
+    {
+        const double lr = 0.05, scale = 0.7;
+        using var mlp = ParameterAccess.Float64Mlp([2, 3], Start);
+        using var sgd = optim.SGD(mlp.parameters(), lr);
+        var method = new CrrMethod(scale, 1, 3, Directions, 1, new Random(9));
+        using var scope = NewDisposeScope();
+        var loss = method.Step(mlp, ParameterAccess.Rows(X), ParameterAccess.Labels(Y), sgd, 0);
+
+        // By hand: P from the cumulant formulas (LinearSoftmax), ∇P by central differences in double
+        // (h = 1e-5: truncation ~h²·P‴ ≈ 1e-10, rounding ~1e-16/h ≈ 1e-11), ∇CE by the textbook formula.
+        var v = DrawnDirections(9);
+        double P(double[] w) => LinearSoftmax.FromFlat(w, 3, 2).Penalty(X, Y, v, Directions, 1, 3);
+        const double h = 1e-5;
+        var gradP = Start.Select((_, i) =>
+        {
+            var plus = (double[])Start.Clone();
+            var minus = (double[])Start.Clone();
+            plus[i] += h;
+            minus[i] -= h;
+            return (P(plus) - P(minus)) / (2 * h);
+        }).ToArray();
+        var gradCe = LinearSoftmax.FromFlat(Start, 3, 2).CrossEntropyGradient(X, Y);
+        var expected = Start.Select((w, i) => w - lr * (gradCe[i] + scale * gradP[i])).ToArray();
+        var actual = ParameterAccess.Get(mlp);
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 9);
+        Assert.Equal(P(Start), loss.Penalty!.Value, 12);
+        Assert.True(gradP.Select(Math.Abs).Max() > 1e-3, "the penalty's gradient should not vanish here");
+    }
+
+    [Fact]
+    public void The_penalty_of_a_linear_model_equals_the_cumulant_formulas_for_orders_one_to_four()
+    {
+        using var mlp = ParameterAccess.Float64Mlp([2, 3], Start);
+        var method = new CrrMethod(1, 1, 4, Directions, 1, new Random(2));
+        var v = DrawnDirections(2);
+        using var scope = NewDisposeScope();
+        var penalty = method.Penalty(mlp, ParameterAccess.Rows(X), ParameterAccess.Labels(Y), ParameterAccess.Rows(v)).ToDouble();
+        // Independent closed form (float64 both sides).
+        Assert.Equal(LinearSoftmax.FromFlat(Start, 3, 2).Penalty(X, Y, v, Directions, 1, 4), penalty, 12);
+    }
+
+    [Fact]
+    public void The_penalty_gradient_of_a_tanh_mlp_matches_central_finite_differences_in_double()
+    {
+        manual_seed(5);
+        using var mlp = new LambdaService.Training.Models.Mlp([2, 4, 3]);
+        mlp.to(ScalarType.Float64);
+        var method = new CrrMethod(1, 2, 4, Directions, 1, new Random(3));
+        using var scope = NewDisposeScope();
+        var x = ParameterAccess.Rows(X);
+        var y = ParameterAccess.Labels(Y);
+        var v = method.DrawDirections(X.Length, [2], ScalarType.Float64);
+        var penalty = method.Penalty(mlp, x, y, v);
+        var parameters = mlp.parameters().ToArray();
+        var grads = autograd.grad([penalty], parameters).Select(g => g.data<double>().ToArray()).SelectMany(g => g).ToArray();
+
+        var start = ParameterAccess.Get(mlp);
+        double At(double[] w)
+        {
+            ParameterAccess.Set(mlp, w);
+            return method.Penalty(mlp, x, y, v).ToDouble();
+        }
+        // Central differences of the penalty itself (forward evaluations only) with h = 1e-5: error ≈ h²·P‴/6 + ε·P/h, about 1e-9 here.
+        const double h = 1e-5;
+        for (var i = 0; i < start.Length; i++)
+        {
+            var plus = (double[])start.Clone();
+            var minus = (double[])start.Clone();
+            plus[i] += h;
+            minus[i] -= h;
+            var fd = (At(plus) - At(minus)) / (2 * h);
+            Assert.True(Math.Abs(fd - grads[i]) <= 1e-6 * Math.Max(1, Math.Abs(fd)), $"parameter {i}: autograd {grads[i]} vs finite difference {fd}");
+        }
+        Assert.True(grads.Select(Math.Abs).Max() > 1e-3);
+    }
+
+    [Fact]
+    public void The_penalty_is_added_only_on_every_kth_step()
+    {
+        using var mlp = ParameterAccess.Float64Mlp([2, 3], Start);
+        using var sgd = optim.SGD(mlp.parameters(), 0.01);
+        var method = new CrrMethod(0.1, 2, 3, 1, 3, new Random(1));
+        using var scope = NewDisposeScope();
+        var penalised = Enumerable.Range(0, 7).Select(s => method.Step(mlp, ParameterAccess.Rows(X), ParameterAccess.Labels(Y), sgd, s).Penalty is not null).ToArray();
+        Assert.Equal(new[] { true, false, false, true, false, false, true }, penalised);
+    }
+
+    [Fact]
+    public void The_formula_names_the_orders_the_scale_and_the_directions()
+    {
+        var method = new CrrMethod(0.003, 2, 3, 4, 2, new Random(1));
+        Assert.Contains("0.003 * P(w)", method.Formula);
+        Assert.Contains("sum_{n=2..3}", method.Formula);
+        Assert.Contains("d=1..4", method.Formula);
+        Assert.Contains("s mod 2 = 0", method.Formula);
+    }
+}
