@@ -9,7 +9,7 @@ namespace LambdaService.Api.Cli;
 public static class CliApp
 {
     /// <summary>Verbs for people: the ones the help text and error messages list.</summary>
-    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "bench", "help"];
+    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "bench", "help"];
 
     /// <summary>Verbs this class runs: the public ones and the internal <c>runner</c> (the sandbox process of a job).</summary>
     public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name];
@@ -30,6 +30,7 @@ public static class CliApp
             {
                 "validate" => ValidateVerb.Run(rest, stdout, cancellationToken),
                 "measure" => MeasureVerb.Run(rest, stdout, cancellationToken),
+                "train" => TrainVerb.Run(rest, stdout, cancellationToken),
                 "bench" => BenchVerb.Run(rest, stdout, cancellationToken),
                 // Internal: the sandbox process the service starts per job (design.md §3); not listed in PublicVerbs or Usage.
                 Jobs.Sandbox.RunnerVerb.Name => Jobs.Sandbox.RunnerVerb.Run(rest, stdout, stderr, cancellationToken),
@@ -64,6 +65,10 @@ public static class CliApp
                   [--engine auto|autograd|finite-difference] [--label-column NAME] [--seed S]
                   [--input-shape 1,28,28] [--max-data-mb 1024] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data.
+          train [--dataset two-moons|FILE] [--test-data FILE] [--method baseline|crr|sam] [--crr-scale X]
+                [--crr-orders 2-3] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
+                [--samples N] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K] [--json]
+              train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.
           bench [--points N] [--directions D] [--max-order K] [--json]
               time per order of the autograd and finite-difference engines on a tanh MLP, in one run.
 

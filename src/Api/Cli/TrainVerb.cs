@@ -1,0 +1,108 @@
+using System.Globalization;
+using LambdaService.Measurement;
+using LambdaService.Measurement.Data;
+using LambdaService.Training;
+using LambdaService.Training.Datasets;
+
+namespace LambdaService.Api.Cli;
+
+/// <summary><c>train</c>: a baseline, CRR or SAM run on Two Moons or a labelled data file, with its metrics.</summary>
+public static class TrainVerb
+{
+    private static readonly string[] Valued =
+    [
+        "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "sam-rho",
+        "epochs", "batch-size", "lr", "weight-decay", "seed", "label-noise", "samples", "noise", "test-fraction",
+        "model", "hidden", "activation", "lambda-every", "pairs",
+    ];
+
+    /// <summary>Runs the verb.</summary>
+    public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
+    {
+        var a = new CliArguments(args, Valued, ["json", "adaptive"]);
+        var dataset = a.Get("dataset") ?? "two-moons";
+        var request = ParseRequest(a, dataset);
+        request.Validate();
+        TrainingData? data = dataset switch
+        {
+            "two-moons" => null,
+            _ => FileData(a, dataset, request),
+        };
+        using var outcome = TrainingRun.Train(request, data, null, cancellationToken);
+        if (a.Has("json"))
+        {
+            stdout.WriteLine(CliJson.Serialize(outcome.Result));
+            return 0;
+        }
+        var r = outcome.Result;
+        var c = CultureInfo.InvariantCulture;
+        stdout.WriteLine(string.Create(c, $"{r.Method} on {r.Config.TrainSamples} training / {r.Config.TestSamples} test samples, {request.Epochs} epochs, {r.TrainingSeconds:F1} s"));
+        stdout.WriteLine(string.Create(c, $"test accuracy {r.TestAccuracy:F4} (error {r.TestError:F4})   ECE {r.Ece:F4}   hardest-20% accuracy {r.Hard20Accuracy:F4}"));
+        if (r.Lambda is { } l) stdout.WriteLine(string.Create(c, $"λ = {l.Lambda:F4}   95% CI [{l.Ci95[0]:F4}, {l.Ci95[1]:F4}]   R² = {l.R2:F4}"));
+        foreach (var p in r.PairLambdas) stdout.WriteLine(string.Create(c, $"λ({p.Pair}) = {(p.Measurement is { } m ? m.Lambda.ToString("F4", c) : "n/a")}"));
+        stdout.WriteLine($"objective: {r.Config.Objective}");
+        foreach (var w in r.Warnings) stdout.WriteLine($"warning: {w}");
+        return 0;
+    }
+
+    /// <summary>The request the options describe (same names as the HTTP body).</summary>
+    public static TrainingRequest ParseRequest(CliArguments a, string dataset)
+    {
+        var defaults = new TrainingRequest();
+        var crrOrders = a.Range("crr-orders");
+        var kind = a.Get("model") ?? "mlp";
+        return defaults with
+        {
+            Data = defaults.Data with
+            {
+                Kind = dataset == "two-moons" ? dataset : "dataset",
+                Samples = a.Int("samples") ?? defaults.Data.Samples,
+                Noise = Double(a, "noise") ?? defaults.Data.Noise,
+                LabelNoise = Double(a, "label-noise") ?? 0,
+                TestFraction = Double(a, "test-fraction") ?? defaults.Data.TestFraction,
+            },
+            Model = defaults.Model with
+            {
+                Kind = kind,
+                Hidden = a.Shape("hidden") ?? defaults.Model.Hidden,
+                Activation = a.Get("activation") ?? defaults.Model.Activation,
+            },
+            Method = a.Get("method") ?? "baseline",
+            Crr = defaults.Crr with
+            {
+                Scale = Double(a, "crr-scale") ?? defaults.Crr.Scale,
+                Orders = crrOrders is { } o ? new OrderSpan(o.Item1, o.Item2) : defaults.Crr.Orders,
+                Directions = a.Int("crr-directions") ?? defaults.Crr.Directions,
+                Every = a.Int("crr-every") ?? defaults.Crr.Every,
+            },
+            Sam = defaults.Sam with { Rho = Double(a, "sam-rho") ?? defaults.Sam.Rho, Adaptive = a.Has("adaptive") },
+            Epochs = a.Int("epochs") ?? defaults.Epochs,
+            BatchSize = a.Int("batch-size") ?? defaults.BatchSize,
+            LearningRate = Double(a, "lr") ?? defaults.LearningRate,
+            WeightDecay = Double(a, "weight-decay") ?? 0,
+            Seed = a.Int("seed") ?? 0,
+            Measure = defaults.Measure with { Pairs = a.Get("pairs")?.Split(',', StringSplitOptions.TrimEntries) ?? [] },
+            Track = defaults.Track with { LambdaEvery = a.Int("lambda-every", 0) ?? 0 },
+        };
+    }
+
+    private static TrainingData FileData(CliArguments a, string path, TrainingRequest request)
+    {
+        var options = new DataReadOptions { LabelColumn = a.Get("label-column") ?? "label" };
+        var train = DatasetReader.Read(path, options);
+        if (train.Labels is null) throw new MeasurementInputException("dataset", $"'{path}' has no labels; training needs labels (npz array y or a label column).");
+        var seed = request.Data.Seed ?? request.Seed;
+        return a.Get("test-data") is { } testPath
+            ? TrainingData.FromDatasets(train, DatasetReader.Read(testPath, options), request.Data.LabelNoise, seed)
+            : TrainingData.FromDataset(train, request.Data.TestFraction, request.Data.LabelNoise, seed);
+    }
+
+    private static double? Double(CliArguments a, string name)
+    {
+        var text = a.Get(name);
+        if (text is null) return null;
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
+            ? v
+            : throw new MeasurementInputException(name, $"--{name} must be a number; got '{text}'.");
+    }
+}

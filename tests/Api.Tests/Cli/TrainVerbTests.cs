@@ -1,0 +1,44 @@
+using System.Text.Json;
+
+namespace LambdaService.Api.Tests.Cli;
+
+public class TrainVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
+{
+    [Fact]
+    public void Train_with_json_prints_the_metrics_the_lambda_and_the_objective()
+    {
+        var (code, stdout, stderr) = fixture.Run("train", "--method", "crr", "--epochs", "3", "--samples", "120", "--hidden", "8,8", "--seed", "2", "--json");
+        Assert.True(code == 0, stderr);
+        var r = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal("crr", r.GetProperty("method").GetString());
+        Assert.InRange(r.GetProperty("testAccuracy").GetDouble(), 0, 1);
+        Assert.Equal(1 - r.GetProperty("testAccuracy").GetDouble(), r.GetProperty("testError").GetDouble(), 12);
+        Assert.True(r.TryGetProperty("ece", out _));
+        Assert.True(r.TryGetProperty("hard20Accuracy", out _));
+        Assert.True(double.IsFinite(r.GetProperty("lambda").GetProperty("lambda").GetDouble()));
+        Assert.Equal(3, r.GetProperty("history").GetArrayLength());
+        Assert.Contains("0.003", r.GetProperty("config").GetProperty("objective").GetString());
+    }
+
+    [Fact]
+    public void Train_on_a_labelled_csv_file_uses_its_samples()
+    {
+        var (code, stdout, stderr) = fixture.Run("train", "--dataset", fixture.CsvPath, "--epochs", "2", "--hidden", "4", "--json");
+        Assert.True(code == 0, stderr);
+        var config = JsonDocument.Parse(stdout).RootElement.GetProperty("config");
+        Assert.Equal(40, config.GetProperty("trainSamples").GetInt32() + config.GetProperty("testSamples").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("--method", "adamw", "method")]
+    [InlineData("--epochs", "0", "epochs")]
+    [InlineData("--crr-scale", "-1", "crr")]
+    [InlineData("--sam-rho", "zero", "sam-rho")]
+    public void A_bad_training_option_is_one_line_on_stderr_with_exit_code_2(string option, string value, string mentioned)
+    {
+        var (code, stdout, stderr) = fixture.Run("train", option, value);
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Contains(mentioned, stderr);
+    }
+}
