@@ -3,6 +3,7 @@ using System.Globalization;
 using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
+using LambdaService.Training;
 using LambdaService.Training.Models;
 using static TorchSharp.torch;
 
@@ -17,8 +18,12 @@ public static class BenchVerb
     /// <summary>One row of the table.</summary>
     public sealed record BenchRow(int MaxOrder, double AutogradMs, double FiniteDifferenceMs, double FiniteDifferenceOverAutograd, double MedianRelativeDifference);
 
+    /// <summary>Training cost of one method relative to baseline.</summary>
+    public sealed record TrainingRow(string Method, double Seconds, double RelativeToBaseline, double TestError, double? Lambda);
+
     /// <summary>The whole benchmark.</summary>
-    public sealed record BenchReport(string Model, int Points, int Directions, double ForwardMs, string FiniteDifferencePrecision, IReadOnlyList<BenchRow> Rows);
+    public sealed record BenchReport(string Model, int Points, int Directions, double ForwardMs, string FiniteDifferencePrecision, IReadOnlyList<BenchRow> Rows,
+        string TrainingSetup, IReadOnlyList<TrainingRow> Training);
 
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
@@ -31,6 +36,7 @@ public static class BenchVerb
         var width = a.Int("width", 1, 4096) ?? 64;
         var repeats = a.Int("repeats", 1, 100) ?? 3;
         var report = Measure(points, directions, maxOrder, inputs, width, repeats, cancellationToken);
+        report = report with { TrainingSetup = TrainingSetupText, Training = TrainingCosts(cancellationToken) };
         if (a.Has("json"))
         {
             stdout.WriteLine(CliJson.Serialize(report));
@@ -44,6 +50,14 @@ public static class BenchVerb
         foreach (var r in report.Rows)
         {
             stdout.WriteLine(string.Format(c, "| 1..{0} | {1:F1} | {2:F1} | {3:F2} | {4:E1} |", r.MaxOrder, r.AutogradMs, r.FiniteDifferenceMs, r.FiniteDifferenceOverAutograd, r.MedianRelativeDifference));
+        }
+        stdout.WriteLine();
+        stdout.WriteLine($"training: {report.TrainingSetup}");
+        stdout.WriteLine("| method | training time (s) | relative to baseline | test error | λ |");
+        stdout.WriteLine("|---|---|---|---|---|");
+        foreach (var t in report.Training)
+        {
+            stdout.WriteLine(string.Format(c, "| {0} | {1:F2} | {2:F2} | {3:F3} | {4} |", t.Method, t.Seconds, t.RelativeToBaseline, t.TestError, t.Lambda is { } l ? l.ToString("F3", c) : "n/a"));
         }
         return 0;
     }
@@ -93,8 +107,40 @@ public static class BenchVerb
             diffs.Sort();
             rows.Add(new BenchRow(k, ta, tf, tf / ta, diffs.Count > 0 ? diffs[diffs.Count / 2] : 0));
         }
-        return new BenchReport($"tanh MLP {inputs}-{width}-{width}-2", points, directions, forwardMs, onnxRunner.Precision, rows);
+        return new BenchReport($"tanh MLP {inputs}-{width}-{width}-2", points, directions, forwardMs, onnxRunner.Precision, rows, "", []);
     }
+
+    /// <summary>The same Two Moons run (30% label noise) with each method, timed in this process one after the other.</summary>
+    public static IReadOnlyList<TrainingRow> TrainingCosts(CancellationToken cancellationToken)
+    {
+        var basis = new TrainingRequest
+        {
+            Data = new DataSpec { Samples = 1000, LabelNoise = 0.3 },
+            Model = new ModelSpec { Hidden = [32, 32] },
+            Epochs = 30,
+            LearningRate = 0.01,
+            Seed = 1,
+        };
+        var methods = new (string Name, TrainingRequest Request)[]
+        {
+            ("baseline", basis),
+            ("crr (orders 2-3)", basis with { Method = "crr" }),
+            ("crr (orders 1-4)", basis with { Method = "crr", Crr = new CrrSettings { Orders = new OrderSpan(1, 4) } }),
+            ("sam", basis with { Method = "sam" }),
+        };
+        var rows = new List<TrainingRow>();
+        double? baseline = null;
+        foreach (var (name, request) in methods)
+        {
+            var r = TrainingRun.Run(request, null, cancellationToken);
+            baseline ??= r.TrainingSeconds;
+            rows.Add(new TrainingRow(name, r.TrainingSeconds, r.TrainingSeconds / baseline.Value, r.TestError, r.Lambda?.Lambda));
+        }
+        return rows;
+    }
+
+    /// <summary>Describes <see cref="TrainingCosts"/>.</summary>
+    public const string TrainingSetupText = "Two Moons, 1000 samples (700 train), 30% label noise, 2-32-32-2 tanh MLP, 30 epochs, batch 32, Adam lr 0.01, seed 1; CRR scale 0.003, 1 direction";
 
     private static DerivativeRequest Request(double[] x, int points, double[] v, int directions, int[] labels, int k) =>
         new(x, points, v, directions, TargetKind.Loss, labels, k);
