@@ -35,6 +35,66 @@ public sealed class OnnxModelBuilder
         return name;
     }
 
+    /// <summary>Adds an int64 initializer (for shapes and axes) and returns its name.</summary>
+    public string ConstantInt64(long[] values, params long[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Length != shape.Aggregate(1L, (a, b) => a * b)) throw new ArgumentException($"{values.Length} values do not fill shape [{string.Join(",", shape)}].", nameof(values));
+        var name = $"c{_counter++}";
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        t.Dims.Add(shape);
+        t.Int64Data.Add(values);
+        _graph.Initializer.Add(t);
+        return name;
+    }
+
+    /// <summary>A fully connected layer <c>h·Wᵀ + b</c> (Gemm, transB = 1) with <paramref name="weight"/> <c>[out, in]</c> as in torch.nn.Linear; <paramref name="input"/> is <c>[N, in]</c>.</summary>
+    public string Linear(string input, float[,] weight, float[] bias)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(bias);
+        int rows = weight.GetLength(0), cols = weight.GetLength(1);
+        if (bias.Length != rows) throw new ArgumentException($"The bias has {bias.Length} values; the layer has {rows} outputs.", nameof(bias));
+        var flat = new float[rows * cols];
+        Buffer.BlockCopy(weight, 0, flat, 0, flat.Length * sizeof(float));
+        return Node("Gemm", [input, Constant(flat, rows, cols), Constant(bias, rows)], ("transB", 1L));
+    }
+
+    /// <summary>
+    /// A 2-D convolution (Conv, stride 1, no padding unless <paramref name="padding"/>) with <paramref name="weight"/>
+    /// <c>[out, in, kh, kw]</c> and <paramref name="bias"/> <c>[out]</c> as in torch.nn.Conv2d; <paramref name="input"/> is <c>[N, in, H, W]</c>.
+    /// </summary>
+    public string Conv2d(string input, float[,,,] weight, float[] bias, int padding = 0)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(bias);
+        int o = weight.GetLength(0), i = weight.GetLength(1), kh = weight.GetLength(2), kw = weight.GetLength(3);
+        if (bias.Length != o) throw new ArgumentException($"The bias has {bias.Length} values; the convolution has {o} output channels.", nameof(bias));
+        ArgumentOutOfRangeException.ThrowIfNegative(padding);
+        var flat = new float[o * i * kh * kw];
+        Buffer.BlockCopy(weight, 0, flat, 0, flat.Length * sizeof(float));
+        return Node("Conv", [input, Constant(flat, o, i, kh, kw), Constant(bias, o)],
+            ("kernel_shape", new long[] { kh, kw }), ("strides", new long[] { 1, 1 }), ("pads", new long[] { padding, padding, padding, padding }));
+    }
+
+    /// <summary>2-D max pooling (MaxPool) with a square <paramref name="kernel"/> and <paramref name="stride"/> (torch.nn.MaxPool2d without padding).</summary>
+    public string MaxPool2d(string input, int kernel, int stride) =>
+        Node("MaxPool", [input], ("kernel_shape", new long[] { kernel, kernel }), ("strides", new long[] { stride, stride }));
+
+    /// <summary>Flattens all dimensions from <paramref name="axis"/> on into one (Flatten): <c>[N, C, H, W]</c> → <c>[N, C·H·W]</c> for axis 1.</summary>
+    public string Flatten(string input, int axis = 1) => Node("Flatten", [input], ("axis", (long)axis));
+
+    /// <summary>Reshapes to <paramref name="shape"/> (Reshape; −1 infers one dimension, 0 keeps the input's).</summary>
+    public string Reshape(string input, params long[] shape) => Node("Reshape", [input, ConstantInt64(shape, shape.Length)]);
+
+    /// <summary>The exact GELU <c>x·Φ(x) = 0.5·x·(1 + erf(x/√2))</c> from Mul, Add and Erf (opset 17 has no Gelu operator).</summary>
+    public string Gelu(string input)
+    {
+        var scaled = Node("Mul", [input, Constant([(float)(1 / Math.Sqrt(2))])]);
+        var onePlusErf = Node("Add", [Node("Erf", [scaled]), Constant([1f])]);
+        return Node("Mul", [Node("Mul", [input, Constant([0.5f])]), onePlusErf]);
+    }
+
     /// <summary>Adds a node <paramref name="op"/> with the given inputs and returns the name of its single output.</summary>
     public string Node(string op, IEnumerable<string> inputs, params (string Name, object Value)[] attributes)
     {
@@ -74,7 +134,8 @@ public sealed class OnnxModelBuilder
 
     /// <summary>
     /// A multilayer perceptron <c>x → act(W₀x + b₀) → … → W_L h + b_L</c> (no activation after the last layer),
-    /// with <c>W_i</c> of shape <c>[out, in]</c> as in torch.nn.Linear, computed with Gemm (transB = 1).
+    /// with <c>W_i</c> of shape <c>[out, in]</c> as in torch.nn.Linear, computed with Gemm (transB = 1). The activation
+    /// is tanh, relu, sigmoid, softplus or gelu (exact, built from Erf: see <see cref="Gelu"/>).
     /// </summary>
     public static ModelProto Mlp(IReadOnlyList<float[,]> weights, IReadOnlyList<float[]> biases, string activation = "tanh", string inputName = "x", string outputName = "logits")
     {
@@ -85,7 +146,8 @@ public sealed class OnnxModelBuilder
             "relu" => "Relu",
             "sigmoid" => "Sigmoid",
             "softplus" => "Softplus",
-            _ => throw new ArgumentException($"Unknown activation '{activation}'; use tanh, relu, sigmoid or softplus.", nameof(activation)),
+            "gelu" => "Gelu",
+            _ => throw new ArgumentException($"Unknown activation '{activation}'; use tanh, relu, sigmoid, softplus or gelu.", nameof(activation)),
         };
         var b = new OnnxModelBuilder(inputName, weights[0].GetLength(1));
         var h = b.Input;
@@ -98,7 +160,7 @@ public sealed class OnnxModelBuilder
             var flat = new float[rows * cols];
             Buffer.BlockCopy(w, 0, flat, 0, flat.Length * sizeof(float));
             h = b.Node("Gemm", [h, b.Constant(flat, rows, cols), b.Constant(biases[i], rows)], ("transB", 1L));
-            if (i < weights.Count - 1) h = b.Node(op, [h]);
+            if (i < weights.Count - 1) h = op == "Gelu" ? b.Gelu(h) : b.Node(op, [h]);
         }
         return b.Build(h, outputName, weights[^1].GetLength(0));
     }

@@ -1,0 +1,227 @@
+using System.Runtime.InteropServices;
+using LambdaService.Measurement.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LambdaService.Training.Models;
+
+/// <summary>
+/// Sizes of <see cref="Cnn"/>. The defaults are this project's MNIST network (see <see cref="Cnn"/> for why they are
+/// half the paper's widths); tests use much smaller ones.
+/// </summary>
+public sealed record CnnOptions
+{
+    /// <summary>Input channels (1 for MNIST).</summary>
+    public int InputChannels { get; init; } = 1;
+
+    /// <summary>Height and width of the (square) input images (28 for MNIST).</summary>
+    public int ImageSize { get; init; } = 28;
+
+    /// <summary>Output channels of the first 3×3 convolution (default 16; the paper's Keras network has 32).</summary>
+    public int Conv1Channels { get; init; } = 16;
+
+    /// <summary>Output channels of the second 3×3 convolution (default 32; the paper's Keras network has 64).</summary>
+    public int Conv2Channels { get; init; } = 32;
+
+    /// <summary>Units of the fully connected hidden layer (128, as in the paper).</summary>
+    public int Hidden { get; init; } = 128;
+
+    /// <summary>Number of classes (10 for MNIST).</summary>
+    public int Classes { get; init; } = 10;
+
+    /// <summary>Dropout probability after the pooling layer, in training mode only (0.25, as in the paper).</summary>
+    public double PoolDropout { get; init; } = 0.25;
+
+    /// <summary>Dropout probability after the hidden layer, in training mode only (0.5, as in the paper).</summary>
+    public double HiddenDropout { get; init; } = 0.5;
+
+    /// <summary><c>relu</c> (default, the paper's) or <c>tanh</c> (a smooth variant, for comparisons with finite differences).</summary>
+    public string Activation { get; init; } = "relu";
+
+    /// <summary>Side of the feature map after the two unpadded 3×3 convolutions and the 2×2 pooling: <c>(ImageSize − 4) / 2</c>.</summary>
+    public int PooledSize => (ImageSize - 4) / 2;
+
+    /// <summary>Inputs of the hidden layer: <c>Conv2Channels · PooledSize²</c>.</summary>
+    public int FlatFeatures => Conv2Channels * PooledSize * PooledSize;
+
+    /// <summary>Values per input sample: <c>InputChannels · ImageSize²</c>.</summary>
+    public int SampleSize => InputChannels * ImageSize * ImageSize;
+
+    /// <summary>Throws <see cref="ArgumentException"/> when a size or probability is out of range.</summary>
+    public void Validate()
+    {
+        if (InputChannels < 1 || Conv1Channels < 1 || Conv2Channels < 1 || Hidden < 1)
+            throw new ArgumentException("Channel counts and the hidden width must be positive.");
+        if (Classes < 2) throw new ArgumentException($"A classifier needs at least 2 classes, not {Classes}.");
+        if (ImageSize < 6) throw new ArgumentException($"Images must be at least 6×6 (two 3×3 convolutions and a 2×2 pooling); got {ImageSize}.");
+        if (PoolDropout is < 0 or >= 1 || HiddenDropout is < 0 or >= 1 || double.IsNaN(PoolDropout) || double.IsNaN(HiddenDropout))
+            throw new ArgumentException("Dropout probabilities must lie in [0, 1).");
+        if (Activation is not ("relu" or "tanh")) throw new ArgumentException($"Unknown activation '{Activation}'; use relu or tanh.");
+    }
+}
+
+/// <summary>The weights and bias of a 2-D convolution, in torch.nn.Conv2d's layout: weight <c>[out, in, kh, kw]</c>, bias <c>[out]</c>.</summary>
+public sealed record ConvParameters(float[,,,] Weight, float[] Bias);
+
+/// <summary>The weights and bias of a fully connected layer, in torch.nn.Linear's layout: weight <c>[out, in]</c>, bias <c>[out]</c>.</summary>
+public sealed record LinearParameters(float[,] Weight, float[] Bias);
+
+/// <summary>All parameters of a <see cref="Cnn"/> as plain float32 arrays, for export.</summary>
+public sealed record CnnParameters(ConvParameters Conv1, ConvParameters Conv2, LinearParameters Hidden, LinearParameters Output);
+
+/// <summary>
+/// The paper's MNIST convolutional network (the Keras "mnist_cnn" layout):
+/// <c>conv 3×3 → act → conv 3×3 → act → max-pool 2×2 → dropout → flatten → linear(Hidden) → act → dropout → linear(Classes)</c>,
+/// convolutions unpadded with stride 1. Input <c>[N, C, H, W]</c>, or <c>[N, C·H·W]</c> (reshaped); output logits <c>[N, Classes]</c>.
+/// Dropout acts in training mode only; in evaluation mode (and in every export) it is the identity.
+/// </summary>
+/// <remarks>
+/// Default sizes (MNIST, 28×28): 1→16→32 channels, 28 → 26 → 24 → pooled 12, 32·12·12 = 4,608 features → 128 → 10;
+/// 596,042 parameters and about 3.3 million multiply-adds per image. The paper's widths (32 and 64 channels: 1,199,882
+/// parameters, 12 million multiply-adds) train about 2.5× slower: on one torch thread of this project's 2-core machine,
+/// with oneDNN off (see <see cref="OneDnnConvolutions"/>), an epoch over 8,000 digits (batch 64, Adam, cross-entropy
+/// only) took about 26 s with the defaults and 67 s with the paper's widths. Pass <see cref="CnnOptions.Conv1Channels"/>
+/// = 32 and <see cref="CnnOptions.Conv2Channels"/> = 64 for the paper's network.
+/// </remarks>
+public sealed class Cnn : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly Conv2d conv2;
+    private readonly MaxPool2d pool;
+    private readonly Dropout poolDropout;
+    private readonly Linear hidden;
+    private readonly Dropout hiddenDropout;
+    private readonly Linear output;
+
+    /// <summary>
+    /// Creates the network with TorchSharp's default initialisation under the current torch seed. The first network
+    /// created in a process switches libtorch's oneDNN convolutions off (see <see cref="OneDnnConvolutions"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">An option is out of range (see <see cref="CnnOptions.Validate"/>).</exception>
+    public Cnn(CnnOptions? options = null) : base(nameof(Cnn))
+    {
+        OneDnnConvolutions.EnsureDisabled();
+        Options = options ?? new CnnOptions();
+        Options.Validate();
+        var o = Options;
+        conv1 = nn.Conv2d(o.InputChannels, o.Conv1Channels, 3);
+        conv2 = nn.Conv2d(o.Conv1Channels, o.Conv2Channels, 3);
+        pool = nn.MaxPool2d(2, 2);
+        poolDropout = nn.Dropout(o.PoolDropout);
+        hidden = nn.Linear(o.FlatFeatures, o.Hidden);
+        hiddenDropout = nn.Dropout(o.HiddenDropout);
+        output = nn.Linear(o.Hidden, o.Classes);
+        RegisterComponents();
+    }
+
+    /// <summary>The sizes this network was built with.</summary>
+    public CnnOptions Options { get; }
+
+    /// <summary>Shape of one input sample, <c>[C, H, W]</c>.</summary>
+    public int[] SampleShape => [Options.InputChannels, Options.ImageSize, Options.ImageSize];
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor input)
+    {
+        var o = Options;
+        var x = input.dim() == 4 ? input : input.reshape(-1, o.InputChannels, o.ImageSize, o.ImageSize);
+        var h = Activate(conv1.call(x));
+        h = Activate(conv2.call(h));
+        h = poolDropout.call(pool.call(h)).flatten(1);
+        h = hiddenDropout.call(Activate(hidden.call(h)));
+        return output.call(h);
+    }
+
+    private Tensor Activate(Tensor h) => Options.Activation == "tanh" ? h.tanh() : nn.functional.relu(h);
+
+    /// <summary>The weights and biases as plain float32 arrays (torch layouts), for export.</summary>
+    public CnnParameters Parameters() => new(Conv(conv1), Conv(conv2), Dense(hidden), Dense(output));
+
+    private static ConvParameters Conv(Conv2d layer)
+    {
+        using var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
+        using var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
+        var s = w.shape;
+        var weight = new float[s[0], s[1], s[2], s[3]];
+        var flat = w.data<float>().ToArray();
+        Buffer.BlockCopy(flat, 0, weight, 0, flat.Length * sizeof(float));
+        return new ConvParameters(weight, b.data<float>().ToArray());
+    }
+
+    private static LinearParameters Dense(Linear layer)
+    {
+        using var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
+        using var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
+        var weight = new float[w.shape[0], w.shape[1]];
+        var flat = w.data<float>().ToArray();
+        Buffer.BlockCopy(flat, 0, weight, 0, flat.Length * sizeof(float));
+        return new LinearParameters(weight, b.data<float>().ToArray());
+    }
+}
+
+/// <summary>
+/// Switches libtorch's oneDNN (MKL-DNN) convolution kernels off for the whole process, so that convolutions run
+/// libtorch's own im2col + GEMM kernels.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Why: with libtorch 2.10 (TorchSharp 0.107) on this project's machines (AMD EPYC, AVX-512), the float32 oneDNN
+/// convolution backward pass gives wrong input gradients for small channel counts, intermittently: the same call
+/// repeated on the same tensors returned relative errors of 10–60% or NaN on some repetitions (1→2, 2→3, 3→3, 4→8
+/// and 16→2 channels on 8×8 to 28×28 inputs; 8→16 and wider were right in every repetition tried). With the
+/// oneDNN path off every case agreed with a float64 computation to float32 rounding (≈10⁻⁶ relative). Training a
+/// small CNN on this path produced NaN weights; input derivatives of a float32 TorchScript CNN would be wrong the
+/// same way. float64 convolutions never take the oneDNN path and are unaffected.
+/// </para>
+/// <para>
+/// Cost: the im2col path trains the default MNIST CNN about 4–5× slower on CPU (26 s instead of 5.5 s per epoch of
+/// 8,000 digits on one thread). Correct gradients come first.
+/// </para>
+/// <para>
+/// How: libtorch exposes the switch only in C++ (<c>at::globalContext().setUserEnabledMkldnn(false)</c>, the
+/// equivalent of Python's <c>torch.backends.mkldnn.enabled = False</c>); TorchSharp has no binding for it, so it is
+/// called through its exported Itanium-mangled symbols in the <c>libtorch_cpu</c> that TorchSharp already loaded.
+/// Where that library or those symbols are missing (another platform or libtorch build), nothing changes and
+/// <see cref="Disabled"/> is false.
+/// </para>
+/// </remarks>
+public static class OneDnnConvolutions
+{
+    private static readonly Lazy<bool> State = new(Disable, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate IntPtr GlobalContextFn();
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate void SetEnabledFn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private delegate bool GetEnabledFn(IntPtr context);
+
+    /// <summary>Whether the oneDNN convolutions are off in this process (after <see cref="EnsureDisabled"/>).</summary>
+    public static bool Disabled => State.IsValueCreated && State.Value;
+
+    /// <summary>Switches the oneDNN convolutions off (once per process) and returns whether they are off.</summary>
+    public static bool EnsureDisabled() => State.Value;
+
+    private static bool Disable()
+    {
+        // Loads libtorch through TorchSharp first, so that the handle below is the copy TorchSharp uses.
+        TorchRuntime.EnsureConfigured();
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return false;
+        var name = OperatingSystem.IsLinux() ? "libtorch_cpu.so" : "libtorch_cpu.dylib";
+        // A bare file name goes to dlopen unchanged; a library with that soname that is already loaded is returned as is.
+        if (!NativeLibrary.TryLoad(name, out var library)) return false;
+        if (!NativeLibrary.TryGetExport(library, "_ZN2at13globalContextEv", out var contextFn)
+            || !NativeLibrary.TryGetExport(library, "_ZN2at7Context20setUserEnabledMkldnnEb", out var setFn)
+            || !NativeLibrary.TryGetExport(library, "_ZNK2at7Context17userEnabledMkldnnEv", out var getFn))
+        {
+            return false;
+        }
+        var context = Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(contextFn)();
+        Marshal.GetDelegateForFunctionPointer<SetEnabledFn>(setFn)(context, false);
+        return !Marshal.GetDelegateForFunctionPointer<GetEnabledFn>(getFn)(context);
+    }
+}
