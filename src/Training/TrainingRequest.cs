@@ -40,7 +40,7 @@ public sealed record DataSpec
 /// <summary>The network to train.</summary>
 public sealed record ModelSpec
 {
-    /// <summary><c>mlp</c>.</summary>
+    /// <summary><c>mlp</c> (default) or <c>cnn</c> (the paper's MNIST network, for square images; layer sizes fixed, <see cref="Hidden"/> unused).</summary>
     public string Kind { get; init; } = "mlp";
 
     /// <summary>Hidden layer widths (MLP), default [64, 64].</summary>
@@ -181,7 +181,7 @@ public sealed record TrainingRequest
         if (!(Data.LabelNoise >= 0 && Data.LabelNoise <= 1)) throw new MeasurementInputException("data.labelNoise", $"labelNoise is a probability between 0 and 1 (got {Data.LabelNoise}); e.g. 0.3.");
         if (!(Data.TestFraction > 0 && Data.TestFraction < 1)) throw new MeasurementInputException("data.testFraction", $"testFraction must lie strictly between 0 and 1 (got {Data.TestFraction}); e.g. 0.3.");
 
-        if (Model.Kind != "mlp") throw new MeasurementInputException("model.kind", $"model kind '{Model.Kind}' is not known; use mlp.");
+        if (Model.Kind is not ("mlp" or "cnn")) throw new MeasurementInputException("model.kind", $"model kind '{Model.Kind}' is not known; use mlp or cnn.");
         if (Model.Hidden is null || Model.Hidden.Length > 16 || Model.Hidden.Any(w => w is < 1 or > 4096))
         {
             throw new MeasurementInputException("model.hidden", "hidden lists up to 16 layer widths between 1 and 4096, e.g. [64, 64].");

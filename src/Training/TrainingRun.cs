@@ -146,10 +146,37 @@ public static class TrainingRun
         nn.Module<Tensor, Tensor> network = spec.Kind switch
         {
             "mlp" => new Mlp([size, .. spec.Hidden, classes], spec.Activation),
-            _ => throw new MeasurementInputException("model.kind", $"model kind '{spec.Kind}' is not known; use mlp."),
+            "cnn" => new Cnn(CnnOptionsFor(spec, sampleShape, classes)),
+            _ => throw new MeasurementInputException("model.kind", $"model kind '{spec.Kind}' is not known; use mlp or cnn."),
         };
         if (seed is { } s) Initialize(network, s);
         return network;
+    }
+
+    /// <summary>
+    /// The paper's CNN for square images: samples <c>[C, S, S]</c>, <c>[S, S]</c> or a flat <c>S²</c> (one channel);
+    /// activation relu or tanh; the layer sizes are <see cref="CnnOptions"/>' defaults.
+    /// </summary>
+    private static CnnOptions CnnOptionsFor(ModelSpec spec, int[] sampleShape, int classes)
+    {
+        var (channels, side) = sampleShape switch
+        {
+            [var c, var h, var w] when h == w => (c, h),
+            [var h, var w] when h == w => (1, h),
+            [var n] when (int)Math.Sqrt(n) is var r && r * r == n => (1, r),
+            _ => throw new MeasurementInputException("model.kind", $"the cnn needs square images ([C, S, S] or S² values per sample); the data's samples are [{string.Join(",", sampleShape)}]."),
+        };
+        if (spec.Activation is not ("relu" or "tanh")) throw new MeasurementInputException("model.activation", "the cnn's activation is relu or tanh.");
+        var options = new CnnOptions { InputChannels = channels, ImageSize = side, Classes = classes, Activation = spec.Activation };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new MeasurementInputException("model", $"the cnn cannot take samples of [{string.Join(",", sampleShape)}]: {e.Message}", e);
+        }
+        return options;
     }
 
     /// <summary>

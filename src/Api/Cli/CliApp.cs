@@ -65,9 +65,10 @@ public static class CliApp
                   [--engine auto|autograd|finite-difference] [--label-column NAME] [--seed S]
                   [--input-shape 1,28,28] [--max-data-mb 1024] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data.
-          train [--dataset two-moons|FILE] [--test-data FILE] [--method baseline|crr|sam] [--crr-scale X]
+          train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam] [--crr-scale X]
                 [--crr-orders 2-3] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
-                [--samples N] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K] [--json]
+                [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
+                [--pairs 4-9,3-8] [--export DIR] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.
           bench [--points N] [--directions D] [--max-order K] [--json]
               time per order of the autograd and finite-difference engines on a tanh MLP, in one run.

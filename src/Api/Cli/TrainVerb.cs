@@ -3,17 +3,18 @@ using LambdaService.Measurement;
 using LambdaService.Measurement.Data;
 using LambdaService.Training;
 using LambdaService.Training.Datasets;
+using LambdaService.Training.Export;
 
 namespace LambdaService.Api.Cli;
 
-/// <summary><c>train</c>: a baseline, CRR or SAM run on Two Moons or a labelled data file, with its metrics.</summary>
+/// <summary><c>train</c>: a baseline, CRR or SAM run on Two Moons, MNIST or a labelled data file, with its metrics and an optional export.</summary>
 public static class TrainVerb
 {
     private static readonly string[] Valued =
     [
         "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "sam-rho",
         "epochs", "batch-size", "lr", "weight-decay", "seed", "label-noise", "samples", "noise", "test-fraction",
-        "model", "hidden", "activation", "lambda-every", "pairs",
+        "model", "hidden", "activation", "lambda-every", "pairs", "export",
     ];
 
     /// <summary>Runs the verb.</summary>
@@ -26,12 +27,18 @@ public static class TrainVerb
         TrainingData? data = dataset switch
         {
             "two-moons" => null,
+            "mnist" => MnistData(request),
             _ => FileData(a, dataset, request),
         };
         using var outcome = TrainingRun.Train(request, data, null, cancellationToken);
+        ExportedModel? exported = null;
+        if (a.Get("export") is { } directory)
+        {
+            exported = ModelExport.Write(outcome.Model.Network, Path.GetFullPath(directory));
+        }
         if (a.Has("json"))
         {
-            stdout.WriteLine(CliJson.Serialize(outcome.Result));
+            stdout.WriteLine(CliJson.Serialize(new { result = outcome.Result, export = exported }));
             return 0;
         }
         var r = outcome.Result;
@@ -41,6 +48,7 @@ public static class TrainVerb
         if (r.Lambda is { } l) stdout.WriteLine(string.Create(c, $"λ = {l.Lambda:F4}   95% CI [{l.Ci95[0]:F4}, {l.Ci95[1]:F4}]   R² = {l.R2:F4}"));
         foreach (var p in r.PairLambdas) stdout.WriteLine(string.Create(c, $"λ({p.Pair}) = {(p.Measurement is { } m ? m.Lambda.ToString("F4", c) : "n/a")}"));
         stdout.WriteLine($"objective: {r.Config.Objective}");
+        if (exported is not null) stdout.WriteLine($"exported: {exported.OnnxPath}, {exported.TorchScriptPath}");
         foreach (var w in r.Warnings) stdout.WriteLine($"warning: {w}");
         return 0;
     }
@@ -50,12 +58,12 @@ public static class TrainVerb
     {
         var defaults = new TrainingRequest();
         var crrOrders = a.Range("crr-orders");
-        var kind = a.Get("model") ?? "mlp";
+        var kind = a.Get("model") ?? (dataset == "mnist" ? "cnn" : "mlp");
         return defaults with
         {
             Data = defaults.Data with
             {
-                Kind = dataset == "two-moons" ? dataset : "dataset",
+                Kind = dataset is "two-moons" or "mnist" ? dataset : "dataset",
                 Samples = a.Int("samples") ?? defaults.Data.Samples,
                 Noise = Double(a, "noise") ?? defaults.Data.Noise,
                 LabelNoise = Double(a, "label-noise") ?? 0,
@@ -65,7 +73,7 @@ public static class TrainVerb
             {
                 Kind = kind,
                 Hidden = a.Shape("hidden") ?? defaults.Model.Hidden,
-                Activation = a.Get("activation") ?? defaults.Model.Activation,
+                Activation = a.Get("activation") ?? (kind == "cnn" ? "relu" : defaults.Model.Activation),
             },
             Method = a.Get("method") ?? "baseline",
             Crr = defaults.Crr with
@@ -84,6 +92,20 @@ public static class TrainVerb
             Measure = defaults.Measure with { Pairs = a.Get("pairs")?.Split(',', StringSplitOptions.TrimEntries) ?? [] },
             Track = defaults.Track with { LambdaEvery = a.Int("lambda-every", 0) ?? 0 },
         };
+    }
+
+    private static TrainingData MnistData(TrainingRequest request)
+    {
+        try
+        {
+            var split = Mnist.Load(new MnistOptions { SplitSeed = request.Data.Seed ?? request.Seed });
+            var data = split.ToTrainingData();
+            return request.Data.LabelNoise > 0 ? data.WithTrainLabelNoise(request.Data.LabelNoise, request.Seed) : data;
+        }
+        catch (MnistUnavailableException e)
+        {
+            throw new MeasurementInputException("dataset", e.Message, e);
+        }
     }
 
     private static TrainingData FileData(CliArguments a, string path, TrainingRequest request)
