@@ -38,7 +38,10 @@ public static class TrainVerb
         }
         if (a.Has("json"))
         {
-            stdout.WriteLine(CliJson.Serialize(new { result = outcome.Result, export = exported }));
+            // The result object itself (the same JSON as a run's result), with "export" added when the network was written.
+            var json = System.Text.Json.Nodes.JsonNode.Parse(CliJson.Serialize(outcome.Result))!.AsObject();
+            if (exported is not null) json["export"] = System.Text.Json.Nodes.JsonNode.Parse(CliJson.Serialize(exported));
+            stdout.WriteLine(json.ToJsonString(CliJson.Options));
             return 0;
         }
         var r = outcome.Result;

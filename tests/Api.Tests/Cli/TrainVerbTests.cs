@@ -29,6 +29,19 @@ public class TrainVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Equal(40, config.GetProperty("trainSamples").GetInt32() + config.GetProperty("testSamples").GetInt32());
     }
 
+    [Fact]
+    public void Train_with_export_writes_onnx_and_torchscript_that_load_and_reports_their_paths()
+    {
+        var folder = Path.Combine(fixture.Folder, "export");
+        var (code, stdout, stderr) = fixture.Run("train", "--epochs", "1", "--samples", "60", "--hidden", "4", "--export", folder, "--json");
+        Assert.True(code == 0, stderr);
+        var export = JsonDocument.Parse(stdout).RootElement.GetProperty("export");
+        var onnx = export.GetProperty("onnxPath").GetString()!;
+        var torchScript = export.GetProperty("torchScriptPath").GetString()!;
+        Assert.Equal(LambdaService.Measurement.Models.ModelFormat.Onnx, LambdaService.Measurement.Models.ModelFile.Open(onnx).Format);
+        Assert.Equal(LambdaService.Measurement.Models.ModelFormat.TorchScript, LambdaService.Measurement.Models.ModelFile.Open(torchScript).Format);
+    }
+
     [Theory]
     [InlineData("--method", "adamw", "method")]
     [InlineData("--epochs", "0", "epochs")]
