@@ -113,7 +113,7 @@ public class CnnTests
 
     /// <summary>
     /// The shapes for which libtorch's oneDNN float32 convolution backward gave wrong or NaN input gradients on some
-    /// repetitions (see <see cref="OneDnnConvolutions"/>): with it switched off, every repetition agrees with float64.
+    /// repetitions (see <see cref="LambdaService.Measurement.Models.OneDnnConvolutions"/>): with it switched off, every repetition agrees with float64.
     /// </summary>
     [Theory]
     [InlineData(16, 2, 8, 24)]
@@ -124,7 +124,7 @@ public class CnnTests
     public void Float32_convolution_input_gradients_agree_with_float64_on_every_repetition(int inChannels, int outChannels, int size, int batch)
     {
         using var owner = new Cnn(ExportFixtures.TinyCnn());
-        if (OperatingSystem.IsLinux()) Assert.True(OneDnnConvolutions.Disabled);
+        if (OperatingSystem.IsLinux()) Assert.True(LambdaService.Measurement.Models.OneDnnConvolutions.Disabled);
         using var scope = NewDisposeScope();
         manual_seed(5);
         var x = rand(batch, inChannels, size, size);

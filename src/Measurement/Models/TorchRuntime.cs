@@ -4,7 +4,8 @@ namespace LambdaService.Measurement.Models;
 /// Process-wide libtorch settings, applied once before the first model runs. libtorch's OpenMP pool and
 /// ONNX Runtime's pool share the cores of the process; with as many torch threads as cores, nested
 /// autograd on a 2-core machine ran 10–40× slower and erratically (measured with the bench verb), so torch
-/// gets half the cores (at least one). <c>LAMBDASERVICE_TORCH_THREADS</c> overrides the count.
+/// gets half the cores (at least one). <c>LAMBDASERVICE_TORCH_THREADS</c> overrides the count. libtorch's
+/// oneDNN convolutions are switched off (see <see cref="OneDnnConvolutions"/>: wrong float32 gradients seen here).
 /// </summary>
 public static class TorchRuntime
 {
@@ -14,6 +15,7 @@ public static class TorchRuntime
             ? t
             : Math.Max(1, Environment.ProcessorCount / 2);
         TorchSharp.torch.set_num_threads(threads);
+        OneDnnConvolutions.EnsureDisabled();
         return threads;
     });
 
