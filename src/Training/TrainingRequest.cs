@@ -243,14 +243,7 @@ public sealed record TrainingRequest
     /// <summary>Parses a class pair written <c>"a-b"</c>.</summary>
     internal static (int A, int B) ParsePair(string text)
     {
-        var parts = (text ?? "").Split('-');
-        if (parts.Length == 2
-            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var a)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var b)
-            && a != b)
-        {
-            return (a, b);
-        }
+        if (ClassPair.TryParse(text, out var a, out var b) && a != b) return (a, b);
         throw new MeasurementInputException("measure.pairs", $"'{text}' is not a pair of two different classes; write pairs like \"0-1\" or \"4-9\".");
     }
 }

@@ -89,13 +89,7 @@ public sealed record MeasurementRequest(
 
     private static (int, int) ParsePair(string text)
     {
-        var parts = text.Split('-');
-        if (parts.Length == 2
-            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var a)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var b))
-        {
-            return (a, b);
-        }
+        if (ClassPair.TryParse(text, out var a, out var b)) return (a, b);
         throw new MeasurementInputException("pairs", $"'{text}' is not a class pair; write pairs like \"4-9\".");
     }
 }

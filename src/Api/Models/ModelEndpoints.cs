@@ -128,9 +128,7 @@ public static class ModelEndpoints
         var unused = store.Write(db =>
         {
             db.Delete<ModelRecord>(record.Id);
-            return db.ExecuteScalar<int>("SELECT COUNT(*) FROM models WHERE Sha256 = ?", record.Sha256) == 0
-                && db.ExecuteScalar<int>("SELECT COUNT(*) FROM datasets WHERE Sha256 = ?", record.Sha256) == 0
-                && db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE ModelId = ? AND Status IN ('queued', 'running')", record.Id) == 0;
+            return MetadataStore.ArtifactUnused(db, record.Sha256, record.Id);
         });
         if (unused) artifacts.DeleteIfExists(record.Sha256);
         return TypedResults.NoContent();
