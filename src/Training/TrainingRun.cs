@@ -121,8 +121,12 @@ public static class TrainingRun
         }
     }
 
-    /// <summary>The data a request describes: Two Moons (see <see cref="TwoMoons"/>) with the request's data seed.</summary>
-    /// <exception cref="MeasurementInputException">A kind that needs data from the caller.</exception>
+    /// <summary>
+    /// The data a request describes: Two Moons (see <see cref="TwoMoons"/>) or MNIST (the 10,000-digit cache, its
+    /// 8,000 / 2,000 split by the request's data seed, label noise on the training part drawn with the run's seed;
+    /// see <see cref="Mnist"/>).
+    /// </summary>
+    /// <exception cref="MeasurementInputException">A kind that needs data from the caller, or MNIST's cache is missing (field <c>data.kind</c>).</exception>
     public static TrainingData CreateData(TrainingRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -130,8 +134,34 @@ public static class TrainingRun
         return d.Kind switch
         {
             "two-moons" => TwoMoons.Generate(d.Samples, d.Noise, d.LabelNoise, d.TestFraction, d.Seed ?? request.Seed),
-            _ => throw new MeasurementInputException("data.kind", $"data kind '{d.Kind}' is not generated here; use two-moons or supply a data set."),
+            "mnist" => MnistData(d.Seed ?? request.Seed, d.LabelNoise, request.Seed),
+            _ => throw new MeasurementInputException("data.kind", $"data kind '{d.Kind}' is not generated here; use two-moons or mnist, or supply a data set."),
         };
+    }
+
+    private static TrainingData MnistData(int splitSeed, double labelNoise, int noiseSeed)
+    {
+        try
+        {
+            var data = Mnist.Load(new MnistOptions { SplitSeed = splitSeed }).ToTrainingData();
+            return labelNoise > 0 ? data.WithTrainLabelNoise(labelNoise, noiseSeed) : data;
+        }
+        catch (MnistUnavailableException e)
+        {
+            throw new MeasurementInputException("data.kind", e.Message, e);
+        }
+    }
+
+    /// <summary>
+    /// Checks, without building anything, that a network of <paramref name="spec"/> can take samples of
+    /// <paramref name="sampleShape"/> (the cnn needs square images).
+    /// </summary>
+    /// <exception cref="MeasurementInputException">It cannot (field <c>model.kind</c>, <c>model.activation</c> or <c>model</c>).</exception>
+    public static void CheckNetwork(ModelSpec spec, int[] sampleShape, int classes)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(sampleShape);
+        if (spec.Kind == "cnn") _ = CnnOptionsFor(spec, sampleShape, classes);
     }
 
     /// <summary>

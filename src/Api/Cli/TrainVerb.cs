@@ -1,6 +1,7 @@
 using System.Globalization;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Data;
+using LambdaService.Api.Training;
 using LambdaService.Training;
 using LambdaService.Training.Datasets;
 using LambdaService.Training.Export;
@@ -26,8 +27,7 @@ public static class TrainVerb
         request.Validate();
         TrainingData? data = dataset switch
         {
-            "two-moons" => null,
-            "mnist" => MnistData(request),
+            "two-moons" or "mnist" => null,
             _ => FileData(a, dataset, request),
         };
         using var outcome = TrainingRun.Train(request, data, null, cancellationToken);
@@ -97,29 +97,10 @@ public static class TrainVerb
         };
     }
 
-    private static TrainingData MnistData(TrainingRequest request)
-    {
-        try
-        {
-            var split = Mnist.Load(new MnistOptions { SplitSeed = request.Data.Seed ?? request.Seed });
-            var data = split.ToTrainingData();
-            return request.Data.LabelNoise > 0 ? data.WithTrainLabelNoise(request.Data.LabelNoise, request.Seed) : data;
-        }
-        catch (MnistUnavailableException e)
-        {
-            throw new MeasurementInputException("dataset", e.Message, e);
-        }
-    }
-
     private static TrainingData FileData(CliArguments a, string path, TrainingRequest request)
     {
         var options = new DataReadOptions { LabelColumn = a.Get("label-column") ?? "label" };
-        var train = DatasetReader.Read(path, options);
-        if (train.Labels is null) throw new MeasurementInputException("dataset", $"'{path}' has no labels; training needs labels (npz array y or a label column).");
-        var seed = request.Data.Seed ?? request.Seed;
-        return a.Get("test-data") is { } testPath
-            ? TrainingData.FromDatasets(train, DatasetReader.Read(testPath, options), request.Data.LabelNoise, seed)
-            : TrainingData.FromDataset(train, request.Data.TestFraction, request.Data.LabelNoise, seed);
+        return TrainingInputs.Load(request, path, options, a.Get("test-data"), options)!;
     }
 
     private static double? Double(CliArguments a, string name)

@@ -1,6 +1,7 @@
 using LambdaService.Api.Datasets;
 using LambdaService.Api.Health;
 using LambdaService.Api.Measurements;
+using LambdaService.Api.Training;
 using LambdaService.Api.Models;
 
 namespace LambdaService.Api.Hosting;
@@ -38,6 +39,7 @@ public static class ServiceHost
         app.MapModels(limits);
         app.MapDatasets(limits);
         app.MapMeasurements();
+        app.MapTrainingRuns();
         app.Services.GetRequiredService<Auth.ApiKeyRegistry>();   // creates and logs a first key when none is configured
         return app;
     }

@@ -63,7 +63,7 @@ public static class ServiceSetup
         });
         services.AddSingleton<SandboxProcess>();
         services.AddSingleton<JobQueue>();
-        services.AddTransient<MeasurementJob>();
+        services.AddTransient<SandboxJob>();
         if (runServer)
         {
             services.AddHangfireServer((provider, server) =>

@@ -11,7 +11,7 @@ namespace LambdaService.Api.Jobs;
 /// a <em>running</em> job whose heartbeat is older than <see cref="JobsOptions.StaleAfterSeconds"/> is
 /// re-enqueued (the claim counts the attempt); a <em>queued</em> job that was never handed to Hangfire, or
 /// was handed over longer ago than that and still has not been claimed, is enqueued again. Running a job
-/// twice is harmless: execution is idempotent per job id (<see cref="MeasurementJob"/>).
+/// twice is harmless: execution is idempotent per job id (<see cref="SandboxJob"/>).
 /// </summary>
 public sealed class JobRecovery(MetadataStore store, JobQueue queue, JobStorage hangfire, IOptions<JobsOptions> options, ILogger<JobRecovery> logger) : BackgroundService
 {

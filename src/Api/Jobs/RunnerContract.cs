@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LambdaService.Api.Measurements;
+using LambdaService.Training;
 
 namespace LambdaService.Api.Jobs;
 
@@ -7,19 +8,28 @@ namespace LambdaService.Api.Jobs;
 /// What a sandbox process is asked to do: written as JSON to a file and passed to the <c>runner</c> verb
 /// (<c>runner --spec FILE --out FILE</c>). Paths are absolute paths inside the service's store.
 /// </summary>
-/// <param name="Kind">Job kind; <c>measure</c> today.</param>
-/// <param name="ModelPath">The model file.</param>
-/// <param name="DataPath">The data file.</param>
-/// <param name="LabelColumn">CSV label column, or null for the default.</param>
-/// <param name="MaxDecompressedBytes">Decompression limit for the data file.</param>
+/// <param name="Kind"><c>measure</c> (needs <paramref name="ModelPath"/>, <paramref name="DataPath"/>, <paramref name="Request"/>) or <c>train</c> (needs <paramref name="Training"/>).</param>
+/// <param name="ModelPath">The model file (measure).</param>
+/// <param name="DataPath">The data file (measure), or the uploaded training data (train; null for built-in data).</param>
+/// <param name="LabelColumn">CSV label column of <paramref name="DataPath"/>, or null for the default.</param>
+/// <param name="MaxDecompressedBytes">Decompression limit for data files.</param>
 /// <param name="Request">The measurement request (the HTTP body's options, same names as the CLI).</param>
+/// <param name="Training">The training run (kind train).</param>
 public sealed record RunnerSpec(
     string Kind,
-    string ModelPath,
-    string DataPath,
+    string? ModelPath,
+    string? DataPath,
     string? LabelColumn,
     long MaxDecompressedBytes,
-    MeasurementRequest Request);
+    MeasurementRequest? Request,
+    TrainingRunnerSpec? Training = null);
+
+/// <summary>The training part of a <see cref="RunnerSpec"/>.</summary>
+/// <param name="Request">The resolved training request (library names: <c>data.kind</c> two-moons, mnist or dataset).</param>
+/// <param name="TestDataPath">An uploaded test set, or null to split the training data by <c>data.testFraction</c>.</param>
+/// <param name="TestLabelColumn">CSV label column of the test set.</param>
+/// <param name="ExportDirectory">Where the runner writes <c>model.onnx</c> and <c>model.pt</c> of the trained network.</param>
+public sealed record TrainingRunnerSpec(TrainingRequest Request, string? TestDataPath, string? TestLabelColumn, string ExportDirectory);
 
 /// <summary>
 /// Lines the runner writes on standard output, one JSON object per line:

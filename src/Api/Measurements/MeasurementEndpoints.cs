@@ -80,6 +80,7 @@ public static class MeasurementEndpoints
             DatasetId = request.DatasetId,
             CreatedAt = DateTime.UtcNow,
             Queue = jobs.Value.DefaultQueue,
+            Kind = JobRecord.MeasureKind,
         };
         store.Write(db => db.Insert(job));
         idempotency.Remember(tenant, idempotencyKey, "measurement", hash, job.Id);
@@ -153,40 +154,24 @@ public static class MeasurementEndpoints
     /// <summary>GET /v1/measurements.</summary>
     public static Ok<Paged<MeasurementResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, int page = 1, int pageSize = 20)
     {
-        var tenant = user.Tenant();
-        (page, pageSize) = Paged<MeasurementResponse>.Clamp(page, pageSize);
-        var (items, total) = store.Read(db =>
-        {
-            var q = db.Table<JobRecord>().Where(j => j.Tenant == tenant);
-            if (!string.IsNullOrEmpty(status)) q = q.Where(j => j.Status == status);
-            return (q.OrderByDescending(j => j.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToList(), q.Count());
-        });
-        return TypedResults.Ok(new Paged<MeasurementResponse>(items.Select(ToResponse).ToList(), page, pageSize, total));
+        var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.MeasureKind, status, page, pageSize);
+        return TypedResults.Ok(new Paged<MeasurementResponse>(items.Select(ToResponse).ToList(), p, size, total));
     }
 
     /// <summary>DELETE /v1/measurements/{id}.</summary>
     public static Results<Ok<MeasurementResponse>, ProblemHttpResult> Cancel(string id, ClaimsPrincipal user, MetadataStore store)
     {
-        var tenant = user.Tenant();
-        var job = Find(store, tenant, id);
-        if (job is null) return Problems.NotFound("measurement", id);
-        var canceled = store.Write(db => db.Execute(
-            "UPDATE jobs SET Status = ?, FinishedAt = ? WHERE Id = ? AND Tenant = ? AND Status IN (?, ?)",
-            JobStatus.Canceled, DateTime.UtcNow, id, tenant, JobStatus.Queued, JobStatus.Running));
-        job = Find(store, tenant, id)!;
-        return canceled == 1
+        if (JobRecords.Cancel(store, user.Tenant(), id, JobRecord.MeasureKind) is not ({ } job, var canceled)) return Problems.NotFound("measurement", id);
+        return canceled
             ? TypedResults.Ok(ToResponse(job))
             : Problems.Field(409, "id", $"the measurement has already {job.Status}; only queued or running measurements can be canceled.");
     }
 
-    internal static JobRecord? Find(MetadataStore store, string tenant, string id) =>
-        store.Read(db => db.Table<JobRecord>().FirstOrDefault(j => j.Id == id && j.Tenant == tenant));
+    internal static JobRecord? Find(MetadataStore store, string tenant, string id) => JobRecords.Find(store, tenant, id, JobRecord.MeasureKind);
 
     internal static MeasurementResponse ToResponse(JobRecord j) => new(
-        j.Id, j.Status, j.Progress, Utc(j.CreatedAt), j.StartedAt is { } s ? Utc(s) : null, j.FinishedAt is { } f ? Utc(f) : null, j.Attempts,
+        j.Id, j.Status, j.Progress, JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts,
         JsonSerializer.Deserialize<MeasurementRequest>(j.RequestJson, Json)!,
         j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
         j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
-
-    private static DateTime Utc(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc);
 }

@@ -64,6 +64,21 @@ public sealed class ArtifactStore(IOptions<StorageOptions> options)
         return staged with { Path = target };
     }
 
+    /// <summary>Stages the file at <paramref name="path"/> (a file this service wrote, e.g. a training run's export) and commits it.</summary>
+    public async Task<Stored> AddFileAsync(string path, CancellationToken cancellationToken)
+    {
+        await using var source = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+        return Commit(await StageAsync(source, long.MaxValue, cancellationToken));
+    }
+
+    /// <summary>A new empty folder under the store's temporary folder, for files a job writes before they are committed.</summary>
+    public string NewScratchDirectory(string prefix)
+    {
+        var path = Path.Combine(_tmp, prefix + "-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
     /// <summary>Discards a staged file.</summary>
     public static void Discard(Stored staged) => File.Delete(staged.Path);
 

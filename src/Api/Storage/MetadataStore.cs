@@ -51,13 +51,15 @@ public sealed class MetadataStore : IDisposable
 
     /// <summary>
     /// Whether no model or dataset record (of any tenant) still points at the stored content <paramref name="sha256"/>,
-    /// and no queued or running job still needs the record <paramref name="recordId"/>: then the file may be deleted.
-    /// Call inside <see cref="Write{T}"/>, after deleting the record.
+    /// no training run keeps it as its export, and no queued or running job still needs the record
+    /// <paramref name="recordId"/>: then the file may be deleted. Call inside <see cref="Write{T}"/>, after deleting the record.
     /// </summary>
     public static bool ArtifactUnused(SQLiteConnection db, string sha256, string recordId) =>
         db.ExecuteScalar<int>("SELECT COUNT(*) FROM models WHERE Sha256 = ?", sha256) == 0
         && db.ExecuteScalar<int>("SELECT COUNT(*) FROM datasets WHERE Sha256 = ?", sha256) == 0
-        && db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE (ModelId = ? OR DatasetId = ?) AND Status IN ('queued', 'running')", recordId, recordId) == 0;
+        && db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE OnnxSha256 = ? OR TorchScriptSha256 = ?", sha256, sha256) == 0
+        && db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE (ModelId = ? OR DatasetId = ? OR TestDatasetId = ?) AND Status IN ('queued', 'running')",
+            recordId, recordId, recordId) == 0;
 
     /// <summary>Whether the database answers.</summary>
     public bool IsReachable()

@@ -35,18 +35,39 @@ public sealed class DatasetRecord
     public DateTime CreatedAt { get; set; }
 }
 
-/// <summary>A measurement job (table <c>jobs</c>).</summary>
+/// <summary>A background job, a measurement (kind <c>measure</c>) or a training run (kind <c>train</c>) (table <c>jobs</c>).</summary>
 [Table("jobs")]
 public sealed class JobRecord
 {
+    /// <summary>Kind of a measurement.</summary>
+    public const string MeasureKind = "measure";
+
+    /// <summary>Kind of a training run.</summary>
+    public const string TrainKind = "train";
+
     [PrimaryKey] public string Id { get; set; } = "";
     [Indexed] public string Tenant { get; set; } = "";
-    public string Kind { get; set; } = "measure";
+    public string Kind { get; set; } = MeasureKind;
     [Indexed] public string Status { get; set; } = JobStatus.Queued;
     public double Progress { get; set; }
     public string RequestJson { get; set; } = "{}";
     public string ModelId { get; set; } = "";
     public string DatasetId { get; set; } = "";
+
+    /// <summary>Training: the uploaded test set, if any.</summary>
+    public string? TestDatasetId { get; set; }
+
+    /// <summary>Training: the last progress detail (epoch, epochs, train loss, test error, λ) as JSON.</summary>
+    public string? ProgressDetailJson { get; set; }
+
+    /// <summary>Training: the registered ONNX export (model id and content hash; the file is kept while the run exists).</summary>
+    public string? OnnxModelId { get; set; }
+    public string? OnnxSha256 { get; set; }
+
+    /// <summary>Training: the registered TorchScript export.</summary>
+    public string? TorchScriptModelId { get; set; }
+    public string? TorchScriptSha256 { get; set; }
+
     public DateTime CreatedAt { get; set; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }

@@ -90,7 +90,7 @@ public class SandboxFailureTests(SandboxFixture fixture, ITestOutputHelper outpu
             """);
         var (sandbox, _, work) = fixture.Sandbox("bash " + script);
         var progress = new ConcurrentQueue<double>();
-        var outcome = await sandbox.RunAsync(fixture.SlowSpec(), SandboxFixture.Roomy, progress.Enqueue, CancellationToken.None);
+        var outcome = await sandbox.RunAsync(fixture.SlowSpec(), SandboxFixture.Roomy, r => progress.Enqueue(r.Progress), CancellationToken.None);
 
         var crashed = Assert.IsType<SandboxOutcome.Crashed>(outcome);
         Assert.Equal(139, crashed.ExitCode);

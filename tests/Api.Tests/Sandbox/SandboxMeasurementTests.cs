@@ -25,7 +25,7 @@ public class SandboxMeasurementTests(SandboxFixture fixture, ITestOutputHelper o
         var (sandbox, log, work) = fixture.Sandbox();
         var progress = new ConcurrentQueue<double>();
 
-        var outcome = await sandbox.RunAsync(SandboxFixture.Spec(model, fixture.CsvPath, request), SandboxFixture.Roomy, progress.Enqueue, CancellationToken.None);
+        var outcome = await sandbox.RunAsync(SandboxFixture.Spec(model, fixture.CsvPath, request), SandboxFixture.Roomy, r => progress.Enqueue(r.Progress), CancellationToken.None);
 
         var succeeded = Assert.IsType<SandboxOutcome.Succeeded>(outcome);
         var result = JsonSerializer.Deserialize<MeasurementResult>(succeeded.ResultJson, RunnerProtocol.Json)!;
@@ -111,8 +111,20 @@ public class SandboxMeasurementTests(SandboxFixture fixture, ITestOutputHelper o
         Assert.Equal(1.0, clamped);
         foreach (var line in new[] { "", "progress 0.5", "{\"progress\":\"0.5\"}", "{\"progress\":0.5", "{\"progress\":NaN}", "[0.5]", null })
         {
-            Assert.False(RunnerProgressLine.TryParse(line, out _), line);
+            Assert.False(RunnerProgressLine.TryParse(line, out double _), line);
         }
+    }
+
+    [Fact]
+    public void A_progress_line_with_a_detail_object_carries_the_object_and_a_detail_that_is_not_an_object_is_dropped()
+    {
+        var line = RunnerProgressLine.Format(0.5, new { epoch = 3, epochs = 6, trainLoss = double.NaN });
+        Assert.Equal("{\"progress\":0.5,\"detail\":{\"epoch\":3,\"epochs\":6,\"trainLoss\":\"NaN\"}}", line);
+        Assert.True(RunnerProgressLine.TryParseReport(line, out var report));
+        Assert.Equal(0.5, report!.Progress);
+        Assert.Equal("{\"epoch\":3,\"epochs\":6,\"trainLoss\":\"NaN\"}", report.Detail);
+        Assert.True(RunnerProgressLine.TryParseReport("{\"progress\":0.1,\"detail\":[1,2]}", out var dropped));
+        Assert.Null(dropped!.Detail);
     }
 
     [Fact]

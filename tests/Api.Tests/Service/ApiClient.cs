@@ -30,12 +30,8 @@ internal static class ApiClient
         return JsonNode.Parse(body)!["id"]!.GetValue<string>();
     }
 
-    public static async Task<HttpResponseMessage> Submit(HttpClient client, object request, string? idempotencyKey = null)
-    {
-        using var message = new HttpRequestMessage(HttpMethod.Post, "v1/measurements") { Content = JsonContent.Create(request) };
-        if (idempotencyKey is not null) message.Headers.Add("Idempotency-Key", idempotencyKey);
-        return await client.SendAsync(message);
-    }
+    public static Task<HttpResponseMessage> Submit(HttpClient client, object request, string? idempotencyKey = null) =>
+        Post(client, "v1/measurements", request, idempotencyKey);
 
     public static async Task<string> SubmitId(HttpClient client, object request)
     {
@@ -54,19 +50,33 @@ internal static class ApiClient
     }
 
     /// <summary>Polls until the measurement reaches one of <paramref name="states"/> (default: a final state).</summary>
-    public static async Task<JsonNode> WaitFor(HttpClient client, string id, TimeSpan timeout, params string[] states)
+    public static Task<JsonNode> WaitFor(HttpClient client, string id, TimeSpan timeout, params string[] states) =>
+        WaitUntil(client, $"v1/measurements/{id}", timeout, job => states.Length == 0 ? IsFinal(job) : states.Contains(job["status"]!.GetValue<string>()));
+
+    /// <summary>Polls the job at <paramref name="path"/> until <paramref name="done"/> holds.</summary>
+    public static async Task<JsonNode> WaitUntil(HttpClient client, string path, TimeSpan timeout, Func<JsonNode, bool> done)
     {
-        if (states.Length == 0) states = ["succeeded", "failed", "canceled"];
         var deadline = DateTime.UtcNow + timeout;
         JsonNode job;
         do
         {
-            job = await Get(client, $"v1/measurements/{id}");
-            if (states.Contains(job["status"]!.GetValue<string>())) return job;
+            job = await Get(client, path);
+            if (done(job)) return job;
             await Task.Delay(150);
         }
         while (DateTime.UtcNow < deadline);
-        throw new TimeoutException($"measurement {id} still {job["status"]} after {timeout}: {job.ToJsonString()}");
+        throw new TimeoutException($"{path} still {job["status"]} after {timeout}: {job.ToJsonString()}");
+    }
+
+    /// <summary>Whether a job is succeeded, failed or canceled.</summary>
+    public static bool IsFinal(JsonNode job) => job["status"]!.GetValue<string>() is "succeeded" or "failed" or "canceled";
+
+    /// <summary>Posts a JSON body and returns the response.</summary>
+    public static async Task<HttpResponseMessage> Post(HttpClient client, string path, object body, string? idempotencyKey = null)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+        if (idempotencyKey is not null) message.Headers.Add("Idempotency-Key", idempotencyKey);
+        return await client.SendAsync(message);
     }
 
     public static async Task<JsonElement> Problem(HttpResponseMessage response, HttpStatusCode expected)

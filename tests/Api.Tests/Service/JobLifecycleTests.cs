@@ -18,7 +18,7 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
         new { modelId = model, datasetId = dataset, directions = 24, maxPoints = 120 };
 
     /// <summary>Whether a sandbox of this service is alive: a runner process whose spec file lies in the service's data folder.</summary>
-    private static bool RunnerAlive(ServiceProcess service) =>
+    internal static bool RunnerAlive(ServiceProcess service) =>
         Process.GetProcesses().Any(p =>
         {
             try
@@ -40,7 +40,7 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
     /// Waits until no sandbox of the service has been seen for <paramref name="quiet"/> (the job's watcher notices a
     /// cancel within half a second, and a sandbox may still be starting when the cancel lands), at most <paramref name="timeout"/>.
     /// </summary>
-    private static async Task<bool> NoRunnerFor(ServiceProcess service, TimeSpan quiet, TimeSpan timeout)
+    internal static async Task<bool> NoRunnerFor(ServiceProcess service, TimeSpan quiet, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         var lastSeen = DateTime.UtcNow;

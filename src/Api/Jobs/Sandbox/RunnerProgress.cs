@@ -4,9 +4,14 @@ using System.Text.Json;
 
 namespace LambdaService.Api.Jobs.Sandbox;
 
+/// <summary>A progress report read from the runner: a value from 0 to 1 and, for training, what the last epoch gave.</summary>
+/// <param name="Progress">0 to 1.</param>
+/// <param name="Detail">A JSON object (e.g. <c>{"epoch":3,"epochs":50,"trainLoss":0.41,…}</c>) or null.</param>
+public sealed record RunnerReport(double Progress, string? Detail);
+
 /// <summary>
 /// The progress lines of <see cref="RunnerProtocol"/>: one compact JSON object per line, <c>{"progress":0.42}</c>,
-/// with a value from 0 to 1.
+/// with a value from 0 to 1, optionally followed by a <c>"detail"</c> object: <c>{"progress":0.42,"detail":{…}}</c>.
 /// </summary>
 public static class RunnerProgressLine
 {
@@ -16,13 +21,30 @@ public static class RunnerProgressLine
     public static string Format(double value) =>
         Prefix + Math.Clamp(value, 0.0, 1.0).ToString("R", CultureInfo.InvariantCulture) + "}";
 
-    /// <summary>
-    /// Reads a progress line. Anything else (other output, a malformed object, a value that is not a finite
-    /// number) gives false; values are clamped to 0..1.
-    /// </summary>
+    /// <summary>The line for <paramref name="value"/> with a detail object (compact JSON of <paramref name="detail"/>).</summary>
+    public static string Format<T>(double value, T detail) =>
+        Prefix + Math.Clamp(value, 0.0, 1.0).ToString("R", CultureInfo.InvariantCulture) + ",\"detail\":" + JsonSerializer.Serialize(detail, Compact) + "}";
+
+    private static readonly JsonSerializerOptions Compact = new(JsonSerializerDefaults.Web)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Reads a progress line (see <see cref="TryParseReport"/>), keeping only the value.</summary>
     public static bool TryParse(string? line, out double value)
     {
-        value = 0;
+        var ok = TryParseReport(line, out var report);
+        value = report?.Progress ?? 0;
+        return ok;
+    }
+
+    /// <summary>
+    /// Reads a progress line. Anything else (other output, a malformed object, a value that is not a finite
+    /// number) gives false; values are clamped to 0..1; a detail that is not an object is dropped.
+    /// </summary>
+    public static bool TryParseReport(string? line, out RunnerReport? report)
+    {
+        report = null;
         if (line is null) return false;
         var text = line.Trim();
         if (!text.StartsWith(Prefix, StringComparison.Ordinal) || !text.EndsWith('}')) return false;
@@ -37,7 +59,8 @@ public static class RunnerProgressLine
             {
                 return false;
             }
-            value = Math.Clamp(parsed, 0.0, 1.0);
+            var detail = document.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.Object ? d.GetRawText() : null;
+            report = new RunnerReport(Math.Clamp(parsed, 0.0, 1.0), detail);
             return true;
         }
         catch (JsonException)
@@ -80,6 +103,18 @@ internal sealed class ThrottledProgressWriter(TextWriter output) : IProgress<dou
         {
             if (value == _lastValue) return;
             WriteLocked(value, _clock.Elapsed);
+        }
+    }
+
+    /// <summary>Writes <paramref name="value"/> with a detail object at once (one line per epoch of a training run).</summary>
+    public void ReportDetail<T>(double value, T detail)
+    {
+        lock (_gate)
+        {
+            output.WriteLine(RunnerProgressLine.Format(value, detail));
+            output.Flush();
+            _lastWrite = _clock.Elapsed;
+            _lastValue = value;
         }
     }
 

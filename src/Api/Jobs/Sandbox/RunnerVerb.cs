@@ -2,10 +2,13 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using LambdaService.Api.Cli;
+using LambdaService.Api.Training;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Data;
 using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
+using LambdaService.Training;
+using LambdaService.Training.Export;
 
 namespace LambdaService.Api.Jobs.Sandbox;
 
@@ -57,15 +60,17 @@ public static class RunnerVerb
         {
             var spec = JsonSerializer.Deserialize<RunnerSpec>(File.ReadAllText(specPath), RunnerProtocol.Json)
                 ?? throw new InvalidDataException("the spec file holds null.");
-            if (!string.Equals(spec.Kind, "measure", StringComparison.Ordinal))
+            if (spec.Kind is not ("measure" or "train"))
             {
                 return Fail(stderr, $"unknown job kind '{spec.Kind}'.");
             }
             var progress = new ThrottledProgressWriter(stdout);
             progress.ReportNow(0);
-            var result = Measure(spec, progress, ct);
+            var json = spec.Kind == "train"
+                ? JsonSerializer.Serialize(Train(spec, progress, ct), RunnerProtocol.Json)
+                : JsonSerializer.Serialize(Measure(spec, progress, ct), RunnerProtocol.Json);
             progress.ReportNow(1);
-            WriteAtomically(outPath, JsonSerializer.Serialize(result, RunnerProtocol.Json));
+            WriteAtomically(outPath, json);
             return 0;
         }
         catch (MeasurementInputException e)
@@ -98,6 +103,7 @@ public static class RunnerVerb
     public static MeasurementResult Measure(RunnerSpec spec, IProgress<double>? progress, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Request is null || spec.ModelPath is null || spec.DataPath is null) throw new InvalidDataException("a measure spec needs a model, data and a request.");
         var options = spec.Request.ToOptions();
         var dataOptions = new DataReadOptions
         {
@@ -106,6 +112,36 @@ public static class RunnerVerb
         };
         // The same front door as the CLI's measure verb: the stored upload is detected by content.
         return CurvatureRate.Measure(spec.ModelPath, spec.DataPath, options, dataOptions, progress, ct);
+    }
+
+    /// <summary>
+    /// The training run of <paramref name="spec"/> (<see cref="TrainingRun.Train"/> on the data it names), reporting
+    /// one progress line per epoch (value <c>0.95 · epoch / epochs</c>; the final measurement takes the rest) with the
+    /// epoch's figures as detail, then writing the trained network as <c>model.onnx</c> and <c>model.pt</c> to the
+    /// spec's export folder. Returns the result (the same JSON as <c>train --json</c>).
+    /// </summary>
+    internal static TrainingResult Train(RunnerSpec spec, ThrottledProgressWriter progress, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var training = spec.Training ?? throw new InvalidDataException("a train spec needs its training part.");
+        var request = training.Request;
+        var limit = spec.MaxDecompressedBytes > 0 ? spec.MaxDecompressedBytes : new DataReadOptions().MaxDecompressedBytes;
+        var data = TrainingInputs.Load(request, spec.DataPath,
+            new DataReadOptions { LabelColumn = spec.LabelColumn ?? new DataReadOptions().LabelColumn, MaxDecompressedBytes = limit },
+            training.TestDataPath,
+            new DataReadOptions { LabelColumn = training.TestLabelColumn ?? new DataReadOptions().LabelColumn, MaxDecompressedBytes = limit },
+            "dataset.datasetId", "dataset.testDatasetId");
+        var epochs = new EpochReporter(progress);
+        using var outcome = TrainingRun.Train(request, data, epochs, ct);
+        Directory.CreateDirectory(training.ExportDirectory);
+        ModelExport.Write(outcome.Model.Network, training.ExportDirectory);
+        return outcome.Result;
+    }
+
+    /// <summary>Turns each finished epoch into a progress line with its figures (synchronously, on the training thread).</summary>
+    private sealed class EpochReporter(ThrottledProgressWriter writer) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => writer.ReportDetail(0.95 * value.Fraction, value);
     }
 
     /// <summary>Writes <paramref name="text"/> to a temporary file beside <paramref name="path"/>, then renames it over <paramref name="path"/>.</summary>

@@ -39,12 +39,12 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
     /// </summary>
     /// <param name="spec">The job.</param>
     /// <param name="limits">Time and memory limits; exceeding either kills the child's process tree.</param>
-    /// <param name="onProgress">Called with each progress value (0..1) the child reports, from a background thread; exceptions it throws are logged and ignored.</param>
+    /// <param name="onProgress">Called with each progress report (a value 0..1, and a detail object for training) the child makes, from a background thread; exceptions it throws are logged and ignored.</param>
     /// <param name="cancellationToken">Kills the child's process tree; the outcome is then <see cref="SandboxOutcome.Canceled"/>.</param>
     /// <exception cref="ArgumentException">A null argument or invalid limits.</exception>
     /// <exception cref="IOException">The spec cannot be written to <see cref="SandboxOptions.WorkDirectory"/>.</exception>
     /// <exception cref="InvalidOperationException">The runner cannot be started (a configuration problem, e.g. a wrong <see cref="SandboxOptions.RunnerCommand"/>).</exception>
-    public async Task<SandboxOutcome> RunAsync(RunnerSpec spec, SandboxLimits limits, Action<double> onProgress, CancellationToken cancellationToken)
+    public async Task<SandboxOutcome> RunAsync(RunnerSpec spec, SandboxLimits limits, Action<RunnerReport> onProgress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(limits);
@@ -99,7 +99,7 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
     }
 
     private async Task<SandboxOutcome> RunChildAsync(string specPath, string outPath, string folder, SandboxLimits limits,
-        Action<double> onProgress, CancellationToken cancellationToken)
+        Action<RunnerReport> onProgress, CancellationToken cancellationToken)
     {
         var (fileName, leading) = ResolveRunnerCommand(options.RunnerCommand);
         var info = new ProcessStartInfo(fileName)
@@ -274,17 +274,17 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
         }
     }
 
-    private async Task ReadProgressAsync(StreamReader reader, Action<double> onProgress, int pid)
+    private async Task ReadProgressAsync(StreamReader reader, Action<RunnerReport> onProgress, int pid)
     {
         var callbackFailed = false;
         try
         {
             while (await reader.ReadLineAsync().ConfigureAwait(false) is { } line)
             {
-                if (!RunnerProgressLine.TryParse(line, out var value)) continue;
+                if (!RunnerProgressLine.TryParseReport(line, out var report)) continue;
                 try
                 {
-                    onProgress(value);
+                    onProgress(report!);
                 }
                 catch (Exception e)
                 {

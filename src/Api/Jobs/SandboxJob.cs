@@ -1,0 +1,277 @@
+using System.Text.Json;
+using Hangfire;
+using LambdaService.Api.Datasets;
+using LambdaService.Api.Hosting;
+using LambdaService.Api.Jobs.Sandbox;
+using LambdaService.Api.Measurements;
+using LambdaService.Api.Models;
+using LambdaService.Api.Storage;
+using LambdaService.Api.Training;
+using LambdaService.Measurement.Models;
+using LambdaService.Training.Export;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace LambdaService.Api.Jobs;
+
+/// <summary>
+/// Runs one job, a measurement or a training run, in a sandbox process. Execution is idempotent per job id: the job record is claimed
+/// with a fresh run token (status running, attempts + 1), every write afterwards is conditioned on that
+/// token, and a record already final is left alone — so a Hangfire job delivered twice (after a crash, its
+/// invisibility timeout) stores its result exactly once. Hangfire never retries (a crash counts as an
+/// attempt here, and a job fails after <see cref="JobsOptions.MaxAttempts"/>).
+/// </summary>
+/// <remarks>
+/// A training run's sandbox writes the trained network as ONNX and TorchScript into a scratch folder of the store;
+/// on success both files enter the artifact store and are registered as the tenant's models in the same
+/// transaction that stores the result, so a run that was canceled meanwhile registers nothing.
+/// </remarks>
+public sealed class SandboxJob(
+    MetadataStore store, ArtifactStore artifacts, SandboxProcess sandbox, JobQueue queue, IOptions<JobsOptions> options, IOptions<LimitsOptions> limits,
+    ILogger<SandboxJob> logger)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Runs the job (Hangfire entry point).</summary>
+    [AutomaticRetry(Attempts = 0)]
+    public async Task RunAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var claim = Claim(jobId);
+        if (claim is null) return;
+        var (job, token) = claim.Value;
+        logger.LogInformation("Job {JobId} ({Kind}) attempt {Attempt} started", jobId, job.Kind, job.Attempts);
+
+        var exportDirectory = job.Kind == JobRecord.TrainKind ? artifacts.NewScratchDirectory("train") : null;
+        try
+        {
+            var spec = Spec(job, exportDirectory);
+            if (spec is null)
+            {
+                Finish(jobId, token, JobStatus.Failed, null, Problem(409, "Input deleted",
+                    "a model or dataset of the job was deleted before it ran; upload it again and resubmit.", job.Kind == JobRecord.TrainKind ? "dataset.datasetId" : "modelId"));
+                return;
+            }
+            await RunAsync(job, token, spec, exportDirectory, cancellationToken);
+        }
+        finally
+        {
+            if (exportDirectory is not null && Directory.Exists(exportDirectory)) Directory.Delete(exportDirectory, recursive: true);
+        }
+    }
+
+    /// <summary>The runner's spec for <paramref name="job"/>, or null when an input record has gone.</summary>
+    private RunnerSpec? Spec(JobRecord job, string? exportDirectory)
+    {
+        var maxBytes = limits.Value.MaxDecompressedBytes;
+        if (job.Kind == JobRecord.TrainKind)
+        {
+            var body = JsonSerializer.Deserialize<TrainingRunRequest>(job.RequestJson, Json)!;
+            DatasetRecord? train = null, test = null;
+            if (!string.IsNullOrEmpty(job.DatasetId) && (train = store.Read(db => db.Find<DatasetRecord>(job.DatasetId))) is null) return null;
+            if (!string.IsNullOrEmpty(job.TestDatasetId) && (test = store.Read(db => db.Find<DatasetRecord>(job.TestDatasetId))) is null) return null;
+            return new RunnerSpec(JobRecord.TrainKind, null, train is null ? null : artifacts.PathOf(train.Sha256), train?.LabelColumn, maxBytes, null,
+                new TrainingRunnerSpec(body.ToTrainingRequest(), test is null ? null : artifacts.PathOf(test.Sha256), test?.LabelColumn, exportDirectory!));
+        }
+        var model = store.Read(db => db.Find<ModelRecord>(job.ModelId));
+        var dataset = store.Read(db => db.Find<DatasetRecord>(job.DatasetId));
+        if (model is null || dataset is null) return null;
+        return new RunnerSpec(JobRecord.MeasureKind, artifacts.PathOf(model.Sha256), artifacts.PathOf(dataset.Sha256), dataset.LabelColumn,
+            maxBytes, JsonSerializer.Deserialize<MeasurementRequest>(job.RequestJson, Json)!);
+    }
+
+    private async Task RunAsync(JobRecord job, string token, RunnerSpec spec, string? exportDirectory, CancellationToken cancellationToken)
+    {
+        var jobId = job.Id;
+        var o = options.Value;
+        var sandboxLimits = new SandboxLimits(TimeSpan.FromSeconds(o.TimeLimitSeconds), (long)o.MemoryLimitMb << 20);
+
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var canceledByUser = false;
+        var lastProgress = 0.0;
+        string? lastDetail = null;
+        var watcher = Task.Run(async () =>
+        {
+            while (!run.IsCancellationRequested)
+            {
+                var status = store.Write(db =>
+                {
+                    db.Execute("UPDATE jobs SET HeartbeatAt = ?, Progress = ?, ProgressDetailJson = COALESCE(?, ProgressDetailJson) WHERE Id = ? AND RunToken = ? AND Status = ?",
+                        DateTime.UtcNow, Volatile.Read(ref lastProgress), Volatile.Read(ref lastDetail), jobId, token, JobStatus.Running);
+                    return db.ExecuteScalar<string>("SELECT Status FROM jobs WHERE Id = ?", jobId);
+                });
+                if (status == JobStatus.Canceled)
+                {
+                    canceledByUser = true;
+                    await run.CancelAsync();
+                    return;
+                }
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(250), run.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }, CancellationToken.None);
+
+        SandboxOutcome outcome;
+        try
+        {
+            outcome = await sandbox.RunAsync(spec, sandboxLimits, report =>
+            {
+                Volatile.Write(ref lastProgress, report.Progress);
+                if (report.Detail is not null) Volatile.Write(ref lastDetail, report.Detail);
+            }, run.Token);
+        }
+        finally
+        {
+            await run.CancelAsync();
+            await watcher;
+        }
+
+        switch (outcome)
+        {
+            case SandboxOutcome.Succeeded s when job.Kind == JobRecord.TrainKind:
+                await FinishTrainingAsync(job, token, s.ResultJson, exportDirectory!, Volatile.Read(ref lastDetail), cancellationToken);
+                break;
+            case SandboxOutcome.Succeeded s:
+                Finish(jobId, token, JobStatus.Succeeded, s.ResultJson, null);
+                break;
+            case SandboxOutcome.UserError u when job.Kind == JobRecord.TrainKind:
+                Finish(jobId, token, JobStatus.Failed, null, Problem(422, "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
+                break;
+            case SandboxOutcome.UserError u:
+                Finish(jobId, token, JobStatus.Failed, null, Problem(422, "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
+                break;
+            case SandboxOutcome.Canceled when canceledByUser:
+                logger.LogInformation("Job {JobId} canceled", jobId);
+                break;
+            case SandboxOutcome.Canceled:
+                // The server is shutting down: leave the job running; its heartbeat stops and recovery runs it again.
+                logger.LogWarning("Job {JobId} interrupted by shutdown; it will be resumed", jobId);
+                break;
+            case SandboxOutcome.Crashed c when job.Attempts < o.MaxAttempts:
+                logger.LogWarning("Job {JobId} attempt {Attempt} crashed: {Cause}; trying again", jobId, job.Attempts, c.Describe());
+                var requeued = store.Write(db => db.Execute(
+                    "UPDATE jobs SET Status = ?, RunToken = NULL, ErrorJson = ? WHERE Id = ? AND RunToken = ? AND Status = ?",
+                    JobStatus.Queued, Problem(500, "The sandbox process crashed", c.Describe(), null), jobId, token, JobStatus.Running));
+                if (requeued == 1) queue.Enqueue(job);
+                break;
+            default:
+                Finish(jobId, token, JobStatus.Failed, null, Problem(500, TitleOf(outcome), outcome.Describe(), null));
+                break;
+        }
+    }
+
+    private (JobRecord Job, string Token)? Claim(string jobId)
+    {
+        var stale = DateTime.UtcNow.AddSeconds(-options.Value.StaleAfterSeconds);
+        var maxAttempts = options.Value.MaxAttempts;
+        return store.Write<(JobRecord, string)?>(db =>
+        {
+            var job = db.Find<JobRecord>(jobId);
+            if (job is null || JobStatus.IsFinal(job.Status)) return null;
+            if (job.Status == JobStatus.Running && job.HeartbeatAt > stale) return null;   // someone else runs it
+            if (job.Attempts >= maxAttempts)
+            {
+                job.Status = JobStatus.Failed;
+                job.FinishedAt = DateTime.UtcNow;
+                job.ErrorJson = Problem(500, "Too many attempts",
+                    $"the job was started {job.Attempts} times without finishing (its sandbox crashed or the service stopped mid-run); it is not retried again."
+                    + (job.ErrorJson is null ? "" : " Last error: " + JsonSerializer.Deserialize<ProblemDetails>(job.ErrorJson, Json)?.Detail), null);
+                db.Update(job);
+                return null;
+            }
+            var token = Guid.NewGuid().ToString("N");
+            job.Status = JobStatus.Running;
+            job.Attempts++;
+            job.RunToken = token;
+            job.StartedAt ??= DateTime.UtcNow;
+            job.HeartbeatAt = DateTime.UtcNow;
+            db.Update(job);
+            return (job, token);
+        });
+    }
+
+    private void Finish(string jobId, string token, string status, string? resultJson, string? errorJson)
+    {
+        var updated = store.Write(db => db.Execute(
+            "UPDATE jobs SET Status = ?, ResultJson = ?, ErrorJson = ?, Progress = ?, FinishedAt = ?, RunToken = NULL WHERE Id = ? AND RunToken = ? AND Status = ?",
+            status, resultJson, errorJson, status == JobStatus.Succeeded ? 1.0 : 0.0, DateTime.UtcNow, jobId, token, JobStatus.Running));
+        logger.LogInformation("Job {JobId} finished as {Status} (stored: {Stored})", jobId, status, updated == 1);
+    }
+
+    /// <summary>
+    /// Commits the run's two exports to the artifact store and, in one transaction with the result (only while this
+    /// attempt still owns the job), registers them as the tenant's models. The result JSON gains <c>models</c>.
+    /// </summary>
+    private async Task FinishTrainingAsync(JobRecord job, string token, string resultJson, string exportDirectory, string? lastDetail, CancellationToken cancellationToken)
+    {
+        var onnxFile = Path.Combine(exportDirectory, ModelExport.DefaultName + ".onnx");
+        var torchScriptFile = Path.Combine(exportDirectory, ModelExport.DefaultName + ".pt");
+        if (!File.Exists(onnxFile) || !File.Exists(torchScriptFile))
+        {
+            Finish(job.Id, token, JobStatus.Failed, null, Problem(500, "The job failed", "the sandbox finished without writing the trained model's files.", null));
+            return;
+        }
+        var onnx = await artifacts.AddFileAsync(onnxFile, cancellationToken);
+        var torchScript = await artifacts.AddFileAsync(torchScriptFile, cancellationToken);
+        var now = DateTime.UtcNow;
+        var records = new[] { (onnx, "onnx", ".onnx"), (torchScript, "torchscript", ".pt") }.Select(x =>
+        {
+            var file = ModelFile.Open(x.Item1.Path);
+            return new ModelRecord
+            {
+                Id = ModelEndpoints.NewId("mdl"),
+                Tenant = job.Tenant,
+                Name = job.Id + x.Item3,
+                Format = x.Item2,
+                Sha256 = x.Item1.Sha256,
+                SizeBytes = x.Item1.SizeBytes,
+                InputsJson = JsonSerializer.Serialize(file.Inputs, Json),
+                OutputsJson = JsonSerializer.Serialize(file.Outputs, Json),
+                CreatedAt = now,
+            };
+        }).ToArray();
+        var result = System.Text.Json.Nodes.JsonNode.Parse(resultJson)!.AsObject();
+        result["models"] = new System.Text.Json.Nodes.JsonObject { ["onnx"] = records[0].Id, ["torchScript"] = records[1].Id };
+        var stored = store.Write(db =>
+        {
+            var updated = db.Execute(
+                "UPDATE jobs SET Status = ?, ResultJson = ?, ErrorJson = NULL, Progress = 1.0, ProgressDetailJson = COALESCE(?, ProgressDetailJson), FinishedAt = ?, RunToken = NULL, "
+                + "OnnxModelId = ?, OnnxSha256 = ?, TorchScriptModelId = ?, TorchScriptSha256 = ? WHERE Id = ? AND RunToken = ? AND Status = ?",
+                JobStatus.Succeeded, result.ToJsonString(Json), lastDetail, now, records[0].Id, onnx.Sha256, records[1].Id, torchScript.Sha256,
+                job.Id, token, JobStatus.Running);
+            if (updated == 1)
+            {
+                db.Insert(records[0]);
+                db.Insert(records[1]);
+                return true;
+            }
+            // Canceled (or taken over) meanwhile: keep nothing of this attempt.
+            foreach (var sha in new[] { onnx.Sha256, torchScript.Sha256 }.Distinct())
+            {
+                if (MetadataStore.ArtifactUnused(db, sha, "")) artifacts.DeleteIfExists(sha);
+            }
+            return false;
+        });
+        logger.LogInformation("Training run {JobId} finished (stored: {Stored}); models {OnnxModelId}, {TorchScriptModelId}", job.Id, stored, records[0].Id, records[1].Id);
+    }
+
+    private static string TitleOf(SandboxOutcome outcome) => outcome switch
+    {
+        SandboxOutcome.TimedOut => "Time limit exceeded",
+        SandboxOutcome.MemoryExceeded => "Memory limit exceeded",
+        SandboxOutcome.Crashed => "The sandbox process crashed",
+        _ => "The job failed",
+    };
+
+    internal static string Problem(int status, string title, string detail, string? field)
+    {
+        var problem = new ProblemDetails { Status = status, Title = title, Detail = detail };
+        if (field is not null) problem.Extensions["field"] = field;
+        return JsonSerializer.Serialize(problem, Json);
+    }
+}

@@ -1,0 +1,227 @@
+using System.ComponentModel;
+using System.Security.Claims;
+using System.Text.Json;
+using LambdaService.Api.Auth;
+using LambdaService.Api.Datasets;
+using LambdaService.Api.Hosting;
+using LambdaService.Api.Jobs;
+using LambdaService.Api.Models;
+using LambdaService.Api.Storage;
+using LambdaService.Measurement;
+using LambdaService.Measurement.Estimation;
+using LambdaService.Training;
+using LambdaService.Training.Datasets;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace LambdaService.Api.Training;
+
+/// <summary>A training run was accepted and queued.</summary>
+public sealed record TrainingRunAccepted(string Id, [property: Description("queued")] string Status);
+
+/// <summary>Where a running (or finished) training run is: its last finished epoch.</summary>
+public sealed record EpochProgress(
+    [property: Description("Epochs finished.")] int Epoch,
+    [property: Description("Epochs in all.")] int Epochs,
+    [property: Description("Mean training loss of the last epoch.")] double TrainLoss,
+    [property: Description("Test error after the last epoch.")] double TestError,
+    [property: Description("λ on the test set after the last epoch, when tracked (track.lambdaEvery).")] double? Lambda);
+
+/// <summary>The trained network, registered as two of the caller's models.</summary>
+public sealed record TrainedModels(
+    [property: Description("Model id of the ONNX export (GET /v1/models/{id}; measurable at once).")] string Onnx,
+    [property: Description("Model id of the TorchScript export.")] string TorchScript);
+
+/// <summary>A training run and, once it has succeeded, its metrics and models.</summary>
+public sealed record TrainingRunResponse(
+    string Id,
+    [property: Description("queued, running, succeeded, failed or canceled.")] string Status,
+    [property: Description("0 to 1 (training takes 0.95, the final λ measurement the rest).")] double Progress,
+    [property: Description("The last finished epoch's figures.")] EpochProgress? Current,
+    DateTime CreatedAt,
+    DateTime? StartedAt,
+    DateTime? FinishedAt,
+    [property: Description("Times the job was started (a crashed sandbox or a restarted service adds one).")] int Attempts,
+    TrainingRunRequest Request,
+    [property: Description("The same JSON as the command line's train --json: testAccuracy, testError, ece, hard20Accuracy, lambda, pairLambdas, trainingSeconds, history, config (resolved request, objective, versions), warnings, models.")] JsonElement? Result,
+    [property: Description("The exported models, once the run has succeeded.")] TrainedModels? Models,
+    [property: Description("Why the run failed, as problem details.")] ProblemDetails? Error);
+
+/// <summary><c>/v1/training-runs</c>: train with baseline, CRR or SAM in the background; follow, list, cancel, download the model.</summary>
+public static class TrainingRunEndpoints
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>Maps the endpoints.</summary>
+    public static IEndpointRouteBuilder MapTrainingRuns(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/training-runs").WithTags("Training runs").RequireAuthorization();
+        group.MapPost("/", Submit).WithName("SubmitTrainingRun")
+            .WithSummary("Train a network with baseline, CRR or SAM on two-moons, mnist or your dataset (runs in the background).");
+        group.MapGet("/", List).WithName("ListTrainingRuns").WithSummary("Your training runs, newest first.");
+        group.MapGet("/{id}", Get).WithName("GetTrainingRun").WithSummary("Status, current epoch and result of a training run.");
+        group.MapDelete("/{id}", Cancel).WithName("CancelTrainingRun").WithSummary("Cancel a queued or running training run (its sandbox process is ended).");
+        group.MapGet("/{id}/model", DownloadModel).WithName("DownloadTrainedModel")
+            .WithSummary("Download the trained network: format onnx (default) or torchscript.");
+        return app;
+    }
+
+    /// <summary>POST /v1/training-runs.</summary>
+    public static Results<AcceptedAtRoute<TrainingRunAccepted>, ProblemHttpResult> Submit(
+        TrainingRunRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
+        ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs)
+    {
+        var tenant = user.Tenant();
+        var body = JsonSerializer.Serialize(request, Json);
+        var hash = Idempotency.HashOf(body);
+        var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "training-run", hash);
+        if (lookup == Idempotency.Lookup.Mismatch)
+        {
+            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different request body; use a new key for a new request.");
+        }
+        if (lookup == Idempotency.Lookup.Replay)
+        {
+            var previous = JobRecords.Find(store, tenant, existing!, JobRecord.TrainKind);
+            return previous is null
+                ? Problems.NotFound("training-run", existing!)
+                : TypedResults.AcceptedAtRoute(new TrainingRunAccepted(previous.Id, previous.Status), "GetTrainingRun", new { id = previous.Id });
+        }
+        if (Validate(request, tenant, store) is { } problem) return problem;
+
+        var job = new JobRecord
+        {
+            Id = ModelEndpoints.NewId("trn"),
+            Tenant = tenant,
+            Kind = JobRecord.TrainKind,
+            Status = JobStatus.Queued,
+            RequestJson = body,
+            DatasetId = request.Dataset?.DatasetId ?? "",
+            TestDatasetId = request.Dataset?.TestDatasetId,
+            CreatedAt = DateTime.UtcNow,
+            Queue = jobs.Value.DefaultQueue,
+        };
+        store.Write(db => db.Insert(job));
+        idempotency.Remember(tenant, idempotencyKey, "training-run", hash, job.Id);
+        queue.Enqueue(job);
+        return TypedResults.AcceptedAtRoute(new TrainingRunAccepted(job.Id, job.Status), "GetTrainingRun", new { id = job.Id });
+    }
+
+    /// <summary>Everything that can be checked before a run is queued: the options, the datasets, the network against the samples.</summary>
+    internal static ProblemHttpResult? Validate(TrainingRunRequest request, string tenant, MetadataStore store)
+    {
+        TrainingRequest resolved;
+        try
+        {
+            resolved = request.ToTrainingRequest();
+        }
+        catch (MeasurementInputException e)
+        {
+            return Problems.From(e);
+        }
+        int[] sampleShape;
+        int classes;
+        switch (resolved.Data.Kind)
+        {
+            case "two-moons":
+                (sampleShape, classes) = ([2], 2);
+                break;
+            case "mnist":
+                if (!Mnist.IsAvailable())
+                {
+                    return Problems.Field(StatusCodes.Status503ServiceUnavailable, "dataset.builtin",
+                        "this server has no MNIST cache; its operator must build it (see the README's MNIST section), or train on two-moons or your own dataset.",
+                        "MNIST unavailable");
+                }
+                (sampleShape, classes) = ([1, Mnist.Side, Mnist.Side], Mnist.Classes);
+                break;
+            default:
+                var train = DatasetEndpoints.Find(store, tenant, request.Dataset!.DatasetId!);
+                if (train is null) return Problems.Field(400, "dataset.datasetId", $"no dataset with id '{request.Dataset.DatasetId}' exists for this API key; upload one with POST /v1/datasets.");
+                if (!train.HasLabels) return Problems.Field(400, "dataset.datasetId", "the dataset has no labels; training needs labels (npz array y, or a label column in CSV).");
+                sampleShape = JsonSerializer.Deserialize<int[]>(train.ShapeJson, Json)!;
+                classes = Math.Max(2, train.Classes);
+                if (request.Dataset.TestDatasetId is { } testId)
+                {
+                    var test = DatasetEndpoints.Find(store, tenant, testId);
+                    if (test is null) return Problems.Field(400, "dataset.testDatasetId", $"no dataset with id '{testId}' exists for this API key; upload one with POST /v1/datasets.");
+                    if (!test.HasLabels) return Problems.Field(400, "dataset.testDatasetId", "the test dataset has no labels; the test set needs labels to measure accuracy.");
+                    var testShape = JsonSerializer.Deserialize<int[]>(test.ShapeJson, Json)!;
+                    if (testShape.Aggregate(1L, (a, b) => a * b) != sampleShape.Aggregate(1L, (a, b) => a * b))
+                    {
+                        return Problems.Field(400, "dataset.testDatasetId",
+                            $"test samples are [{string.Join(",", testShape)}] but training samples are [{string.Join(",", sampleShape)}]; both sets must hold samples of the same size.");
+                    }
+                    classes = Math.Max(classes, test.Classes);
+                }
+                break;
+        }
+        try
+        {
+            TrainingRun.CheckNetwork(resolved.Model, sampleShape, classes);
+        }
+        catch (MeasurementInputException e)
+        {
+            return Problems.Field(400, TrainingRunRequest.HttpField(e.Field), e.Message);
+        }
+        foreach (var pair in resolved.Measure.Pairs)
+        {
+            // Validate() has checked the pairs' syntax.
+            if (ClassPair.TryParse(pair, out var a, out var b) && (a >= classes || b >= classes)) return Problems.Field(400, "track.pairs", $"pair {pair} names a class the data does not have (classes 0..{classes - 1}).");
+        }
+        return null;
+    }
+
+    /// <summary>GET /v1/training-runs/{id}.</summary>
+    public static Results<Ok<TrainingRunResponse>, ProblemHttpResult> Get(string id, ClaimsPrincipal user, MetadataStore store)
+    {
+        var job = JobRecords.Find(store, user.Tenant(), id, JobRecord.TrainKind);
+        return job is null ? Problems.NotFound("training-run", id) : TypedResults.Ok(ToResponse(job));
+    }
+
+    /// <summary>GET /v1/training-runs.</summary>
+    public static Ok<Paged<TrainingRunResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, int page = 1, int pageSize = 20)
+    {
+        var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.TrainKind, status, page, pageSize);
+        return TypedResults.Ok(new Paged<TrainingRunResponse>(items.Select(ToResponse).ToList(), p, size, total));
+    }
+
+    /// <summary>DELETE /v1/training-runs/{id}.</summary>
+    public static Results<Ok<TrainingRunResponse>, ProblemHttpResult> Cancel(string id, ClaimsPrincipal user, MetadataStore store)
+    {
+        if (JobRecords.Cancel(store, user.Tenant(), id, JobRecord.TrainKind) is not ({ } job, var canceled)) return Problems.NotFound("training-run", id);
+        return canceled
+            ? TypedResults.Ok(ToResponse(job))
+            : Problems.Field(409, "id", $"the training run has already {job.Status}; only queued or running runs can be canceled.");
+    }
+
+    /// <summary>GET /v1/training-runs/{id}/model?format=onnx|torchscript.</summary>
+    public static Results<PhysicalFileHttpResult, ProblemHttpResult> DownloadModel(string id, ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts,
+        [Description("onnx (default) or torchscript.")] string? format = null)
+    {
+        format ??= "onnx";
+        if (format is not ("onnx" or "torchscript")) return Problems.Field(400, "format", $"format '{format}' is not known; use onnx or torchscript.");
+        var job = JobRecords.Find(store, user.Tenant(), id, JobRecord.TrainKind);
+        if (job is null) return Problems.NotFound("training-run", id);
+        var sha = format == "onnx" ? job.OnnxSha256 : job.TorchScriptSha256;
+        if (job.Status != JobStatus.Succeeded || sha is null)
+        {
+            return Problems.Field(409, "id", $"the training run is {job.Status}; its model can be downloaded once it has succeeded.");
+        }
+        var path = artifacts.PathOf(sha);
+        if (!File.Exists(path)) return Problems.Field(404, "id", "the model file is no longer in the store.");
+        return TypedResults.PhysicalFile(path, "application/octet-stream", format == "onnx" ? $"{job.Id}.onnx" : $"{job.Id}.pt");
+    }
+
+    internal static TrainingRunResponse ToResponse(JobRecord j) => new(
+        j.Id, j.Status, j.Progress,
+        j.ProgressDetailJson is null ? null : JsonSerializer.Deserialize<EpochProgress>(j.ProgressDetailJson, Json),
+        JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts,
+        JsonSerializer.Deserialize<TrainingRunRequest>(j.RequestJson, Json)!,
+        j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
+        j.Status == JobStatus.Succeeded && j.OnnxModelId is not null && j.TorchScriptModelId is not null ? new TrainedModels(j.OnnxModelId, j.TorchScriptModelId) : null,
+        j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
+}

@@ -1,0 +1,174 @@
+using System.ComponentModel;
+using LambdaService.Api.Measurements;
+using LambdaService.Measurement;
+using LambdaService.Training;
+
+namespace LambdaService.Api.Training;
+
+/// <summary>Where a training run's samples come from: a built-in set or an uploaded dataset.</summary>
+public sealed record TrainingDatasetRequest(
+    [property: Description("two-moons (default when no datasetId) or mnist (the 10,000-digit set, fixed 8,000 / 2,000 split by seed).")] string? Builtin = null,
+    [property: Description("Id of an uploaded dataset with labels (POST /v1/datasets), instead of builtin.")] string? DatasetId = null,
+    [property: Description("Id of an uploaded dataset used as the test set; without it testFraction of datasetId is held out.")] string? TestDatasetId = null,
+    [property: Description("two-moons: samples in all (default 1000).")] int? Samples = null,
+    [property: Description("two-moons: Gaussian noise σ per coordinate (default 0.2).")] double? Noise = null,
+    [property: Description("Probability that a training label is replaced by another class (test labels stay clean), default 0.")] double? LabelNoise = null,
+    [property: Description("Fraction held out for testing (two-moons and datasetId without testDatasetId; default 0.3).")] double? TestFraction = null,
+    [property: Description("Seed of the data (points, split, label noise); default the run's seed.")] int? Seed = null);
+
+/// <summary>The network to train.</summary>
+public sealed record TrainingModelRequest(
+    [property: Description("mlp (default) or cnn (the paper's MNIST network; default for builtin mnist).")] string? Kind = null,
+    [property: Description("mlp: hidden widths, default [64, 64].")] int[]? Hidden = null,
+    [property: Description("tanh (mlp default), relu (cnn default), sigmoid, softplus or gelu (mlp only).")] string? Activation = null);
+
+/// <summary>Curvature Rate Regularization settings.</summary>
+public sealed record TrainingCrrRequest(
+    [property: Description("Penalty weight (default 0.003).")] double? Scale = null,
+    [property: Description("Penalised orders, default { min: 2, max: 3 }.")] OrderRange? Orders = null,
+    [property: Description("Random unit directions per batch point (default 1).")] int? Directions = null,
+    [property: Description("Penalty on every k-th step (default 1).")] int? Every = null);
+
+/// <summary>Sharpness-Aware Minimization settings.</summary>
+public sealed record TrainingSamRequest(
+    [property: Description("Neighbourhood radius ρ (default 0.05).")] double? Rho = null,
+    [property: Description("ASAM: perturbation scaled by |w| (default false).")] bool? Adaptive = null);
+
+/// <summary>How λ is measured on the test set after training (defaults: the paper's Two Moons protocol).</summary>
+public sealed record TrainingMeasureRequest(
+    [property: Description("boundary (default) or all.")] string? Points = null,
+    [property: Description("Band of the largest predicted probability for boundary points, default [0.45, 0.65].")] double[]? Band = null,
+    [property: Description("Orders of the fit, default { min: 1, max: 4 }.")] OrderRange? Orders = null,
+    [property: Description("Random unit directions per point (default 4).")] int? Directions = null,
+    [property: Description("At most this many points (default 256).")] int? MaxPoints = null,
+    [property: Description("Bootstrap resamples of λ's 95% interval (default 1000).")] int? BootstrapResamples = null,
+    [property: Description("Seed of the measurement; default the run's seed.")] int? Seed = null);
+
+/// <summary>What is recorded during and after training.</summary>
+public sealed record TrainingTrackRequest(
+    [property: Description("Measure λ on the test set every k epochs and after the last (0 = never, default).")] int? LambdaEvery = null,
+    [property: Description("Class pairs for per-pair λ after training, e.g. [\"4-9\", \"3-8\", \"6-7\"].")] string[]? Pairs = null);
+
+/// <summary>
+/// A training run (POST /v1/training-runs). Every field is optional: <c>{}</c> trains a 2-64-64-2 tanh MLP on Two Moons
+/// with plain cross-entropy for 50 epochs. The same settings as the command line's <c>train</c> verb.
+/// </summary>
+public sealed record TrainingRunRequest(
+    TrainingDatasetRequest? Dataset = null,
+    TrainingModelRequest? Model = null,
+    [property: Description("baseline (default), crr or sam.")] string? Method = null,
+    TrainingCrrRequest? Crr = null,
+    TrainingSamRequest? Sam = null,
+    [property: Description("Passes over the training set (default 50).")] int? Epochs = null,
+    [property: Description("Samples per batch (default 32).")] int? BatchSize = null,
+    [property: Description("Adam's learning rate (default 0.001).")] double? LearningRate = null,
+    [property: Description("Adam's weight decay (default 0).")] double? WeightDecay = null,
+    [property: Description("Seed of initialisation, batch order, CRR directions, and the default of the data and measurement seeds (default 0).")] int? Seed = null,
+    TrainingMeasureRequest? Measure = null,
+    TrainingTrackRequest? Track = null)
+{
+    /// <summary>
+    /// The library's request this body stands for, validated. Errors name the field as it is written in this body
+    /// (<c>dataset.labelNoise</c>, <c>track.pairs</c>, …).
+    /// </summary>
+    /// <exception cref="MeasurementInputException">A value out of range or a combination that does not go together.</exception>
+    public TrainingRequest ToTrainingRequest()
+    {
+        var d = Dataset ?? new TrainingDatasetRequest();
+        if (d.Builtin is not null && d.DatasetId is not null)
+        {
+            throw new MeasurementInputException("dataset", "give either dataset.builtin or dataset.datasetId, not both.");
+        }
+        if (d.Builtin is not (null or "two-moons" or "mnist"))
+        {
+            throw new MeasurementInputException("dataset.builtin", $"builtin dataset '{d.Builtin}' is not known; use two-moons or mnist, or upload data and pass datasetId.");
+        }
+        if (d.TestDatasetId is not null && d.DatasetId is null)
+        {
+            throw new MeasurementInputException("dataset.testDatasetId", "testDatasetId goes with an uploaded training set: pass datasetId too (built-in sets have their own test split).");
+        }
+        var kind = d.DatasetId is not null ? "dataset" : d.Builtin ?? "two-moons";
+        if (kind != "two-moons" && (d.Samples is not null || d.Noise is not null))
+        {
+            throw new MeasurementInputException(d.Samples is not null ? "dataset.samples" : "dataset.noise", "samples and noise describe the generated two-moons set; leave them out for this dataset.");
+        }
+        if (kind == "mnist" && d.TestFraction is not null)
+        {
+            throw new MeasurementInputException("dataset.testFraction", "MNIST has a fixed split of 8,000 training and 2,000 test digits (chosen by dataset.seed); leave testFraction out.");
+        }
+        if (d.TestDatasetId is not null && d.TestFraction is not null)
+        {
+            throw new MeasurementInputException("dataset.testFraction", "with testDatasetId the test set is given; leave testFraction out.");
+        }
+
+        var defaults = new TrainingRequest();
+        var m = Model ?? new TrainingModelRequest();
+        var modelKind = m.Kind ?? (kind == "mnist" ? "cnn" : "mlp");
+        var crr = Crr ?? new TrainingCrrRequest();
+        var sam = Sam ?? new TrainingSamRequest();
+        var measure = Measure ?? new TrainingMeasureRequest();
+        var track = Track ?? new TrainingTrackRequest();
+        var request = defaults with
+        {
+            Data = defaults.Data with
+            {
+                Kind = kind,
+                Samples = d.Samples ?? defaults.Data.Samples,
+                Noise = d.Noise ?? defaults.Data.Noise,
+                LabelNoise = d.LabelNoise ?? 0,
+                TestFraction = d.TestFraction ?? defaults.Data.TestFraction,
+                Seed = d.Seed,
+            },
+            Model = defaults.Model with
+            {
+                Kind = modelKind,
+                Hidden = m.Hidden ?? defaults.Model.Hidden,
+                Activation = m.Activation ?? (modelKind == "cnn" ? "relu" : defaults.Model.Activation),
+            },
+            Method = Method ?? defaults.Method,
+            Crr = defaults.Crr with
+            {
+                Scale = crr.Scale ?? defaults.Crr.Scale,
+                Orders = crr.Orders is { } o ? new OrderSpan(o.Min, o.Max) : defaults.Crr.Orders,
+                Directions = crr.Directions ?? defaults.Crr.Directions,
+                Every = crr.Every ?? defaults.Crr.Every,
+            },
+            Sam = defaults.Sam with { Rho = sam.Rho ?? defaults.Sam.Rho, Adaptive = sam.Adaptive ?? false },
+            Epochs = Epochs ?? defaults.Epochs,
+            BatchSize = BatchSize ?? defaults.BatchSize,
+            LearningRate = LearningRate ?? defaults.LearningRate,
+            WeightDecay = WeightDecay ?? 0,
+            Seed = Seed ?? 0,
+            Measure = defaults.Measure with
+            {
+                Points = measure.Points ?? defaults.Measure.Points,
+                Band = measure.Band ?? defaults.Measure.Band,
+                Orders = measure.Orders is { } mo ? new OrderSpan(mo.Min, mo.Max) : defaults.Measure.Orders,
+                Directions = measure.Directions ?? defaults.Measure.Directions,
+                MaxPoints = measure.MaxPoints ?? defaults.Measure.MaxPoints,
+                BootstrapResamples = measure.BootstrapResamples ?? defaults.Measure.BootstrapResamples,
+                Seed = measure.Seed,
+                Pairs = track.Pairs ?? [],
+            },
+            Track = defaults.Track with { LambdaEvery = track.LambdaEvery ?? 0 },
+        };
+        try
+        {
+            request.Validate();
+        }
+        catch (MeasurementInputException e)
+        {
+            throw new MeasurementInputException(HttpField(e.Field), e.Message, e);
+        }
+        return request;
+    }
+
+    /// <summary>The name of a library field (<c>data.labelNoise</c>, <c>measure.pairs</c>) in this body.</summary>
+    public static string HttpField(string field) => field switch
+    {
+        "data.kind" => "dataset.builtin",
+        "measure.pairs" => "track.pairs",
+        _ when field.StartsWith("data.", StringComparison.Ordinal) => "dataset." + field["data.".Length..],
+        _ => field,
+    };
+}

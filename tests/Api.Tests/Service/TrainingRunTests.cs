@@ -1,0 +1,240 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using LambdaService.Measurement.Models;
+using LambdaService.Training.Datasets;
+
+namespace LambdaService.Api.Tests.Service;
+
+/// <summary><c>/v1/training-runs</c> against the real service: runs, exports, cancel, errors, tenants.</summary>
+public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFixture>
+{
+    private readonly ServiceProcess _service = fixture.Service;
+
+    /// <summary>A small CRR run on Two Moons: 400 points (280 train / 120 test), a 2-16-16-2 tanh MLP, 6 epochs, λ tracked every 3.</summary>
+    private static object SmallCrrRun(int seed = 3) => new
+    {
+        dataset = new { builtin = "two-moons", samples = 400, labelNoise = 0.1 },
+        model = new { hidden = new[] { 16, 16 } },
+        method = "crr",
+        crr = new { scale = 0.01, orders = new { min = 2, max = 3 } },
+        epochs = 6,
+        seed,
+        measure = new { maxPoints = 32, bootstrapResamples = 50 },
+        track = new { lambdaEvery = 3 },
+    };
+
+    private static async Task<string> SubmitRun(HttpClient client, object body)
+    {
+        var response = await ApiClient.Post(client, "v1/training-runs", body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, text);
+        var id = JsonNode.Parse(text)!["id"]!.GetValue<string>();
+        Assert.Equal($"/v1/training-runs/{id}", response.Headers.Location?.AbsolutePath);
+        return id;
+    }
+
+    private static Task<JsonNode> Finished(HttpClient client, string id) =>
+        ApiClient.WaitUntil(client, $"v1/training-runs/{id}", TimeSpan.FromMinutes(2), ApiClient.IsFinal);
+
+    [Fact]
+    public async Task A_crr_run_over_http_reports_its_metrics_and_registers_models_that_reproduce_its_accuracy_and_can_be_measured()
+    {
+        using var client = _service.Client();
+        var id = await SubmitRun(client, SmallCrrRun());
+        var run = await Finished(client, id);
+        Assert.True(run["status"]!.GetValue<string>() == "succeeded", run.ToJsonString());
+
+        var result = run["result"]!;
+        Assert.Equal("crr", result["method"]!.GetValue<string>());
+        Assert.Equal(6, result["history"]!.AsArray().Count);
+        Assert.Equal(6, run["current"]!["epoch"]!.GetValue<int>());
+        Assert.NotNull(result["history"]![2]!["lambda"]);   // tracked after epochs 3 and 6
+        Assert.NotNull(result["lambda"]!["lambda"]);
+        Assert.Contains("P(w)", result["config"]!["objective"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(280, result["config"]!["trainSamples"]!.GetValue<int>());
+        Assert.Equal(1.0, run["progress"]!.GetValue<double>());
+
+        // Both exports are the caller's models now.
+        var onnxId = run["models"]!["onnx"]!.GetValue<string>();
+        var torchScriptId = run["models"]!["torchScript"]!.GetValue<string>();
+        Assert.Equal(onnxId, result["models"]!["onnx"]!.GetValue<string>());
+        Assert.Equal("onnx", (await ApiClient.Get(client, $"v1/models/{onnxId}"))["format"]!.GetValue<string>());
+        Assert.Equal("torchscript", (await ApiClient.Get(client, $"v1/models/{torchScriptId}"))["format"]!.GetValue<string>());
+
+        // Independent check of the reported accuracy: regenerate the run's test split (data seed = run seed 3), run the
+        // downloaded ONNX file in ONNX Runtime (float32, as trained), count correct predictions. A near-tie may round
+        // differently between libtorch and ONNX Runtime, so one sample (1/120) of difference is allowed.
+        var folder = Directory.CreateTempSubdirectory("lambdaservice-train-e2e-").FullName;
+        try
+        {
+            var onnxPath = Path.Combine(folder, "m.onnx");
+            var torchScriptPath = Path.Combine(folder, "m.pt");
+            await File.WriteAllBytesAsync(onnxPath, await Download(client, id, "onnx"));
+            await File.WriteAllBytesAsync(torchScriptPath, await Download(client, id, "torchscript"));
+            var data = TwoMoons.Generate(400, 0.2, 0.1, 0.3, 3);
+            var x = data.TestX.Select(v => (double)v).ToArray();
+            using var onnx = OnnxRunner.Create(ModelFile.Open(onnxPath), [2], new OnnxRunnerOptions { PreferFloat64 = false, Device = "cpu" });
+            var logits = onnx.Forward(x, data.TestCount);
+            var correct = Enumerable.Range(0, data.TestCount).Count(i => (logits[2 * i + 1] > logits[2 * i] ? 1 : 0) == data.TestY[i]);
+            Assert.Equal(result["testAccuracy"]!.GetValue<double>(), (double)correct / data.TestCount, 1.0 / data.TestCount + 1e-12);
+
+            // The TorchScript export (libtorch) gives the ONNX export's logits (ONNX Runtime) within 1e-5.
+            using var script = TorchModelRunner.LoadTorchScript(ModelFile.Open(torchScriptPath), [2]);
+            var scriptLogits = script.Forward(x, data.TestCount);
+            Assert.All(Enumerable.Range(0, logits.Length), i => Assert.Equal(logits[i], scriptLogits[i], 1e-5));
+
+            // "Measured at once": the registered ONNX model measures on the test split uploaded as CSV.
+            var csvPath = Path.Combine(folder, "test.csv");
+            var csv = new StringBuilder("x1,x2,label\n");
+            for (var i = 0; i < data.TestCount; i++)
+            {
+                csv.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{data.TestX[2 * i]:R},{data.TestX[2 * i + 1]:R},{data.TestY[i]}"));
+            }
+            await File.WriteAllTextAsync(csvPath, csv.ToString());
+            var dataset = await ApiClient.UploadId(client, "v1/datasets", csvPath);
+            var measurement = await ApiClient.SubmitId(client, new { modelId = onnxId, datasetId = dataset, maxPoints = 16, directions = 2 });
+            var measured = await ApiClient.WaitFor(client, measurement, TimeSpan.FromMinutes(1));
+            Assert.True(measured["status"]!.GetValue<string>() == "succeeded", measured.ToJsonString());
+            Assert.True(double.IsFinite(measured["result"]!["lambda"]!.GetValue<double>()));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static async Task<byte[]> Download(HttpClient client, string id, string format)
+    {
+        var response = await client.GetAsync($"v1/training-runs/{id}/model?format={format}");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(format == "onnx" ? $"{id}.onnx" : $"{id}.pt", response.Content.Headers.ContentDisposition?.FileName?.Trim('"'));
+        return await response.Content.ReadAsByteArrayAsync();
+    }
+
+    [Fact]
+    public async Task Canceling_a_training_run_mid_run_ends_its_sandbox_keeps_it_canceled_and_registers_no_model()
+    {
+        using var client = _service.Client();
+        // 100,000 epochs of 700 samples: hours, unless canceled.
+        var id = await SubmitRun(client, new { dataset = new { samples = 1000 }, epochs = 100_000, seed = 1 });
+        var running = await ApiClient.WaitUntil(client, $"v1/training-runs/{id}", TimeSpan.FromMinutes(1),
+            run => run["current"] is { } current && current["epoch"]!.GetValue<int>() >= 2);
+        Assert.Equal("running", running["status"]!.GetValue<string>());
+        Assert.Equal(100_000, running["current"]!["epochs"]!.GetValue<int>());
+        Assert.InRange(running["progress"]!.GetValue<double>(), 0.0, 0.01);
+
+        var cancel = await client.DeleteAsync($"v1/training-runs/{id}");
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.True(await JobLifecycleTests.NoRunnerFor(_service, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15)), "the sandbox is still running after cancel");
+        var run = await ApiClient.Get(client, $"v1/training-runs/{id}");
+        Assert.Equal("canceled", run["status"]!.GetValue<string>());
+        Assert.Null(run["result"]);
+        Assert.Null(run["models"]);
+        var models = await ApiClient.Get(client, "v1/models?pageSize=100");
+        Assert.DoesNotContain(models["items"]!.AsArray(), m => m!["name"]!.GetValue<string>().StartsWith(id, StringComparison.Ordinal));
+
+        var again = await client.DeleteAsync($"v1/training-runs/{id}");
+        Assert.Equal("id", (await ApiClient.Problem(again, HttpStatusCode.Conflict)).GetProperty("field").GetString());
+        var download = await client.GetAsync($"v1/training-runs/{id}/model");
+        Assert.Equal("id", (await ApiClient.Problem(download, HttpStatusCode.Conflict)).GetProperty("field").GetString());
+    }
+
+    [Fact]
+    public async Task A_run_on_an_uploaded_dataset_with_an_uploaded_test_set_trains_on_all_rows_of_one_and_tests_on_the_other()
+    {
+        using var client = _service.Client();
+        var train = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);   // 120 labelled rows
+        var test = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var id = await SubmitRun(client, new
+        {
+            dataset = new { datasetId = train, testDatasetId = test, labelNoise = 0.0 },
+            model = new { hidden = new[] { 8 } },
+            method = "sam",
+            sam = new { rho = 0.05, adaptive = true },
+            epochs = 3,
+            measure = new { points = "all", maxPoints = 16, bootstrapResamples = 20 },
+        });
+        var run = await Finished(client, id);
+        Assert.True(run["status"]!.GetValue<string>() == "succeeded", run.ToJsonString());
+        var config = run["result"]!["config"]!;
+        Assert.Equal(120, config["trainSamples"]!.GetValue<int>());
+        Assert.Equal(120, config["testSamples"]!.GetValue<int>());
+        Assert.Equal("sam", run["result"]!["method"]!.GetValue<string>());
+        Assert.True(config["request"]!["sam"]!["adaptive"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task Bad_training_requests_get_problem_details_naming_the_field()
+    {
+        using var client = _service.Client();
+        var unlabelled = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.UnlabelledCsv);
+        var labelled = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        (object Body, string Field)[] cases =
+        [
+            (new { dataset = new { builtin = "cifar" } }, "dataset.builtin"),
+            (new { dataset = new { builtin = "two-moons", datasetId = labelled } }, "dataset"),
+            (new { dataset = new { datasetId = "dst_missing" } }, "dataset.datasetId"),
+            (new { dataset = new { datasetId = unlabelled } }, "dataset.datasetId"),
+            (new { dataset = new { datasetId = labelled, testDatasetId = unlabelled } }, "dataset.testDatasetId"),
+            (new { dataset = new { testDatasetId = labelled } }, "dataset.testDatasetId"),
+            (new { dataset = new { labelNoise = 1.5 } }, "dataset.labelNoise"),
+            (new { method = "adam" }, "method"),
+            (new { crr = new { orders = new { min = 0, max = 2 } } }, "crr.orders"),
+            (new { sam = new { rho = -1 } }, "sam.rho"),
+            (new { epochs = 0 }, "epochs"),
+            (new { model = new { kind = "cnn" } }, "model.kind"),
+            (new { model = new { activation = "swish" } }, "model.activation"),
+            (new { track = new { pairs = new[] { "0-7" } } }, "track.pairs"),
+            (new { track = new { lambdaEvery = -1 } }, "track.lambdaEvery"),
+        ];
+        foreach (var (body, field) in cases)
+        {
+            var response = await ApiClient.Post(client, "v1/training-runs", body);
+            var problem = await ApiClient.Problem(response, HttpStatusCode.BadRequest);
+            Assert.True(problem.GetProperty("field").GetString() == field, $"{System.Text.Json.JsonSerializer.Serialize(body)}: {problem}");
+            Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("detail").GetString()));
+        }
+
+        var format = await client.GetAsync("v1/training-runs/trn_missing/model?format=pt");
+        Assert.Equal("format", (await ApiClient.Problem(format, HttpStatusCode.BadRequest)).GetProperty("field").GetString());
+        var missing = await client.GetAsync("v1/training-runs/trn_missing");
+        await ApiClient.Problem(missing, HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task Another_tenant_cannot_see_cancel_or_download_a_run_and_measurements_do_not_list_runs()
+    {
+        using var a = _service.Client(ServiceProcess.KeyA);
+        using var b = _service.Client(ServiceProcess.KeyB);
+        var id = await SubmitRun(a, new { dataset = new { samples = 100 }, epochs = 1, measure = new { maxPoints = 8, bootstrapResamples = 10 } });
+        await ApiClient.Problem(await b.GetAsync($"v1/training-runs/{id}"), HttpStatusCode.NotFound);
+        await ApiClient.Problem(await b.DeleteAsync($"v1/training-runs/{id}"), HttpStatusCode.NotFound);
+        await ApiClient.Problem(await b.GetAsync($"v1/training-runs/{id}/model"), HttpStatusCode.NotFound);
+        var listB = await ApiClient.Get(b, "v1/training-runs");
+        Assert.DoesNotContain(listB["items"]!.AsArray(), r => r!["id"]!.GetValue<string>() == id);
+        var listA = await ApiClient.Get(a, "v1/training-runs?pageSize=100");
+        Assert.Contains(listA["items"]!.AsArray(), r => r!["id"]!.GetValue<string>() == id);
+        var measurements = await ApiClient.Get(a, "v1/measurements?pageSize=100");
+        Assert.DoesNotContain(measurements["items"]!.AsArray(), r => r!["id"]!.GetValue<string>() == id);
+        await ApiClient.Problem(await a.GetAsync($"v1/measurements/{id}"), HttpStatusCode.NotFound);
+        Assert.Equal("succeeded", (await Finished(a, id))["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task The_same_idempotency_key_and_body_return_the_same_run_and_a_different_body_is_refused()
+    {
+        using var client = _service.Client();
+        var body = new { dataset = new { samples = 100 }, epochs = 1, seed = 9, measure = new { maxPoints = 8, bootstrapResamples = 10 } };
+        var first = await ApiClient.Post(client, "v1/training-runs", body, "run-key-1");
+        var second = await ApiClient.Post(client, "v1/training-runs", body, "run-key-1");
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
+        var id = JsonNode.Parse(await first.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        Assert.Equal(id, JsonNode.Parse(await second.Content.ReadAsStringAsync())!["id"]!.GetValue<string>());
+        var other = await ApiClient.Post(client, "v1/training-runs", new { epochs = 2 }, "run-key-1");
+        Assert.Equal("Idempotency-Key", (await ApiClient.Problem(other, HttpStatusCode.UnprocessableEntity)).GetProperty("field").GetString());
+        await Finished(client, id);
+    }
+}
