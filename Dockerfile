@@ -13,7 +13,7 @@ RUN dotnet publish src/Api/Api.csproj -c Release -o /app
 # libstdc++ patch for libLibTorchSharp.so does nothing there (it only acts where the symbol version is missing).
 FROM mcr.microsoft.com/dotnet/aspnet:10.0-noble AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app ./

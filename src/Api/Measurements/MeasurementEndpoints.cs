@@ -6,6 +6,7 @@ using LambdaService.Api.Datasets;
 using LambdaService.Api.Hosting;
 using LambdaService.Api.Jobs;
 using LambdaService.Api.Models;
+using LambdaService.Api.Plots;
 using LambdaService.Api.Storage;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Estimation;
@@ -44,6 +45,8 @@ public static class MeasurementEndpoints
         group.MapPost("/", Submit).WithName("SubmitMeasurement").WithSummary("Measure λ of one of your models on one of your datasets (runs in the background).");
         group.MapGet("/", List).WithName("ListMeasurements").WithSummary("Your measurements, newest first.");
         group.MapGet("/{id}", Get).WithName("GetMeasurement").WithSummary("Status, progress and result of a measurement.");
+        group.MapGet("/{id}/plot", Plot).WithName("PlotMeasurement")
+            .WithSummary("The fit as a picture: log v_n against n with the fitted line and its 95% band (format svg or png).");
         group.MapDelete("/{id}", Cancel).WithName("CancelMeasurement").WithSummary("Cancel a queued or running measurement (its sandbox process is ended).");
         return app;
     }
@@ -165,6 +168,38 @@ public static class MeasurementEndpoints
         return canceled
             ? TypedResults.Ok(ToResponse(job))
             : Problems.Field(409, "id", $"the measurement has already {job.Status}; only queued or running measurements can be canceled.");
+    }
+
+    /// <summary>GET /v1/measurements/{id}/plot?format=svg|png&amp;width=&amp;height=.</summary>
+    public static Results<FileContentHttpResult, ProblemHttpResult> Plot(string id, ClaimsPrincipal user, MetadataStore store,
+        [Description("svg (default) or png.")] string? format = null, [Description("Pixels, 100–4000 (default 800).")] int? width = null,
+        [Description("Pixels, 100–4000 (default 500).")] int? height = null)
+    {
+        if (PlotResponses.TryParse(format, width, height, out var plotFormat, out var w, out var h) is { } bad) return bad;
+        var job = Find(store, user.Tenant(), id);
+        if (job is null) return Problems.NotFound("measurement", id);
+        if (job.Status != JobStatus.Succeeded || job.ResultJson is null)
+        {
+            return Problems.Field(409, "id", $"the measurement is {job.Status}; its plot exists once it has succeeded.");
+        }
+        using var document = JsonDocument.Parse(job.ResultJson);
+        var r = document.RootElement;
+        var orders = r.GetProperty("orders").EnumerateArray().ToArray();
+        var data = new FitPlotData(
+            orders.Select(o => o.GetProperty("n").GetInt32()).ToArray(),
+            orders.Select(o => PlotResponses.Number(o.GetProperty("logNorm"))).ToArray(),
+            orders.Select(o => o.GetProperty("usedInFit").GetBoolean()).ToArray(),
+            PlotResponses.Number(r.GetProperty("lambda")), PlotResponses.Number(r.GetProperty("intercept")),
+            r.TryGetProperty("ci95", out var ci) && ci.ValueKind == JsonValueKind.Array ? ci.EnumerateArray().Select(PlotResponses.Number).ToArray() : null,
+            PlotResponses.Number(r.GetProperty("r2")), $"Measurement {id}");
+        try
+        {
+            return PlotResponses.File(PlotRenderer.MeasurementFit(data, plotFormat, w, h), plotFormat);
+        }
+        catch (ArgumentException e)
+        {
+            return Problems.Field(422, "id", $"this result cannot be drawn: {e.Message}");
+        }
     }
 
     internal static JobRecord? Find(MetadataStore store, string tenant, string id) => JobRecords.Find(store, tenant, id, JobRecord.MeasureKind);

@@ -6,6 +6,7 @@ using LambdaService.Api.Datasets;
 using LambdaService.Api.Hosting;
 using LambdaService.Api.Jobs;
 using LambdaService.Api.Models;
+using LambdaService.Api.Plots;
 using LambdaService.Api.Storage;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Estimation;
@@ -65,6 +66,8 @@ public static class TrainingRunEndpoints
         group.MapGet("/", List).WithName("ListTrainingRuns").WithSummary("Your training runs, newest first.");
         group.MapGet("/{id}", Get).WithName("GetTrainingRun").WithSummary("Status, current epoch and result of a training run.");
         group.MapDelete("/{id}", Cancel).WithName("CancelTrainingRun").WithSummary("Cancel a queued or running training run (its sandbox process is ended).");
+        group.MapGet("/{id}/plot", Plot).WithName("PlotTrainingRun")
+            .WithSummary("The run's history as a picture: test error (and train loss) per epoch, λ where it was measured (format svg or png).");
         group.MapGet("/{id}/model", DownloadModel).WithName("DownloadTrainedModel")
             .WithSummary("Download the trained network: format onnx (default) or torchscript.");
         return app;
@@ -214,6 +217,36 @@ public static class TrainingRunEndpoints
         var path = artifacts.PathOf(sha);
         if (!File.Exists(path)) return Problems.Field(404, "id", "the model file is no longer in the store.");
         return TypedResults.PhysicalFile(path, "application/octet-stream", format == "onnx" ? $"{job.Id}.onnx" : $"{job.Id}.pt");
+    }
+
+    /// <summary>GET /v1/training-runs/{id}/plot?format=svg|png&amp;width=&amp;height=.</summary>
+    public static Results<FileContentHttpResult, ProblemHttpResult> Plot(string id, ClaimsPrincipal user, MetadataStore store,
+        [Description("svg (default) or png.")] string? format = null, [Description("Pixels, 100–4000 (default 800).")] int? width = null,
+        [Description("Pixels, 100–4000 (default 500).")] int? height = null)
+    {
+        if (PlotResponses.TryParse(format, width, height, out var plotFormat, out var w, out var h) is { } bad) return bad;
+        var job = JobRecords.Find(store, user.Tenant(), id, JobRecord.TrainKind);
+        if (job is null) return Problems.NotFound("training-run", id);
+        if (job.Status != JobStatus.Succeeded || job.ResultJson is null)
+        {
+            return Problems.Field(409, "id", $"the training run is {job.Status}; its plot exists once it has succeeded.");
+        }
+        using var document = JsonDocument.Parse(job.ResultJson);
+        var history = document.RootElement.GetProperty("history").EnumerateArray().ToArray();
+        var data = new RunHistoryData(
+            history.Select(e => e.GetProperty("epoch").GetInt32()).ToArray(),
+            history.Select(e => PlotResponses.Number(e.GetProperty("testError"))).ToArray(),
+            history.Select(e => e.TryGetProperty("lambda", out var l) && l.ValueKind != JsonValueKind.Null ? PlotResponses.Number(l) : (double?)null).ToArray(),
+            history.Select(e => PlotResponses.Number(e.GetProperty("trainLoss"))).ToArray(),
+            $"Training run {id} ({document.RootElement.GetProperty("method").GetString()})");
+        try
+        {
+            return PlotResponses.File(PlotRenderer.RunHistory(data, plotFormat, w, h), plotFormat);
+        }
+        catch (ArgumentException e)
+        {
+            return Problems.Field(422, "id", $"this run's history cannot be drawn: {e.Message}");
+        }
     }
 
     internal static TrainingRunResponse ToResponse(JobRecord j) => new(

@@ -98,11 +98,40 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
             var measured = await ApiClient.WaitFor(client, measurement, TimeSpan.FromMinutes(1));
             Assert.True(measured["status"]!.GetValue<string>() == "succeeded", measured.ToJsonString());
             Assert.True(double.IsFinite(measured["result"]!["lambda"]!.GetValue<double>()));
+
+            // Pictures of both: an SVG document and a PNG of the asked size.
+            await AssertSvg(client, $"v1/training-runs/{id}/plot", $"Training run {id}");
+            await AssertPng(client, $"v1/training-runs/{id}/plot?format=png&width=640&height=360", 640, 360);
+            await AssertSvg(client, $"v1/measurements/{measurement}/plot?format=svg", $"Measurement {measurement}");
+            await AssertPng(client, $"v1/measurements/{measurement}/plot?format=png", 800, 500);
         }
         finally
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    private static async Task AssertSvg(HttpClient client, string path, string title)
+    {
+        var response = await client.GetAsync(path);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Equal("image/svg+xml", response.Content.Headers.ContentType?.MediaType);
+        var svg = System.Xml.Linq.XDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal("svg", svg.Root!.Name.LocalName);
+        Assert.Contains(title, svg.ToString(), StringComparison.Ordinal);
+    }
+
+    private static async Task AssertPng(HttpClient client, string path, int width, int height)
+    {
+        var response = await client.GetAsync(path);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("image/png", response.Content.Headers.ContentType?.MediaType);
+        var png = await response.Content.ReadAsByteArrayAsync();
+        Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, png[..8]);
+        // IHDR is the first chunk: length (4), "IHDR" (4), then width and height as big-endian 32-bit integers.
+        Assert.Equal("IHDR", Encoding.ASCII.GetString(png, 12, 4));
+        Assert.Equal(width, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16, 4)));
+        Assert.Equal(height, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20, 4)));
     }
 
     private static async Task<byte[]> Download(HttpClient client, string id, string format)
@@ -139,6 +168,8 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
         Assert.Equal("id", (await ApiClient.Problem(again, HttpStatusCode.Conflict)).GetProperty("field").GetString());
         var download = await client.GetAsync($"v1/training-runs/{id}/model");
         Assert.Equal("id", (await ApiClient.Problem(download, HttpStatusCode.Conflict)).GetProperty("field").GetString());
+        var plot = await client.GetAsync($"v1/training-runs/{id}/plot");
+        Assert.Equal("id", (await ApiClient.Problem(plot, HttpStatusCode.Conflict)).GetProperty("field").GetString());
     }
 
     [Fact]
@@ -199,6 +230,10 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
 
         var format = await client.GetAsync("v1/training-runs/trn_missing/model?format=pt");
         Assert.Equal("format", (await ApiClient.Problem(format, HttpStatusCode.BadRequest)).GetProperty("field").GetString());
+        var gif = await client.GetAsync("v1/training-runs/trn_missing/plot?format=gif");
+        Assert.Equal("format", (await ApiClient.Problem(gif, HttpStatusCode.BadRequest)).GetProperty("field").GetString());
+        var huge = await client.GetAsync("v1/measurements/msr_missing/plot?width=100000");
+        Assert.Equal("width", (await ApiClient.Problem(huge, HttpStatusCode.BadRequest)).GetProperty("field").GetString());
         var missing = await client.GetAsync("v1/training-runs/trn_missing");
         await ApiClient.Problem(missing, HttpStatusCode.NotFound);
     }
