@@ -9,7 +9,7 @@ namespace LambdaService.Api.Cli;
 public static class CliApp
 {
     /// <summary>Verbs for people: the ones the help text and error messages list.</summary>
-    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "bench", "help"];
+    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "sweep", "bench", "help"];
 
     /// <summary>Verbs this class runs: the public ones and the internal <c>runner</c> (the sandbox process of a job).</summary>
     public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name];
@@ -31,6 +31,7 @@ public static class CliApp
                 "validate" => ValidateVerb.Run(rest, stdout, cancellationToken),
                 "measure" => MeasureVerb.Run(rest, stdout, cancellationToken),
                 "train" => TrainVerb.Run(rest, stdout, cancellationToken),
+                "sweep" => SweepVerb.Run(rest, stdout, stderr, cancellationToken),
                 "bench" => BenchVerb.Run(rest, stdout, cancellationToken),
                 // Internal: the sandbox process the service starts per job (design.md §3); not listed in PublicVerbs or Usage.
                 Jobs.Sandbox.RunnerVerb.Name => Jobs.Sandbox.RunnerVerb.Run(rest, stdout, stderr, cancellationToken),
@@ -70,6 +71,9 @@ public static class CliApp
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
                 [--pairs 4-9,3-8] [--export DIR] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.
+          sweep --request FILE.json [--max-runs N] [--json]
+              a POST /v1/sweeps body ({ base, grid, seeds }) run here: per-cell mean, sd and 95% interval of test
+              error, ECE, hardest-20% accuracy, λ and time, and the correlation of λ with test error.
           bench [--points N] [--directions D] [--max-order K] [--json]
               time per order of the autograd and finite-difference engines on a tanh MLP, in one run.
 

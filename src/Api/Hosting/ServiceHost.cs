@@ -3,6 +3,7 @@ using LambdaService.Api.Health;
 using LambdaService.Api.Measurements;
 using LambdaService.Api.Training;
 using LambdaService.Api.Models;
+using LambdaService.Api.Sweeps;
 
 namespace LambdaService.Api.Hosting;
 
@@ -40,6 +41,7 @@ public static class ServiceHost
         app.MapDatasets(limits);
         app.MapMeasurements();
         app.MapTrainingRuns();
+        app.MapSweeps();
         app.Services.GetRequiredService<Auth.ApiKeyRegistry>();   // creates and logs a first key when none is configured
         return app;
     }

@@ -53,6 +53,9 @@ public sealed class LimitsOptions
     /// <summary>Largest size a dataset may decompress to.</summary>
     public long MaxDecompressedBytes { get; set; } = 1L << 30;
 
+    /// <summary>Most training runs one sweep may create.</summary>
+    public int MaxSweepRuns { get; set; } = 1000;
+
     /// <summary>Requests per minute per API key (0 = unlimited).</summary>
     public int RequestsPerMinute { get; set; } = 600;
 }

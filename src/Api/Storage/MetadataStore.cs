@@ -25,6 +25,7 @@ public sealed class MetadataStore : IDisposable
         _db.CreateTable<ModelRecord>();
         _db.CreateTable<DatasetRecord>();
         _db.CreateTable<JobRecord>();
+        _db.CreateTable<SweepRecord>();
         _db.CreateTable<IdempotencyRecord>();
         _db.CreateTable<ApiKeyRecord>();
     }

@@ -68,6 +68,10 @@ public sealed class JobRecord
     public string? TorchScriptModelId { get; set; }
     public string? TorchScriptSha256 { get; set; }
 
+    /// <summary>Training: the sweep this run belongs to, and its cell there.</summary>
+    [Indexed] public string? SweepId { get; set; }
+    public int SweepCell { get; set; }
+
     public DateTime CreatedAt { get; set; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
@@ -79,6 +83,20 @@ public sealed class JobRecord
     public string? HangfireJobId { get; set; }
     public DateTime? EnqueuedAt { get; set; }
     public string Queue { get; set; } = "cpu";
+}
+
+/// <summary>A sweep: its request and cells; its runs are job records with its id (table <c>sweeps</c>).</summary>
+[Table("sweeps")]
+public sealed class SweepRecord
+{
+    [PrimaryKey] public string Id { get; set; } = "";
+    [Indexed] public string Tenant { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string RequestJson { get; set; } = "{}";
+
+    /// <summary>The cells' factor values, a JSON array of objects.</summary>
+    public string CellsJson { get; set; } = "[]";
+    public DateTime CreatedAt { get; set; }
 }
 
 /// <summary>Job states.</summary>
