@@ -372,6 +372,22 @@ public static class TrainingRun
             result.PointsEligible, result.Warnings);
     }
 
+    /// <summary>
+    /// λ of a trained network on <paramref name="data"/>'s test set with any measurement options (a float64 copy of
+    /// the network, as for the run's own λ) — for protocols that vary the band, the directions, the orders, the labels
+    /// or the target on the same model.
+    /// </summary>
+    /// <exception cref="MeasurementInputException">The options select no points (e.g. an empty band) or the fit is impossible.</exception>
+    public static MeasurementResult MeasureTest(TrainedModel model, TrainingData data, MeasurementOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        using var copy = Copy(model.Network, model.Spec, data);
+        using var runner = TorchModelRunner.FromModule(copy, data.SampleShape);
+        return CurvatureRate.Estimate(runner, TestDataset(data), options, null, cancellationToken);
+    }
+
     /// <summary>A new network of the same kind holding copies of <paramref name="network"/>'s parameters and buffers; torch's generator is left as it was.</summary>
     private static nn.Module<Tensor, Tensor> Copy(nn.Module<Tensor, Tensor> network, ModelSpec spec, TrainingData data)
     {

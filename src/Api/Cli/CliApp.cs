@@ -9,7 +9,7 @@ namespace LambdaService.Api.Cli;
 public static class CliApp
 {
     /// <summary>Verbs for people: the ones the help text and error messages list.</summary>
-    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "sweep", "bench", "help"];
+    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "sweep", "reproduce", "bench", "help"];
 
     /// <summary>Verbs this class runs: the public ones and the internal <c>runner</c> (the sandbox process of a job).</summary>
     public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name];
@@ -32,6 +32,7 @@ public static class CliApp
                 "measure" => MeasureVerb.Run(rest, stdout, cancellationToken),
                 "train" => TrainVerb.Run(rest, stdout, cancellationToken),
                 "sweep" => SweepVerb.Run(rest, stdout, stderr, cancellationToken),
+                "reproduce" => ReproduceVerb.Run(rest, stdout, stderr, cancellationToken),
                 "bench" => BenchVerb.Run(rest, stdout, cancellationToken),
                 // Internal: the sandbox process the service starts per job (design.md §3); not listed in PublicVerbs or Usage.
                 Jobs.Sandbox.RunnerVerb.Name => Jobs.Sandbox.RunnerVerb.Run(rest, stdout, stderr, cancellationToken),
@@ -74,6 +75,9 @@ public static class CliApp
           sweep --request FILE.json [--max-runs N] [--json]
               a POST /v1/sweeps body ({ base, grid, seeds }) run here: per-cell mean, sd and 95% interval of test
               error, ECE, hardest-20% accuracy, λ and time, and the correlation of λ with test error.
+          reproduce two-moons|mnist [--scale small|paper] [--out DIR]
+              the paper's protocol (Two Moons §5.2; MNIST §5.3–5.6) end to end: a Markdown report with tables
+              and plots (default DIR: docs/reproduction/<experiment>).
           bench [--points N] [--directions D] [--max-order K] [--json]
               time per order of the autograd and finite-difference engines on a tanh MLP, in one run.
 
