@@ -64,6 +64,13 @@ public static class OneDnnConvolutions
         }
         var context = Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(contextFn)();
         Marshal.GetDelegateForFunctionPointer<SetEnabledFn>(setFn)(context, false);
+        // With oneDNN off, libtorch tries NNPACK for every float32 convolution; on CPUs NNPACK does not support (this
+        // project's AMD EPYC) each try fails and prints "Could not initialize NNPACK! Reason: Unsupported hardware." to
+        // stderr, thousands of lines per training run, before falling back to the same im2col kernels. Switch it off too.
+        if (NativeLibrary.TryGetExport(library, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setNnpack))
+        {
+            Marshal.GetDelegateForFunctionPointer<SetEnabledFn>(setNnpack)(context, false);
+        }
         return !Marshal.GetDelegateForFunctionPointer<GetEnabledFn>(getFn)(context);
     }
 }
