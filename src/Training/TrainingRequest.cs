@@ -64,6 +64,9 @@ public sealed record CrrSettings
 
     /// <summary>The penalty is applied on every k-th step.</summary>
     public int Every { get; init; } = 1;
+
+    /// <summary>Derivative engine of the penalty: <c>auto</c> (default: Taylor mode for the project's mlp and cnn), <c>taylor</c> or <c>autograd</c> (nested reverse mode).</summary>
+    public string Engine { get; init; } = "auto";
 }
 
 /// <summary>Sharpness-Aware Minimization settings (see <see cref="Methods.SamMethod"/>).</summary>
@@ -197,6 +200,7 @@ public sealed record TrainingRequest
             throw new MeasurementInputException("crr.orders", $"crr orders must satisfy 1 ≤ min ≤ max ≤ {CrrOrderLimit} (got {Crr.Orders?.Min}-{Crr.Orders?.Max}); e.g. {{ min: 2, max: 3 }}.");
         }
         if (Crr.Directions is < 1 or > 64) throw new MeasurementInputException("crr.directions", $"crr directions must be between 1 and 64 (got {Crr.Directions}).");
+        if (Crr.Engine is not ("auto" or "taylor" or "autograd")) throw new MeasurementInputException("crr.engine", $"crr engine '{Crr.Engine}' is not known; use auto, taylor or autograd.");
         if (Crr.Every is < 1 or > 1_000_000) throw new MeasurementInputException("crr.every", $"crr every must be ≥ 1 (got {Crr.Every}); 1 applies the penalty on every step.");
 
         if (!(Sam.Rho > 0) || !double.IsFinite(Sam.Rho)) throw new MeasurementInputException("sam.rho", $"sam rho must be a finite number > 0 (got {Sam.Rho}); e.g. 0.05.");

@@ -247,7 +247,7 @@ public static class TrainingRun
         return request.Method switch
         {
             "crr" => new CrrMethod(request.Crr.Scale, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every,
-                Seeds.Stream(request.Seed, 12)),
+                Seeds.Stream(request.Seed, 12), taylor: request.Crr.Engine != "autograd"),
             "sam" => new SamMethod(request.Sam.Rho, request.Sam.Adaptive),
             "baseline" => new BaselineMethod(),
             _ => throw new MeasurementInputException("method", $"method '{request.Method}' is not known; use baseline, crr or sam."),

@@ -3,117 +3,173 @@ using System.Globalization;
 using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
+using LambdaService.Measurement.Taylor;
 using LambdaService.Training;
+using LambdaService.Training.Datasets;
+using LambdaService.Training.Export;
 using LambdaService.Training.Models;
 using static TorchSharp.torch;
 
 namespace LambdaService.Api.Cli;
 
 /// <summary>
-/// <c>bench</c>: time per order of each engine on the same tanh MLP and the same lines, measured in one run,
-/// with the ratio between engines and their agreement (so speed is never bought with wrong numbers).
+/// <c>bench</c>: for the tanh MLP and the paper's CNN, the time of orders 1..K with the taylor, autograd and
+/// finite-difference engines on the same lines, measured in one run, with their agreement (speed is never bought with
+/// wrong numbers) and the cost in forward passes; then the training cost of each method relative to baseline.
 /// </summary>
 public static class BenchVerb
 {
-    /// <summary>One row of the table.</summary>
-    public sealed record BenchRow(int MaxOrder, double AutogradMs, double FiniteDifferenceMs, double FiniteDifferenceOverAutograd, double MedianRelativeDifference);
+    /// <summary>One row: one model, one K.</summary>
+    public sealed record BenchRow(string Model, int MaxOrder, double TaylorMs, double? AutogradMs, double FiniteDifferenceMs,
+        double? AutogradOverTaylor, double FiniteDifferenceOverTaylor, double TaylorInForwardPasses, double? MaxTaylorAutogradDifference, double MedianFiniteDifferenceError);
 
-    /// <summary>Training cost of one method relative to baseline.</summary>
-    public sealed record TrainingRow(string Method, double Seconds, double RelativeToBaseline, double TestError, double? Lambda);
+    /// <summary>Training cost of one method relative to baseline (and to SAM).</summary>
+    public sealed record TrainingRow(string Setup, string Method, double Seconds, double RelativeToBaseline, double RelativeToSam, double TestError, double? Lambda);
 
     /// <summary>The whole benchmark.</summary>
-    public sealed record BenchReport(string Model, int Points, int Directions, double ForwardMs, string FiniteDifferencePrecision, IReadOnlyList<BenchRow> Rows,
-        string TrainingSetup, IReadOnlyList<TrainingRow> Training);
+    public sealed record BenchReport(IReadOnlyList<string> Models, IReadOnlyList<BenchRow> Rows, IReadOnlyList<TrainingRow> Training, IReadOnlyList<string> Notes);
+
+    /// <summary>Autograd is skipped for a K once the previous K took longer than this (it grows ~3× per order).</summary>
+    private const double AutogradBudgetMs = 30_000;
 
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
     {
-        var a = new CliArguments(args, ["points", "directions", "max-order", "inputs", "width", "repeats"], ["json"]);
-        var points = a.Int("points", 1, 100_000) ?? 256;
-        var directions = a.Int("directions", 1, 64) ?? 4;
-        var maxOrder = a.Int("max-order", 1, MeasurementOptions.OrderLimit) ?? 6;
-        var inputs = a.Int("inputs", 1, 4096) ?? 2;
-        var width = a.Int("width", 1, 4096) ?? 64;
+        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions"], ["json", "skip-training"]);
+        var orders = (a.Get("orders") ?? "2,4,6,8").Split(',').Select(t => int.TryParse(t, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= MeasurementOptions.OrderLimit
+            ? k : throw new LambdaService.Measurement.MeasurementInputException("orders", $"--orders lists orders 1..{MeasurementOptions.OrderLimit}, e.g. 2,4,6,8; got '{t}'.")).ToArray();
         var repeats = a.Int("repeats", 1, 100) ?? 3;
-        var report = Measure(points, directions, maxOrder, inputs, width, repeats, cancellationToken);
-        report = report with { TrainingSetup = TrainingSetupText, Training = TrainingCosts(cancellationToken) };
+        var directions = a.Int("directions", 1, 64) ?? 4;
+        var mlpPoints = a.Int("mlp-points", 1, 100_000) ?? 256;
+        var cnnPoints = a.Int("cnn-points", 1, 10_000) ?? 16;
+        var notes = new List<string>();
+        var rows = new List<BenchRow>();
+        rows.AddRange(EngineRows(Mlp(), "tanh MLP 2-64-64-2", mlpPoints, directions, orders, repeats, notes, cancellationToken));
+        rows.AddRange(EngineRows(Cnn(), "CNN 1x28x28 (conv 16, conv 32, maxpool, 128)", cnnPoints, directions, orders, repeats, notes, cancellationToken));
+        var training = a.Has("skip-training") ? [] : TrainingCosts(notes, cancellationToken);
+        var report = new BenchReport([$"tanh MLP 2-64-64-2: {mlpPoints} points × {directions} directions", $"CNN: {cnnPoints} points × {directions} directions"], rows, training, notes);
         if (a.Has("json"))
         {
             stdout.WriteLine(CliJson.Serialize(report));
             return 0;
         }
         var c = CultureInfo.InvariantCulture;
-        stdout.WriteLine($"model: {report.Model}; {report.Points} points × {report.Directions} directions; one forward pass of those {report.Points * report.Directions} lines: {report.ForwardMs.ToString("F2", c)} ms");
-        stdout.WriteLine($"finite-difference runs ONNX Runtime in {report.FiniteDifferencePrecision}; times are the median of {repeats} runs");
-        stdout.WriteLine("| orders | autograd (ms) | finite-difference (ms) | FD / autograd | median rel. difference |");
-        stdout.WriteLine("|---|---|---|---|---|");
-        foreach (var r in report.Rows)
+        stdout.WriteLine($"median of {repeats} runs; {string.Join("; ", report.Models)}; all in float64 on the CPU");
+        stdout.WriteLine("| model | orders | taylor (ms) | autograd (ms) | finite-diff. (ms) | autograd / taylor | FD / taylor | taylor in forward passes | max rel. diff. taylor–autograd | median FD error |");
+        stdout.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in rows)
         {
-            stdout.WriteLine(string.Format(c, "| 1..{0} | {1:F1} | {2:F1} | {3:F2} | {4:E1} |", r.MaxOrder, r.AutogradMs, r.FiniteDifferenceMs, r.FiniteDifferenceOverAutograd, r.MedianRelativeDifference));
+            stdout.WriteLine(string.Format(c, "| {0} | 1..{1} | {2:F1} | {3} | {4:F1} | {5} | {6:F1} | {7:F1} | {8} | {9:E1} |", r.Model, r.MaxOrder, r.TaylorMs,
+                r.AutogradMs is { } am ? am.ToString("F1", c) : "skipped", r.FiniteDifferenceMs, r.AutogradOverTaylor is { } q ? q.ToString("F1", c) : "–",
+                r.FiniteDifferenceOverTaylor, r.TaylorInForwardPasses, r.MaxTaylorAutogradDifference is { } d ? d.ToString("E1", c) : "–", r.MedianFiniteDifferenceError));
         }
-        stdout.WriteLine();
-        stdout.WriteLine($"training: {report.TrainingSetup}");
-        stdout.WriteLine("| method | training time (s) | relative to baseline | test error | λ |");
-        stdout.WriteLine("|---|---|---|---|---|");
-        foreach (var t in report.Training)
+        if (training.Count > 0)
         {
-            stdout.WriteLine(string.Format(c, "| {0} | {1:F2} | {2:F2} | {3:F3} | {4} |", t.Method, t.Seconds, t.RelativeToBaseline, t.TestError, t.Lambda is { } l ? l.ToString("F3", c) : "n/a"));
+            stdout.WriteLine();
+            stdout.WriteLine("| setup | method | training time (s) | / baseline | / SAM | test error | λ |");
+            stdout.WriteLine("|---|---|---|---|---|---|---|");
+            foreach (var t in training)
+            {
+                stdout.WriteLine(string.Format(c, "| {0} | {1} | {2:F2} | {3:F2} | {4:F2} | {5:F3} | {6} |", t.Setup, t.Method, t.Seconds, t.RelativeToBaseline, t.RelativeToSam, t.TestError,
+                    t.Lambda is { } l ? l.ToString("F3", c) : "n/a"));
+            }
         }
+        foreach (var note in notes) stdout.WriteLine("note: " + note);
         return 0;
     }
 
-    /// <summary>Builds the model, then times both engines for orders 1..K on the same lines.</summary>
-    public static BenchReport Measure(int points, int directions, int maxOrder, int inputs, int width, int repeats, CancellationToken cancellationToken)
+    private static (nn.Module<Tensor, Tensor> Module, int[] Shape, Func<double> Input) Mlp()
     {
-        manual_seed(7);
-        using var mlp = new Mlp([inputs, width, width, 2]);
-        var layers = mlp.Parameters();
-        var onnx = OnnxModelBuilder.Mlp(layers.Select(l => l.Weight).ToList(), layers.Select(l => l.Bias).ToList());
-        var file = ModelFile.FromBytes("bench.onnx", Google.Protobuf.MessageExtensions.ToByteArray(onnx));
-        using var onnxRunner = OnnxRunner.Create(file, [inputs]);
-        using var torchRunner = TorchModelRunner.FromModule(mlp, [inputs]);
-
+        var module = TrainingRun.CreateNetwork(new ModelSpec { Hidden = [64, 64] }, [2], 2, seed: 7);
         var rng = new Random(11);
-        var x = new double[points * inputs];
-        for (var i = 0; i < x.Length; i++) x[i] = rng.NextDouble() * 2 - 1;
-        var v = CurvatureRate.Directions(points, directions, inputs, seed: 5);
-        var labels = Enumerable.Range(0, points).Select(i => i % 2).ToArray();
-        var autograd = new AutogradEngine(torchRunner);
-        var fd = new FiniteDifferenceEngine(onnxRunner, new FiniteDifferenceSettings(Scale: 0.5));
+        return (module, [2], () => rng.NextDouble() * 2 - 1);
+    }
 
-        var lines = new double[points * directions * inputs];
-        for (var i = 0; i < points * directions; i++) Array.Copy(x, (i / directions) * inputs, lines, i * inputs, inputs);
-        var forwardMs = Median(repeats, () => torchRunner.Forward(lines, points * directions));
+    private static (nn.Module<Tensor, Tensor> Module, int[] Shape, Func<double> Input) Cnn()
+    {
+        var module = TrainingRun.CreateNetwork(new ModelSpec { Kind = "cnn", Activation = "relu" }, [1, 28, 28], 10, seed: 7);
+        var rng = new Random(12);
+        return (module, [1, 28, 28], () => rng.NextDouble());
+    }
+
+    /// <summary>Times the three engines for orders 1..K on the same lines of one network, K from <paramref name="orders"/>.</summary>
+    private static List<BenchRow> EngineRows((nn.Module<Tensor, Tensor> Module, int[] Shape, Func<double> Input) net, string name, int points, int directions,
+        int[] orders, int repeats, List<string> notes, CancellationToken ct)
+    {
+        var (module, shape, input) = net;
+        using var owned = module;
+        module.eval();
+        var onnx = ModelFile.FromBytes("bench.onnx", ModelExport.OnnxBytes(module));
+        using var onnxRunner = OnnxRunner.Create(onnx, shape);
+        using var torch = TorchModelRunner.FromModule(module, shape);   // float64 from here on
+        var size = shape.Aggregate(1, (p, q) => p * q);
+        var x = Enumerable.Range(0, points * size).Select(_ => input()).ToArray();
+        var v = CurvatureRate.Directions(points, directions, size, seed: 5);
+        var classes = torch.Signature.Classes;
+        var labels = Enumerable.Range(0, points).Select(i => i % classes).ToArray();
+        var taylor = new TaylorEngine(torch.JetModule!, shape);
+        var autograd = new AutogradEngine(torch);
+        var fd = new FiniteDifferenceEngine(onnxRunner, new FiniteDifferenceSettings(Scale: 0.5));
+        var lines = new double[points * directions * size];
+        for (var i = 0; i < points * directions; i++) Array.Copy(x, (i / directions) * size, lines, i * size, size);
+        torch.Forward(lines, points * directions);
+        var forwardMs = Median(repeats, () => torch.Forward(lines, points * directions));
+        if (onnxRunner.Precision != "float64") notes.Add($"{name}: finite differences ran in {onnxRunner.Precision}.");
+        notes.Add(string.Create(CultureInfo.InvariantCulture, $"{name}: one float64 forward pass of the {points * directions} lines takes {forwardMs:F2} ms."));
 
         var rows = new List<BenchRow>();
-        autograd.Compute(Request(x, points, v, directions, labels, 1), null, cancellationToken);
-        fd.Compute(Request(x, points, v, directions, labels, 1), null, cancellationToken);
-        for (var k = 1; k <= maxOrder; k++)
+        double? lastAutograd = null;
+        taylor.Compute(Request(x, points, v, directions, labels, 1), null, ct);
+        autograd.Compute(Request(x, points, v, directions, labels, 1), null, ct);
+        foreach (var k in orders)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            ct.ThrowIfCancellationRequested();
             var request = Request(x, points, v, directions, labels, k);
-            DerivativeResult? ra = null, rf = null;
-            var ta = Median(repeats, () => ra = autograd.Compute(request, null, cancellationToken));
-            var tf = Median(repeats, () => rf = fd.Compute(request, null, cancellationToken));
-            var diffs = new List<double>();
+            DerivativeResult? rt = null, ra = null, rf = null;
+            var tt = Median(repeats, () => rt = taylor.Compute(request, null, ct));
+            double? ta = null;
+            if (lastAutograd is null || lastAutograd.Value * 9 < AutogradBudgetMs)
+            {
+                ta = Median(lastAutograd > AutogradBudgetMs / 10 ? 1 : repeats, () => ra = autograd.Compute(request, null, ct));
+                lastAutograd = ta;
+            }
+            else
+            {
+                notes.Add($"{name}: autograd skipped for K = {k} (the previous K took {lastAutograd:F0} ms; it grows about 3× per order).");
+            }
+            var tf = Median(repeats, () => rf = fd.Compute(request, null, ct));
+            double? maxDiff = null;
+            if (ra is not null)
+            {
+                maxDiff = 0;
+                for (var i = 0; i < rt!.Values.Length; i++)
+                {
+                    var scale = Math.Max(Math.Abs(ra.Values[i]), 1e-300);
+                    maxDiff = Math.Max(maxDiff.Value, Math.Abs(rt.Values[i] - ra.Values[i]) / Math.Max(scale, 1e-12 * MaxAbs(ra.Values)));
+                }
+            }
+            var fdErrors = new List<double>();
             for (var p = 0; p < points; p++)
             {
                 for (var d = 0; d < directions; d++)
                 {
-                    var exact = ra![p, d, k];
-                    if (exact != 0) diffs.Add(Math.Abs(rf![p, d, k] - exact) / Math.Abs(exact));
+                    var exact = rt![p, d, k];
+                    if (exact != 0) fdErrors.Add(Math.Abs(rf![p, d, k] - exact) / Math.Abs(exact));
                 }
             }
-            diffs.Sort();
-            rows.Add(new BenchRow(k, ta, tf, tf / ta, diffs.Count > 0 ? diffs[diffs.Count / 2] : 0));
+            fdErrors.Sort();
+            rows.Add(new BenchRow(name, k, tt, ta, tf, ta / tt, tf / tt, tt / forwardMs, maxDiff, fdErrors.Count > 0 ? fdErrors[fdErrors.Count / 2] : 0));
         }
-        return new BenchReport($"tanh MLP {inputs}-{width}-{width}-2", points, directions, forwardMs, onnxRunner.Precision, rows, "", []);
+        return rows;
     }
 
-    /// <summary>The same Two Moons run (30% label noise) with each method, timed in this process one after the other.</summary>
-    public static IReadOnlyList<TrainingRow> TrainingCosts(CancellationToken cancellationToken)
+    private static double MaxAbs(double[] values) => values.Length == 0 ? 0 : values.Max(Math.Abs);
+
+    /// <summary>The same run with each method, timed in this process one after the other: Two Moons (MLP), and MNIST (CNN) when its cache exists.</summary>
+    public static IReadOnlyList<TrainingRow> TrainingCosts(List<string> notes, CancellationToken cancellationToken)
     {
-        var basis = new TrainingRequest
+        var rows = new List<TrainingRow>();
+        var moons = new TrainingRequest
         {
             Data = new DataSpec { Samples = 1000, LabelNoise = 0.3 },
             Model = new ModelSpec { Hidden = [32, 32] },
@@ -121,26 +177,45 @@ public static class BenchVerb
             LearningRate = 0.01,
             Seed = 1,
         };
-        var methods = new (string Name, TrainingRequest Request)[]
+        rows.AddRange(Costs("Two Moons, 700 train, 2-32-32-2 tanh MLP, 30 epochs, batch 32", moons, null, cancellationToken));
+        if (Mnist.IsAvailable())
         {
-            ("baseline", basis),
-            ("crr (orders 2-3)", basis with { Method = "crr" }),
-            ("crr (orders 1-4)", basis with { Method = "crr", Crr = new CrrSettings { Orders = new OrderSpan(1, 4) } }),
-            ("sam", basis with { Method = "sam" }),
-        };
-        var rows = new List<TrainingRow>();
-        double? baseline = null;
-        foreach (var (name, request) in methods)
+            var data = Mnist.Load(new MnistOptions { TrainSize = 1000, TestSize = 500 }).ToTrainingData();
+            var cnn = new TrainingRequest
+            {
+                Data = new DataSpec { Kind = "mnist" },
+                Model = new ModelSpec { Kind = "cnn", Activation = "relu" },
+                Epochs = 1,
+                BatchSize = 128,
+                Seed = 1,
+                Measure = new LambdaSettings { Points = "all", MaxPoints = 32, Directions = 2, BootstrapResamples = 0 },
+            };
+            rows.AddRange(Costs("MNIST, 1000 train digits, the paper's CNN, 1 epoch, batch 128", cnn, data, cancellationToken));
+        }
+        else
         {
-            var r = TrainingRun.Run(request, null, cancellationToken);
-            baseline ??= r.TrainingSeconds;
-            rows.Add(new TrainingRow(name, r.TrainingSeconds, r.TrainingSeconds / baseline.Value, r.TestError, r.Lambda?.Lambda));
+            notes.Add("MNIST is unavailable here: the CNN training costs were not measured.");
         }
         return rows;
     }
 
-    /// <summary>Describes <see cref="TrainingCosts"/>.</summary>
-    public const string TrainingSetupText = "Two Moons, 1000 samples (700 train), 30% label noise, 2-32-32-2 tanh MLP, 30 epochs, batch 32, Adam lr 0.01, seed 1; CRR scale 0.003, 1 direction";
+    private static IEnumerable<TrainingRow> Costs(string setup, TrainingRequest basis, TrainingData? data, CancellationToken ct)
+    {
+        var crr = basis.Crr with { Scale = 0.003 };
+        var methods = new (string Name, TrainingRequest Request)[]
+        {
+            ("baseline", basis),
+            ("sam", basis with { Method = "sam" }),
+            ("crr 2-3 (taylor)", basis with { Method = "crr", Crr = crr }),
+            ("crr 1-4 (taylor)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4) } }),
+            ("crr 1-4 (autograd)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Engine = "autograd" } }),
+        };
+        var results = methods.Select(m => (m.Name, Result: data is null ? TrainingRun.Run(m.Request, null, ct) : TrainingRun.Run(m.Request, data, null, ct))).ToList();
+        var baseline = results[0].Result.TrainingSeconds;
+        var sam = results[1].Result.TrainingSeconds;
+        return results.Select(r => new TrainingRow(setup, r.Name, r.Result.TrainingSeconds, r.Result.TrainingSeconds / baseline, r.Result.TrainingSeconds / sam,
+            r.Result.TestError, r.Result.Lambda?.Lambda));
+    }
 
     private static DerivativeRequest Request(double[] x, int points, double[] v, int directions, int[] labels, int k) =>
         new(x, points, v, directions, TargetKind.Loss, labels, k);

@@ -64,11 +64,11 @@ public static class CliApp
           measure --model FILE --data FILE [--target loss|logit] [--labels true|predicted] [--class K]
                   [--points all|boundary|pairs] [--band 0.45,0.65] [--pairs 4-9,3-8] [--orders 1-4]
                   [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
-                  [--engine auto|autograd|finite-difference] [--label-column NAME] [--seed S]
+                  [--engine auto|taylor|autograd|finite-difference] [--label-column NAME] [--seed S]
                   [--input-shape 1,28,28] [--max-data-mb 1024] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data.
           train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam] [--crr-scale X]
-                [--crr-orders 2-3] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
+                [--crr-orders 2-3] [--crr-engine auto|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
                 [--pairs 4-9,3-8] [--export DIR] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.

@@ -13,7 +13,7 @@ public static class TrainVerb
 {
     private static readonly string[] Valued =
     [
-        "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "sam-rho",
+        "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "crr-engine", "sam-rho",
         "epochs", "batch-size", "lr", "weight-decay", "seed", "label-noise", "samples", "noise", "test-fraction",
         "model", "hidden", "activation", "lambda-every", "pairs", "export",
     ];
@@ -85,6 +85,7 @@ public static class TrainVerb
                 Orders = crrOrders is { } o ? new OrderSpan(o.Item1, o.Item2) : defaults.Crr.Orders,
                 Directions = a.Int("crr-directions") ?? defaults.Crr.Directions,
                 Every = a.Int("crr-every") ?? defaults.Crr.Every,
+                Engine = a.Get("crr-engine") ?? defaults.Crr.Engine,
             },
             Sam = defaults.Sam with { Rho = Double(a, "sam-rho") ?? defaults.Sam.Rho, Adaptive = a.Has("adaptive") },
             Epochs = a.Int("epochs") ?? defaults.Epochs,

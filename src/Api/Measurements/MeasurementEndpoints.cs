@@ -11,6 +11,7 @@ using LambdaService.Api.Storage;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
+using LambdaService.Measurement.Taylor;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
@@ -54,7 +55,7 @@ public static class MeasurementEndpoints
     /// <summary>POST /v1/measurements.</summary>
     public static Results<AcceptedAtRoute<MeasurementAccepted>, ProblemHttpResult> Submit(
         MeasurementRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
-        ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs)
+        ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs)
     {
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
@@ -71,7 +72,7 @@ public static class MeasurementEndpoints
                 ? Problems.NotFound("measurement", existing!)
                 : TypedResults.AcceptedAtRoute(new MeasurementAccepted(previous.Id, previous.Status), "GetMeasurement", new { id = previous.Id });
         }
-        if (Validate(request, tenant, store) is { } problem) return problem;
+        if (Validate(request, tenant, store, artifacts) is { } problem) return problem;
 
         var job = new JobRecord
         {
@@ -92,7 +93,7 @@ public static class MeasurementEndpoints
     }
 
     /// <summary>Everything that can be checked before a job is queued.</summary>
-    internal static ProblemHttpResult? Validate(MeasurementRequest request, string tenant, MetadataStore store)
+    internal static ProblemHttpResult? Validate(MeasurementRequest request, string tenant, MetadataStore store, ArtifactStore artifacts)
     {
         if (string.IsNullOrWhiteSpace(request.ModelId)) return Problems.Field(400, "modelId", "modelId is required: upload a model with POST /v1/models and pass its id.");
         if (string.IsNullOrWhiteSpace(request.DatasetId)) return Problems.Field(400, "datasetId", "datasetId is required: upload data with POST /v1/datasets and pass its id.");
@@ -117,7 +118,17 @@ public static class MeasurementEndpoints
         }
         if (model.Format == "onnx")
         {
-            if (options.Engine == EngineChoice.Autograd) return Problems.Field(400, "engine", "the autograd engine needs a TorchScript model; for ONNX use engine finite-difference or auto.");
+            if (options.Engine is EngineChoice.Autograd or EngineChoice.Taylor)
+            {
+                // The exact engines import the graph into libtorch; operators outside the importer's list are known now.
+                var file = ModelFile.Open(artifacts.PathOf(model.Sha256));
+                var unsupported = file.Onnx!.Graph.Node.Select(n => n.OpType).Where(op => !OnnxJetImporter.SupportedOperators.Contains(op)).Distinct().ToList();
+                if (unsupported.Count > 0)
+                {
+                    return Problems.Field(400, "engine",
+                        $"the {(options.Engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {string.Join(", ", unsupported)}; use engine finite-difference or auto.");
+                }
+            }
             var response = ModelEndpoints.ToResponse(model);
             var output = response.Outputs.FirstOrDefault();
             var width = output?.Shape switch

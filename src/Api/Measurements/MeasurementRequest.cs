@@ -28,7 +28,7 @@ public sealed record MeasurementRequest(
     [property: Description("At most this many points (default 256).")] int? MaxPoints = null,
     [property: Description("mean-abs (default) or rms.")] string? Norm = null,
     [property: Description("raw (default) or taylor (divide by n!).")] string? Normalization = null,
-    [property: Description("auto (default), autograd or finite-difference.")] string? Engine = null,
+    [property: Description("auto (default: taylor where the model's structure is known, autograd for other TorchScript, finite-difference for ONNX graphs with unsupported operators), taylor, autograd or finite-difference.")] string? Engine = null,
     [property: Description("Seed of the point subset, directions and bootstrap (default 0).")] int? Seed = null,
     [property: Description("Shape of one sample as the model takes it, e.g. [1, 28, 28].")] int[]? InputShape = null)
 {
@@ -62,8 +62,9 @@ public sealed record MeasurementRequest(
             MaxPoints = MaxPoints ?? 256,
             Norm = Word("norm", Norm, "mean-abs", "mean-abs", "rms") == "rms" ? NormKind.Rms : NormKind.MeanAbs,
             Normalization = Word("normalization", Normalization, "raw", "raw", "taylor") == "taylor" ? Measurement.Estimation.Normalization.Taylor : Measurement.Estimation.Normalization.Raw,
-            Engine = Word("engine", Engine, "auto", "auto", "autograd", "finite-difference") switch
+            Engine = Word("engine", Engine, "auto", "auto", "taylor", "autograd", "finite-difference") switch
             {
+                "taylor" => EngineChoice.Taylor,
                 "autograd" => EngineChoice.Autograd,
                 "finite-difference" => EngineChoice.FiniteDifference,
                 _ => EngineChoice.Auto,

@@ -27,7 +27,8 @@ public sealed record TrainingCrrRequest(
     [property: Description("Penalty weight (default 0.003).")] double? Scale = null,
     [property: Description("Penalised orders, default { min: 2, max: 3 }.")] OrderRange? Orders = null,
     [property: Description("Random unit directions per batch point (default 1).")] int? Directions = null,
-    [property: Description("Penalty on every k-th step (default 1).")] int? Every = null);
+    [property: Description("Penalty on every k-th step (default 1).")] int? Every = null,
+    [property: Description("auto (default: Taylor mode), taylor or autograd (nested reverse mode, slower; for comparison).")] string? Engine = null);
 
 /// <summary>Sharpness-Aware Minimization settings.</summary>
 public sealed record TrainingSamRequest(
@@ -132,6 +133,7 @@ public sealed record TrainingRunRequest(
                 Orders = crr.Orders is { } o ? new OrderSpan(o.Min, o.Max) : defaults.Crr.Orders,
                 Directions = crr.Directions ?? defaults.Crr.Directions,
                 Every = crr.Every ?? defaults.Crr.Every,
+                Engine = crr.Engine ?? defaults.Crr.Engine,
             },
             Sam = defaults.Sam with { Rho = sam.Rho ?? defaults.Sam.Rho, Adaptive = sam.Adaptive ?? false },
             Epochs = Epochs ?? defaults.Epochs,

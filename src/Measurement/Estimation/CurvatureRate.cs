@@ -4,6 +4,7 @@ using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Metrics;
 using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Numerics;
+using LambdaService.Measurement.Taylor;
 
 namespace LambdaService.Measurement.Estimation;
 
@@ -24,16 +25,20 @@ public static class CurvatureRate
         options.Validate();
         var file = ModelFile.Open(modelPath);
         var data = DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions());
-        using var runner = CreateRunner(file, data, options.SampleShape);
+        using var runner = CreateRunner(file, data, options.SampleShape, engine: options.Engine);
         return Estimate(runner, data, options, progress, cancellationToken);
     }
 
     /// <summary>
     /// Prepares a model file to run on the data's samples (ONNX Runtime or libtorch). Samples take
     /// <paramref name="sampleShape"/> when given (its size must equal the data's sample size), else the ONNX
-    /// model's input shape where the sizes agree, else the data's own shape.
+    /// model's input shape where the sizes agree, else the data's own shape. For <paramref name="engine"/> auto,
+    /// taylor or autograd an ONNX graph whose operators are all supported is imported into libtorch (float64) so that
+    /// the exact engines can run it; with other operators auto falls back to ONNX Runtime (and finite differences)
+    /// and says which operators, while taylor and autograd are refused naming them.
     /// </summary>
-    public static IModelRunner CreateRunner(ModelFile file, Dataset data, int[]? sampleShape = null, OnnxRunnerOptions? onnxOptions = null)
+    public static IModelRunner CreateRunner(ModelFile file, Dataset data, int[]? sampleShape = null, OnnxRunnerOptions? onnxOptions = null,
+        EngineChoice engine = EngineChoice.FiniteDifference)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(data);
@@ -50,7 +55,25 @@ public static class CurvatureRate
         if (file.Format == ModelFormat.Onnx)
         {
             var shape = DataShaping.ConformSampleShape(data, file.Inputs[0].Shape);
-            return OnnxRunner.Create(file, shape, onnxOptions);
+            if (engine == EngineChoice.FiniteDifference) return OnnxRunner.Create(file, shape, onnxOptions);
+            if (Taylor.JetGraph.TryImport(file.Bytes, out var graph, out var unsupported, TorchSharp.torch.ScalarType.Float64))
+            {
+                return TorchModelRunner.FromOnnxGraph(graph!, file, shape);
+            }
+            var names = string.Join(", ", unsupported);
+            if (engine != EngineChoice.Auto)
+            {
+                throw new MeasurementInputException("engine",
+                    $"the {(engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {names}; use engine finite-difference (or auto).");
+            }
+            var runner = OnnxRunner.Create(file, shape, onnxOptions);
+            runner.AddNote($"the ONNX graph has operators the exact engines do not support ({names}); finite differences are used.");
+            return runner;
+        }
+        if (engine == EngineChoice.Taylor)
+        {
+            throw new MeasurementInputException("engine",
+                "the taylor engine needs a model whose structure it can read: an ONNX graph of supported operators (or the project's own exports); TorchScript is opaque to it. Use engine autograd or auto for TorchScript.");
         }
         return TorchModelRunner.LoadTorchScript(file, data.SampleShape);
     }
@@ -64,9 +87,12 @@ public static class CurvatureRate
         var scale = FeatureScale(data);
         IDerivativeEngine engine = (options.Engine, model) switch
         {
+            (EngineChoice.Auto or EngineChoice.Taylor, TorchModelRunner { JetModule: { } jet } torch) => new TaylorEngine(jet, torch.SampleShape, torch.DType),
+            (EngineChoice.Taylor, _) => throw new MeasurementInputException("engine",
+                "the taylor engine needs a model whose structure it can read (an ONNX graph of supported operators, the project's own networks); use engine autograd or finite-difference."),
             (EngineChoice.Auto or EngineChoice.Autograd, TorchModelRunner torch) => new AutogradEngine(torch),
             (EngineChoice.Autograd, _) => throw new MeasurementInputException("engine",
-                "the autograd engine needs a TorchScript model; for ONNX models use engine finite-difference (or auto)."),
+                "the autograd engine needs a TorchScript model or an ONNX graph of supported operators; use engine finite-difference (or auto)."),
             _ => new FiniteDifferenceEngine(model, new FiniteDifferenceSettings(Scale: scale)),
         };
         return Estimate(model, engine, data, options, engine is FiniteDifferenceEngine ? scale : null, progress, cancellationToken);
@@ -83,6 +109,11 @@ public static class CurvatureRate
         options.Validate();
         var clock = Stopwatch.StartNew();
         var warnings = new List<string>(model.Notes);
+        if (model is TorchModelRunner { JetModule.PiecewiseLinearOperators: { Count: > 0 } kinks })
+        {
+            warnings.Add($"the model has piecewise-linear operators ({string.Join(", ", kinks.Distinct())}): where they are its only nonlinearities, its logits have "
+                + "zero derivatives of order ≥ 2 almost everywhere, so λ of the loss reflects the softmax head (and λ of a logit is −∞).");
+        }
         if (data.SampleShape.Length > 1 && !data.SampleShape.SequenceEqual(model.SampleShape))
         {
             warnings.Add($"samples of shape [{string.Join(",", data.SampleShape)}] were reshaped to the model's [{string.Join(",", model.SampleShape)}] by size; if the data is channels-last (NHWC), transpose it to the model's layout first.");

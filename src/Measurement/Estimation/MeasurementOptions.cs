@@ -46,14 +46,20 @@ public enum Normalization
 /// <summary>Which derivative engine runs.</summary>
 public enum EngineChoice
 {
-    /// <summary>Autograd for TorchScript, finite differences for ONNX.</summary>
+    /// <summary>
+    /// Taylor mode where the model's structure is known (ONNX graphs of supported operators, the project's own
+    /// networks), nested autograd for other TorchScript, finite differences for ONNX graphs with other operators.
+    /// </summary>
     Auto,
 
-    /// <summary>Nested reverse mode (TorchScript / TorchSharp models).</summary>
+    /// <summary>Nested reverse mode (TorchScript, TorchSharp models, imported ONNX graphs).</summary>
     Autograd,
 
     /// <summary>Forward passes along each line with a float64 polynomial fit.</summary>
     FiniteDifference,
+
+    /// <summary>Truncated Taylor series pushed through the network: every order exactly in one pass.</summary>
+    Taylor,
 }
 
 /// <summary>What to measure. Defaults follow the paper (orders 1–4, 4 directions, band 0.45–0.65).</summary>

@@ -95,6 +95,9 @@ public sealed class OnnxRunner : IModelRunner
     /// <inheritdoc />
     public IReadOnlyList<string> Notes => _notes;
 
+    /// <summary>Adds a note for the result (e.g. why this runner was chosen).</summary>
+    internal void AddNote(string note) => _notes.Add(note);
+
     private (InferenceSession Session, string Device) CreateSession(Onnx.ModelProto model, OnnxRunnerOptions options, out bool float64)
     {
         var wantsCuda = options.Device switch

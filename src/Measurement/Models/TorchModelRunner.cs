@@ -82,6 +82,22 @@ public sealed class TorchModelRunner : IModelRunner
         return new TorchModelRunner(module, module, owns: false, sampleShape, ModelFormat.TorchScript, inputs, sha256);
     }
 
+    /// <summary>
+    /// Runs an ONNX graph imported into TorchSharp (<see cref="Taylor.JetGraph"/>, already in float64; owned: disposed
+    /// with the runner), so that the exact engines (Taylor mode, autograd) can differentiate it.
+    /// </summary>
+    public static TorchModelRunner FromOnnxGraph(Taylor.JetGraph graph, ModelFile file, int[] sampleShape)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(file);
+        var runner = new TorchModelRunner(graph, graph, owns: true, sampleShape, ModelFormat.Onnx, file.Inputs, file.Sha256);
+        runner._notes.Add($"the ONNX graph ({string.Join(", ", graph.Operators)}) was imported into libtorch for exact derivatives.");
+        return runner;
+    }
+
+    /// <summary>The module as a jet-capable network (Taylor mode), or null when it is not one (TorchScript).</summary>
+    public Taylor.IJetModule? JetModule => _module as Taylor.IJetModule;
+
     /// <inheritdoc />
     public ModelSignature Signature { get; }
 

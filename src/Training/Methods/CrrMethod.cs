@@ -1,5 +1,6 @@
 using System.Globalization;
 using LambdaService.Measurement.Engines;
+using LambdaService.Measurement.Taylor;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,7 +21,8 @@ namespace LambdaService.Training.Methods;
 /// J(w)          = mean_i CE(f_w(x_i), y_i)                    on the other steps
 /// </code>
 /// and one optimizer step along <c>∇_w J</c>. The derivatives come from an
-/// <see cref="IDifferentiableDerivativeEngine"/> (nested autograd by default), so <c>∇_w P</c> is exact.
+/// engine: Taylor mode (<see cref="TaylorDifferentiableEngine"/>) for the project's networks, nested autograd for any
+/// other — both exact, so <c>∇_w P</c> is exact.
 /// The penalty's forward passes run with the network in evaluation mode (lines must be independent: no
 /// batch statistics); the mode is restored afterwards. Labels are the training labels as given (noisy ones
 /// included).
@@ -28,7 +30,9 @@ namespace LambdaService.Training.Methods;
 public sealed class CrrMethod : ITrainingMethod
 {
     private readonly Random directionStream;
-    private readonly IDifferentiableDerivativeEngine engine;
+    private readonly IDifferentiableDerivativeEngine? engine;
+    private readonly bool taylor;
+    private static readonly TaylorDifferentiableEngine TaylorEngine = new();
 
     /// <summary>Creates the method.</summary>
     /// <param name="scale">Penalty weight ≥ 0.</param>
@@ -37,8 +41,14 @@ public sealed class CrrMethod : ITrainingMethod
     /// <param name="directions">Directions D ≥ 1 per point.</param>
     /// <param name="every">The penalty is added on every <paramref name="every"/>-th step (steps 0, k, 2k, …).</param>
     /// <param name="directionStream">Seeded source of the directions.</param>
-    /// <param name="engine">Derivative engine; default <see cref="DifferentiableDerivatives.Default"/>.</param>
-    public CrrMethod(double scale, int minOrder, int maxOrder, int directions, int every, Random directionStream, IDifferentiableDerivativeEngine? engine = null)
+    /// <param name="engine">
+    /// Derivative engine for networks given as a function; null (default) means Taylor mode for networks with jet rules
+    /// (<see cref="IJetModule"/>: the project's <c>mlp</c> and <c>cnn</c>) and <see cref="DifferentiableDerivatives.Default"/>
+    /// (nested autograd) for any other.
+    /// </param>
+    /// <param name="taylor">With a null <paramref name="engine"/>: use Taylor mode where the network allows it (default true).</param>
+    public CrrMethod(double scale, int minOrder, int maxOrder, int directions, int every, Random directionStream, IDifferentiableDerivativeEngine? engine = null,
+        bool taylor = true)
     {
         if (!(scale >= 0) || !double.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, "Scale must be finite and ≥ 0.");
         if (minOrder < 1 || maxOrder < minOrder) throw new ArgumentOutOfRangeException(nameof(maxOrder), $"Orders {minOrder}-{maxOrder} are not a range within 1..∞.");
@@ -51,7 +61,8 @@ public sealed class CrrMethod : ITrainingMethod
         Directions = directions;
         Every = every;
         this.directionStream = directionStream;
-        this.engine = engine ?? DifferentiableDerivatives.Default;
+        this.engine = engine;
+        this.taylor = taylor && engine is null;
     }
 
     /// <summary>Penalty weight.</summary>
@@ -69,15 +80,15 @@ public sealed class CrrMethod : ITrainingMethod
     /// <summary>Penalty period in steps.</summary>
     public int Every { get; }
 
-    /// <summary>Name of the derivative engine.</summary>
-    public string Engine => engine.Name;
+    /// <summary>Name of the derivative engine: <c>taylor</c> for jet-capable networks unless an engine was given or Taylor mode was turned off.</summary>
+    public string Engine => engine?.Name ?? (taylor ? TaylorEngine.Name : DifferentiableDerivatives.Default.Name);
 
     /// <inheritdoc />
     public string Name => "crr";
 
     /// <inheritdoc />
     public string Formula => string.Create(CultureInfo.InvariantCulture,
-        $"J(w) = mean_i CE(f_w(x_i), y_i) + {Scale:R} * P(w) on steps s with s mod {Every} = 0; P(w) = sum_{{n={MinOrder}..{MaxOrder}}} mean_{{i, d=1..{Directions}}} (d^n/dt^n CE(f_w(x_i + t v_id), y_i) at t=0)^2, v_id random unit directions; derivatives by {engine.Name}");
+        $"J(w) = mean_i CE(f_w(x_i), y_i) + {Scale:R} * P(w) on steps s with s mod {Every} = 0; P(w) = sum_{{n={MinOrder}..{MaxOrder}}} mean_{{i, d=1..{Directions}}} (d^n/dt^n CE(f_w(x_i + t v_id), y_i) at t=0)^2, v_id random unit directions; derivatives by {Engine}");
 
     /// <summary>
     /// Draws the directions for a batch of <paramref name="batch"/> points: <c>[batch·D, sample…]</c>, point-major
@@ -112,7 +123,9 @@ public sealed class CrrMethod : ITrainingMethod
             using var scope = NewDisposeScope();
             var xr = x.repeat_interleave(Directions, 0);
             var yr = y.repeat_interleave(Directions, 0);
-            var d = engine.DirectionalDerivatives(input => Objective.Evaluate(TargetKind.Loss, network.call(input), yr), xr, v, MaxOrder);
+            var d = taylor && network is IJetModule jet
+                ? TaylorEngine.DirectionalDerivatives(jet, TargetKind.Loss, yr, xr, v, MaxOrder)
+                : (engine ?? DifferentiableDerivatives.Default).DirectionalDerivatives(input => Objective.Evaluate(TargetKind.Loss, network.call(input), yr), xr, v, MaxOrder);
             var chosen = d.narrow(1, MinOrder - 1, MaxOrder - MinOrder + 1);
             return chosen.square().mean([0]).sum().MoveToOuterDisposeScope();
         }

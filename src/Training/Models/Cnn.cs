@@ -1,4 +1,5 @@
 using LambdaService.Measurement.Models;
+using LambdaService.Measurement.Taylor;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -83,7 +84,7 @@ public sealed record CnnParameters(ConvParameters Conv1, ConvParameters Conv2, L
 /// only) took about 26 s with the defaults and 67 s with the paper's widths. Pass <see cref="CnnOptions.Conv1Channels"/>
 /// = 32 and <see cref="CnnOptions.Conv2Channels"/> = 64 for the paper's network.
 /// </remarks>
-public sealed class Cnn : nn.Module<Tensor, Tensor>
+public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -133,6 +134,33 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>
     }
 
     private Tensor Activate(Tensor h) => Options.Activation == "tanh" ? h.tanh() : nn.functional.relu(h);
+
+    /// <summary>
+    /// Taylor mode (see <see cref="IJetModule"/>): the same layers on jets (<see cref="JetOps.Conv2d"/>, the activation's
+    /// rule, <see cref="JetOps.MaxPool2d"/>, dropout as the identity, <see cref="JetOps.Linear"/>). Input coefficients
+    /// <c>[K+1, B, C, H, W]</c> or <c>[K+1, B, C·H·W]</c>; output <c>[K+1, B, Classes]</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The network is in training mode (dropout would draw random masks).</exception>
+    public Jet Forward(Jet input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (training)
+        {
+            throw new InvalidOperationException("The Cnn is in training mode, where dropout draws random masks; Taylor jets need evaluation mode (call eval()).");
+        }
+        var o = Options;
+        var x = input.Shape.Length == 4 ? input : JetOps.Reshape(input, [input.Shape[0], o.InputChannels, o.ImageSize, o.ImageSize]);
+        var h = Activate(JetOps.Conv2d(x, conv1.weight!, conv1.bias));
+        h = Activate(JetOps.Conv2d(h, conv2.weight!, conv2.bias));
+        h = JetOps.Flatten(JetOps.Dropout(JetOps.MaxPool2d(h, [2, 2], [2, 2]), poolDropout.training), 1);
+        h = JetOps.Dropout(Activate(JetOps.Linear(h, hidden.weight!, hidden.bias)), hiddenDropout.training);
+        return JetOps.Linear(h, output.weight!, output.bias);
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> PiecewiseLinearOperators => Options.Activation == "tanh" ? ["MaxPool"] : ["Relu", "MaxPool"];
+
+    private Jet Activate(Jet h) => Options.Activation == "tanh" ? JetOps.Tanh(h) : JetOps.Relu(h);
 
     /// <summary>The weights and biases as plain float32 arrays (torch layouts), for export.</summary>
     public CnnParameters Parameters() => new(Conv(conv1), Conv(conv2), Dense(hidden), Dense(output));

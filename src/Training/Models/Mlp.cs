@@ -1,3 +1,4 @@
+using LambdaService.Measurement.Taylor;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,7 +9,7 @@ namespace LambdaService.Training.Models;
 /// A multilayer perceptron <c>x → act(W₀x + b₀) → … → W_L h + b_L</c> (no activation after the last layer),
 /// flattening its input first. Weights follow torch.nn.Linear (<c>W_i</c> of shape <c>[out, in]</c>).
 /// </summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>
+public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule
 {
     private readonly ModuleList<Linear> layers;
     private readonly string activation;
@@ -48,6 +49,35 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         }
         return h;
     }
+
+    /// <summary>
+    /// Taylor mode (see <see cref="IJetModule"/>): the same network on jets, <c>h ↦ act(h Wᵢᵀ + bᵢ)</c> by
+    /// <see cref="JetOps.Linear"/> and the activation's rule, flattening inputs of rank &gt; 2 first. Output coefficients
+    /// <c>[K+1, B, out]</c>.
+    /// </summary>
+    public Jet Forward(Jet input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var h = input.Shape.Length > 2 ? JetOps.Flatten(input, 1) : input;
+        for (var i = 0; i < layers.Count; i++)
+        {
+            h = JetOps.Linear(h, layers[i].weight!, layers[i].bias);
+            if (i < layers.Count - 1) h = Activate(h);
+        }
+        return h;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> PiecewiseLinearOperators => activation == "relu" ? ["Relu"] : [];
+
+    private Jet Activate(Jet h) => activation switch
+    {
+        "tanh" => JetOps.Tanh(h),
+        "relu" => JetOps.Relu(h),
+        "sigmoid" => JetOps.Sigmoid(h),
+        "softplus" => JetOps.Softplus(h),
+        _ => JetOps.Gelu(h),
+    };
 
     private Tensor Activate(Tensor h) => activation switch
     {

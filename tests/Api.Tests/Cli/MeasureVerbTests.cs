@@ -1,3 +1,4 @@
+using LambdaService.Measurement.Models;
 using System.Text.Json;
 
 namespace LambdaService.Api.Tests.Cli;
@@ -19,7 +20,7 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Equal(4, r.GetProperty("orders").GetArrayLength());
         Assert.Equal(1, r.GetProperty("orders")[0].GetProperty("n").GetInt32());
         Assert.True(r.GetProperty("orders")[0].TryGetProperty("logNorm", out _));
-        Assert.Equal("finite-difference", r.GetProperty("engine").GetString());
+        Assert.Equal("taylor", r.GetProperty("engine").GetString());   // auto: the ONNX graph's operators all have jet rules
         Assert.Equal("cpu", r.GetProperty("device").GetString());
         Assert.Equal(40, r.GetProperty("pointsUsed").GetInt32());
         var config = r.GetProperty("config");
@@ -36,7 +37,7 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         var (code, stdout, _) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath);
         Assert.Equal(0, code);
         Assert.Contains("λ = ", stdout);
-        Assert.Contains("engine: finite-difference on cpu (float64)", stdout);
+        Assert.Contains("engine: taylor on cpu (float64)", stdout);
         Assert.Contains("accuracy", stdout);
     }
 
@@ -55,7 +56,6 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     [InlineData("--band", "0.7,0.2", "band")]
     [InlineData("--engine", "magic", "engine")]
     [InlineData("--directions", "0", "directions")]
-    [InlineData("--engine", "autograd", "autograd")]
     [InlineData("--labels", "sideways", "labels")]
     [InlineData("--points", "pairs", "pair")]
     [InlineData("--input-shape", "3", "input shape")]
@@ -98,5 +98,42 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         var (code, stdout, _) = fixture.Run("help");
         Assert.Equal(0, code);
         foreach (var verb in new[] { "validate", "measure", "bench" }) Assert.Contains(verb, stdout);
+    }
+
+    [Fact]
+    public void The_three_engines_measure_the_same_onnx_graph_to_the_same_lambda()
+    {
+        double Lambda(string engine)
+        {
+            var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, "--engine", engine, "--seed", "3", "--json");
+            Assert.True(code == 0, stderr);
+            var r = JsonDocument.Parse(stdout).RootElement;
+            Assert.Equal(engine, r.GetProperty("engine").GetString());
+            return r.GetProperty("lambda").GetDouble();
+        }
+        var taylor = Lambda("taylor");
+        // Taylor mode and nested autograd are both exact (float64): equal to rounding.
+        Assert.Equal(taylor, Lambda("autograd"), 1e-9);
+        // Finite differences (float64 ONNX Runtime, polynomial fits) agree to their error, ~1e-4 relative on orders 1–4 here.
+        Assert.Equal(taylor, Lambda("finite-difference"), 1e-3);
+    }
+
+    [Fact]
+    public void An_onnx_graph_with_an_operator_without_jet_rules_falls_back_to_finite_differences_and_names_it()
+    {
+        var model = OnnxModelBuilder.Mlp(fixture.Weights, fixture.Biases);
+        foreach (var node in model.Graph.Node.Where(n => n.OpType == "Tanh")) node.OpType = "Abs";
+        var path = Path.Combine(fixture.Folder, "abs.onnx");
+        OnnxModelBuilder.Save(model, path);
+
+        var (code, stdout, stderr) = fixture.Run("measure", "--model", path, "--data", fixture.CsvPath, "--json");
+        Assert.True(code == 0, stderr);
+        var r = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal("finite-difference", r.GetProperty("engine").GetString());
+        Assert.Contains(r.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("Abs", StringComparison.Ordinal));
+
+        var (refused, _, error) = fixture.Run("measure", "--model", path, "--data", fixture.CsvPath, "--engine", "taylor");
+        Assert.Equal(2, refused);
+        Assert.Contains("Abs", error, StringComparison.Ordinal);
     }
 }

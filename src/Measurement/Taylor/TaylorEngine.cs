@@ -1,0 +1,103 @@
+using LambdaService.Measurement.Engines;
+using static TorchSharp.torch;
+
+namespace LambdaService.Measurement.Taylor;
+
+/// <summary>
+/// Taylor-mode ("jet") engine for measurement: for each line <c>g(t) = f(x_p + t v_{p,d})</c> the jet of the line
+/// is pushed through the network once (<see cref="TaylorMode"/>), giving <c>gⁿ(0) = n!·gₙ</c> for every n ≤ K
+/// exactly. Same request/result layout as <see cref="AutogradEngine"/> (values <c>[point, direction, order 0..K]</c>,
+/// order 0 is f itself); runs without a graph (no_grad), in float64 by default, <paramref name="linesPerPass"/>
+/// lines per pass. The module must be in evaluation mode (no batch statistics, no dropout).
+/// </summary>
+/// <param name="model">The network as a jet module.</param>
+/// <param name="sampleShape">Shape of one input sample (without the batch axis).</param>
+/// <param name="dtype">Float64 (default) or Float32: the precision of the pass (parameters are cast to it).</param>
+/// <param name="linesPerPass">Lines per batched pass.</param>
+public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType dtype = ScalarType.Float64, int linesPerPass = 1024) : IDerivativeEngine
+{
+    private readonly IJetModule _model = model ?? throw new ArgumentNullException(nameof(model));
+    private readonly int[] _shape = sampleShape is { Length: > 0 } && sampleShape.All(d => d > 0)
+        ? sampleShape
+        : throw new ArgumentException("Give the sample shape as positive lengths (e.g. [2] or [1, 28, 28]).", nameof(sampleShape));
+    private readonly ScalarType _dtype = dtype is ScalarType.Float64 or ScalarType.Float32
+        ? dtype
+        : throw new ArgumentException($"Taylor mode computes in float64 or float32, not {dtype}.", nameof(dtype));
+    private readonly int _linesPerPass = linesPerPass >= 1
+        ? linesPerPass
+        : throw new ArgumentOutOfRangeException(nameof(linesPerPass), linesPerPass, "At least one line per pass.");
+
+    /// <inheritdoc />
+    public string Name => "taylor";
+
+    /// <inheritdoc />
+    public string Device => "cpu";
+
+    /// <summary><c>float64</c> or <c>float32</c>.</summary>
+    public string Precision => _dtype == ScalarType.Float64 ? "float64" : "float32";
+
+    /// <inheritdoc />
+    public DerivativeResult Compute(DerivativeRequest request, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var size = _shape.Aggregate(1, (a, b) => a * b);
+        var lines = request.PointCount * request.DirectionsPerPoint;
+        var k = request.MaxOrder;
+        ArgumentOutOfRangeException.ThrowIfLessThan(k, 1, nameof(request));
+        if (request.Points.Length != (long)request.PointCount * size || request.Directions.Length != (long)lines * size)
+        {
+            throw new ArgumentException($"Expected {request.PointCount}×{size} point values and {lines}×{size} direction values for samples of [{string.Join(",", _shape)}].", nameof(request));
+        }
+        var values = new double[(long)lines * (k + 1)];
+        for (var start = 0; start < lines; start += _linesPerPass)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var n = Math.Min(_linesPerPass, lines - start);
+            var x = new double[(long)n * size];
+            var cls = new long[n];
+            for (var i = 0; i < n; i++)
+            {
+                var p = (start + i) / request.DirectionsPerPoint;
+                Array.Copy(request.Points, (long)p * size, x, (long)i * size, size);
+                cls[i] = request.TargetClass.Length > 0 ? request.TargetClass[p] : 0;
+            }
+            var v = request.Directions.AsSpan(start * size, n * size).ToArray();
+            var block = TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype);
+            Array.Copy(block, 0, values, (long)start * (k + 1), block.Length);
+            progress?.Report((double)(start + n) / lines);
+        }
+        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, Precision, null);
+    }
+}
+
+/// <summary>
+/// Differentiable Taylor-mode directional derivatives, for training losses built from them (Curvature Rate
+/// Regularization): the counterpart of <see cref="AutogradDifferentiableEngine"/> for a network given as an
+/// <see cref="IJetModule"/> (the jet rules need the network's structure, which an opaque function does not expose).
+/// The graph of the result has the size of one forward pass of K+1 coefficients, where nested autograd's grows
+/// about threefold per order.
+/// </summary>
+public sealed class TaylorDifferentiableEngine
+{
+    /// <summary><c>taylor</c>.</summary>
+    public string Name => "taylor";
+
+    /// <summary>
+    /// For each line b: <c>D[b, n−1] = dⁿ/dtⁿ f(x_b + t v_b)</c> at t = 0, n = 1..<paramref name="maxOrder"/>, with f
+    /// the objective <paramref name="target"/> of <paramref name="model"/>'s output. The result <c>[B, maxOrder]</c> has
+    /// x's dtype and carries a graph to the module's parameters (and to x, v when they require grad); it is computed
+    /// with grad mode enabled. Orders that vanish identically come back as zeros.
+    /// </summary>
+    /// <param name="model">The network (in evaluation mode).</param>
+    /// <param name="target">Loss, Logit or Output.</param>
+    /// <param name="classes">int64 <c>[B]</c> labels (Loss) or classes (Logit); may be null for Output.</param>
+    /// <param name="x">Base points <c>[B, sample…]</c>.</param>
+    /// <param name="v">Directions, same shape (not normalised here).</param>
+    /// <param name="maxOrder">Highest order K ≥ 1.</param>
+    public Tensor DirectionalDerivatives(IJetModule model, TargetKind target, Tensor? classes, Tensor x, Tensor v, int maxOrder)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxOrder, 1);
+        using var grad = enable_grad();
+        return TaylorMode.DirectionalDerivatives(model, x, v, maxOrder, target, classes);
+    }
+}
