@@ -178,6 +178,13 @@ public class OnnxJetImporterTests
     }
 
     [Fact]
+    public void Bytes_that_are_not_an_onnx_model_are_refused_with_an_argument_exception()
+    {
+        var e = Assert.Throws<ArgumentException>(() => JetGraph.TryImport(new byte[] { 1, 2, 3, 4, 5 }, out _, out _));
+        Assert.Contains("not a readable ONNX model", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_gelu_operator_of_opset_20_is_imported_and_matches_onnx_runtime()
     {
         var mlp = new ReferenceMlp([3, 6, 2], seed: 13);
