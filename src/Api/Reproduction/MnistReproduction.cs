@@ -20,7 +20,7 @@ namespace LambdaService.Api.Reproduction;
 public sealed record MnistScale(int TrainSize, int TestSize, int Epochs, int NoiseSeeds, int AblationSeeds, int ComparisonSeeds, int LambdaPoints, int LambdaDirections)
 {
     /// <summary>Minutes on 2 cores: a quarter of the training digits, few epochs, one seed per condition.</summary>
-    public static MnistScale Small { get; } = new(3000, 1000, 3, 2, 1, 1, 128, 2);
+    public static MnistScale Small { get; } = new(2000, 1000, 3, 2, 1, 1, 128, 2);
 
     /// <summary>All 8,000 / 2,000 digits, the paper's epochs and seed counts.</summary>
     public static MnistScale Paper { get; } = new(Mnist.TrainCount, Mnist.TestCount, 30, 5, 3, 3, 256, 4);
