@@ -167,10 +167,11 @@ public static class SweepEndpoints
         if (PlotResponses.TryParse(format, width, height, out var plotFormat, out var w, out var h) is { } bad) return bad;
         var sweep = Find(store, user.Tenant(), id);
         if (sweep is null) return Problems.NotFound("sweep", id);
-        var response = ToResponse(sweep, store);
+        var runs = RunsOf(store, sweep.Id);
+        var response = ToResponse(sweep, runs);
         try
         {
-            var bytes = kind == "error-lambda" ? ErrorLambdaPlot(response, store, plotFormat, w, h) : ScalePlot(response, plotFormat, w, h);
+            var bytes = kind == "error-lambda" ? ErrorLambdaPlot(response, runs, plotFormat, w, h) : ScalePlot(response, plotFormat, w, h);
             return bytes is null
                 ? Problems.Field(409, "id", "no run of the sweep has succeeded with a measurable λ yet; the plot needs results.")
                 : PlotResponses.File(bytes, plotFormat);
@@ -202,10 +203,10 @@ public static class SweepEndpoints
         return PlotRenderer.SweepScaleCurve(new ScaleCurveData(series, $"Sweep {sweep.Name}: λ against CRR scale"), format, width, height);
     }
 
-    private static byte[]? ErrorLambdaPlot(SweepResponse sweep, MetadataStore store, PlotFormat format, int width, int height)
+    private static byte[]? ErrorLambdaPlot(SweepResponse sweep, IReadOnlyList<SweepRunState> states, PlotFormat format, int width, int height)
     {
         if (sweep.Summary.LambdaVsTestError is not { } c) return null;
-        var runs = RunsOf(store, sweep.Id).Where(r => r.Status == JobStatus.Succeeded && r.ResultJson is not null)
+        var runs = states.Where(r => r.Status == JobStatus.Succeeded && r.ResultJson is not null)
             .Select(r => SweepReport.Read(r.ResultJson!)).Where(m => double.IsFinite(m.Lambda) && double.IsFinite(m.TestError)).ToList();
         return PlotRenderer.SweepErrorVsLambda(new ErrorLambdaData(runs.Select(m => m.Lambda).ToArray(), runs.Select(m => m.TestError).ToArray(),
             c.Slope, c.Intercept, c.R, c.PValue, $"Sweep {sweep.Name}: test error against λ"), format, width, height);
@@ -218,10 +219,12 @@ public static class SweepEndpoints
         db.Table<JobRecord>().Where(j => j.SweepId == sweepId).OrderBy(j => j.SweepCell).ThenBy(j => j.CreatedAt).ToList())
         .Select(j => new SweepRunState(j.SweepCell, j.Id, j.Status, j.ResultJson)).ToList();
 
-    internal static SweepResponse ToResponse(SweepRecord sweep, MetadataStore store)
+    internal static SweepResponse ToResponse(SweepRecord sweep, MetadataStore store) => ToResponse(sweep, RunsOf(store, sweep.Id));
+
+    private static SweepResponse ToResponse(SweepRecord sweep, IReadOnlyList<SweepRunState> runs)
     {
         var cells = JsonSerializer.Deserialize<List<Dictionary<string, JsonElement>>>(sweep.CellsJson, Json)!;
-        var summary = SweepReport.Build(cells.Select(c => (IReadOnlyDictionary<string, JsonElement>)c).ToList(), RunsOf(store, sweep.Id));
+        var summary = SweepReport.Build(cells.Select(c => (IReadOnlyDictionary<string, JsonElement>)c).ToList(), runs);
         return new SweepResponse(sweep.Id, sweep.Name, JobRecords.Utc(sweep.CreatedAt), JsonSerializer.Deserialize<SweepRequest>(sweep.RequestJson, Json)!, summary);
     }
 }

@@ -109,18 +109,12 @@ internal sealed class ThrottledProgressWriter(TextWriter output) : IProgress<dou
     /// <summary>Writes <paramref name="value"/> with a detail object at once (one line per epoch of a training run).</summary>
     public void ReportDetail<T>(double value, T detail)
     {
-        lock (_gate)
-        {
-            output.WriteLine(RunnerProgressLine.Format(value, detail));
-            output.Flush();
-            _lastWrite = _clock.Elapsed;
-            _lastValue = value;
-        }
+        lock (_gate) WriteLocked(value, _clock.Elapsed, RunnerProgressLine.Format(value, detail));
     }
 
-    private void WriteLocked(double value, TimeSpan now)
+    private void WriteLocked(double value, TimeSpan now, string? line = null)
     {
-        output.WriteLine(RunnerProgressLine.Format(value));
+        output.WriteLine(line ?? RunnerProgressLine.Format(value));
         output.Flush();
         _lastWrite = now;
         _lastValue = value;
