@@ -21,6 +21,12 @@ public sealed record OnnxRunnerOptions
 public sealed class OnnxRunner : IModelRunner
 {
     private readonly InferenceSession _session;
+
+    // One RunOptions for the runner's lifetime, referenced by a field: InferenceSession.Run hands ONNX Runtime its native
+    // handle as a plain IntPtr, so a RunOptions created inline for a call (`Run(new RunOptions(), …)`) is unreachable
+    // during the native call and the GC may finalize it (free the native options) while ONNX Runtime still reads them.
+    // That crashed `bench` with SIGSEGV inside libonnxruntime (a core dump showed a run-options lookup in freed memory).
+    private readonly RunOptions _runOptions = new();
     private readonly string _inputName;
     private readonly string _outputName;
     private readonly bool _float64;
@@ -136,7 +142,8 @@ public sealed class OnnxRunner : IModelRunner
     {
         if (wantsCuda)
         {
-            var cudaOptions = new SessionOptions();
+            // ONNX Runtime copies the options into the session; they are released once it exists (or failed).
+            using var cudaOptions = new SessionOptions();
             try
             {
                 cudaOptions.AppendExecutionProvider_CUDA(0);
@@ -145,16 +152,14 @@ public sealed class OnnxRunner : IModelRunner
             }
             catch (OnnxRuntimeException e) when (!cudaRequired)
             {
-                cudaOptions.Dispose();
                 _notes.Add($"CUDA execution provider unavailable ({FirstLine(e.Message)}); running on CPU.");
             }
             catch (OnnxRuntimeException e)
             {
-                cudaOptions.Dispose();
                 throw new MeasurementInputException("device", $"CUDA was requested but ONNX Runtime's CUDA execution provider cannot start: {FirstLine(e.Message)}", e);
             }
         }
-        var cpu = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        using var cpu = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
         // Idle ONNX Runtime threads must not spin: libtorch shares the same cores in this process.
         cpu.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         device = "cpu";
@@ -190,7 +195,7 @@ public sealed class OnnxRunner : IModelRunner
             var shape = (long[])_inputShape.Clone();
             shape[0] = runBatch;
             using var inputValue = _float64 ? Tensor(slice, runBatch * size, shape) : TensorF(slice, runBatch * size, shape);
-            using var outputs = _session.Run(new RunOptions(), [_inputName], [inputValue], [_outputName]);
+            using var outputs = _session.Run(_runOptions, [_inputName], [inputValue], [_outputName]);
             var output = outputs[0];
             var info = output.GetTensorTypeAndShape();
             var oshape = info.Shape;
@@ -237,7 +242,11 @@ public sealed class OnnxRunner : IModelRunner
     private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
 
     /// <inheritdoc />
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
 }
 
 /// <summary>Cheap checks for whether a CUDA device could be present.</summary>

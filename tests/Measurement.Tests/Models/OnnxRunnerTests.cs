@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Tests.Engines;
 
@@ -66,5 +67,59 @@ public class OnnxConvolutionTests
         var a = best.Forward(x, 2);
         var c = f32.Forward(x, 2);
         for (var i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - c[i]) < 1e-5, $"{a[i]} vs {c[i]}");
+    }
+}
+
+public class OnnxRunnerLifetimeTests
+{
+    // glibc's mallopt(M_PERTURB, byte): from now on freed blocks are filled with that byte, so reading freed memory gives
+    // garbage at once instead of the old values (mallopt returns 1 on success).
+    private const int MPerturb = -6;
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int Mallopt(int parameter, int value);
+
+    [Fact]
+    public void Forward_gives_the_same_logits_while_the_garbage_collector_finalizes_concurrently()
+    {
+        // Regression: Forward once passed a fresh RunOptions to InferenceSession.Run and kept no reference to it. ONNX
+        // Runtime's C# Run hands the native handle over as a plain IntPtr, so the GC could finalize (free) the native run
+        // options while ONNX Runtime was still reading them: `bench --repeats 7` died with SIGSEGV inside libonnxruntime
+        // (a core dump showed a run-options config lookup through freed memory). Here a second thread forces collections
+        // and finalizers without pause while the same batch runs again and again, with freed memory scribbled over
+        // (M_PERTURB) so that a use after free shows; every call must return the first call's logits bit for bit (and the
+        // process must survive). With the old code this crashed the test host or returned wrong logits within seconds.
+        Assert.True(OperatingSystem.IsLinux() && Mallopt(MPerturb, 0xA5) == 1, "glibc's mallopt(M_PERTURB) is needed for this check.");
+        try
+        {
+            var mlp = new ReferenceMlp([16, 256, 256, 10], seed: 11);
+            using var runner = OnnxRunner.Create(TestData.Onnx(OnnxModelBuilder.Mlp(mlp.Weights, mlp.Biases)), [16]);
+            var x = TestData.Uniform(16 * 1024, seed: 12);
+            var expected = runner.Forward(x, 1024);
+            using var stop = new CancellationTokenSource();
+            var collector = new Thread(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+                    GC.WaitForPendingFinalizers();
+                }
+            }) { IsBackground = true };
+            collector.Start();
+            try
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(3);
+                while (DateTime.UtcNow < deadline) Assert.Equal(expected, runner.Forward(x, 1024));
+            }
+            finally
+            {
+                stop.Cancel();
+                collector.Join();
+            }
+        }
+        finally
+        {
+            Mallopt(MPerturb, 0);
+        }
     }
 }
