@@ -65,7 +65,8 @@ internal static class ExportFixtures
             var bound = 1 / Math.Sqrt(fanIn);
             var values = new float[p.numel()];
             for (var i = 0; i < values.Length; i++) values[i] = (float)((2 * rng.NextDouble() - 1) * bound);
-            p.copy_(tensor(values, p.shape));
+            using var t = tensor(values, p.shape);
+            p.copy_(t);
         }
     }
 

@@ -124,8 +124,8 @@ internal static class ParameterAccess
     public static double[] Get(nn.Module module) =>
         module.parameters().SelectMany(p =>
         {
-            using var d = p.detach().to(ScalarType.Float64).cpu();
-            return d.data<double>().ToArray();
+            using var scope = NewDisposeScope();   // holds detach()'s result while to() reads it
+            return p.detach().to(ScalarType.Float64).cpu().data<double>().ToArray();
         }).ToArray();
 
     public static Tensor Rows(double[][] rows) => tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, rows[0].Length], ScalarType.Float64);

@@ -5,7 +5,8 @@ namespace LambdaService.Measurement.Models;
 /// ONNX Runtime's pool share the cores of the process; with as many torch threads as cores, nested
 /// autograd on a 2-core machine ran 10–40× slower and erratically (measured with the bench verb), so torch
 /// gets half the cores (at least one). <c>LAMBDASERVICE_TORCH_THREADS</c> overrides the count. libtorch's
-/// oneDNN convolutions are switched off (see <see cref="OneDnnConvolutions"/>: wrong float32 gradients seen here).
+/// oneDNN convolutions are switched off (see <see cref="OneDnnConvolutions"/>: wrong float32 gradients seen here), and
+/// glibc's malloc keeps freed tensor memory for reuse (<see cref="GlibcAllocator"/>: steady instead of erratic timings).
 /// </summary>
 public static class TorchRuntime
 {
@@ -16,6 +17,7 @@ public static class TorchRuntime
             : Math.Max(1, Environment.ProcessorCount / 2);
         TorchSharp.torch.set_num_threads(threads);
         OneDnnConvolutions.EnsureDisabled();
+        GlibcAllocator.Configure();
         return threads;
     });
 

@@ -233,7 +233,7 @@ public static class OnnxJetImporter
                 case "Identity":
                     return Unary(t => t, j => j);
                 case "Dropout":
-                    if (node.Input.Count > 2 && node.Input[2].Length > 0 && _constants.TryGetValue(node.Input[2], out var mode) && mode.to(ScalarType.Bool).item<bool>())
+                    if (node.Input.Count > 2 && node.Input[2].Length > 0 && _constants.TryGetValue(node.Input[2], out var mode) && Truthy(mode))
                     {
                         _problems.Add("Dropout (training mode)");
                     }
@@ -570,6 +570,13 @@ public static class OnnxJetImporter
                 for (var i = 0; i < target.Length; i++) if (target[i] == 0 && i < input.Length) target[i] = input[i];
             }
             return target;
+        }
+
+        /// <summary>Whether a constant scalar is non-zero (the converted tensor is held until its value is read).</summary>
+        private static bool Truthy(Tensor constant)
+        {
+            using var b = constant.to(ScalarType.Bool);
+            return b.item<bool>();
         }
 
         private static long[] Reversed(int rank) => [.. Enumerable.Range(0, rank).Reverse().Select(i => (long)i)];

@@ -101,7 +101,9 @@ public sealed class CrrMethod : ITrainingMethod
         var lines = (int)batch * Directions;
         var values = new float[(long)lines * size];
         for (var l = 0; l < lines; l++) Seeds.UnitVector(directionStream, values.AsSpan(l * size, size));
-        return tensor(values, [lines, .. sampleShape]).to(dtype);
+        // `raw` is referenced until the conversion returns: an unreferenced temporary could be finalized during it.
+        using var raw = tensor(values, [lines, .. sampleShape]);
+        return raw.to(dtype);
     }
 
     /// <summary>

@@ -167,8 +167,9 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule
 
     private static ConvParameters Conv(Conv2d layer)
     {
-        using var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
-        using var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
+        using var scope = NewDisposeScope();                // holds the chains' intermediates (see Mlp.Parameters)
+        var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
+        var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
         var s = w.shape;
         var weight = new float[s[0], s[1], s[2], s[3]];
         var flat = w.data<float>().ToArray();
@@ -178,8 +179,9 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule
 
     private static LinearParameters Dense(Linear layer)
     {
-        using var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
-        using var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
+        using var scope = NewDisposeScope();                // holds the chains' intermediates (see Mlp.Parameters)
+        var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
+        var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
         var weight = new float[w.shape[0], w.shape[1]];
         var flat = w.data<float>().ToArray();
         Buffer.BlockCopy(flat, 0, weight, 0, flat.Length * sizeof(float));

@@ -94,8 +94,11 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule
         var result = new (float[,], float[])[layers.Count];
         for (var i = 0; i < layers.Count; i++)
         {
-            using var w = layers[i].weight!.detach().to(ScalarType.Float32).cpu();
-            using var b = layers[i].bias!.detach().to(ScalarType.Float32).cpu();
+            // The scope holds the intermediate tensors of each chain (detach, to): TorchSharp passes bare handles to native
+            // code, so an unreferenced intermediate could be finalized while the next call still reads it.
+            using var scope = NewDisposeScope();
+            var w = layers[i].weight!.detach().to(ScalarType.Float32).cpu();
+            var b = layers[i].bias!.detach().to(ScalarType.Float32).cpu();
             var rows = (int)w.shape[0];
             var cols = (int)w.shape[1];
             var flat = w.data<float>().ToArray();

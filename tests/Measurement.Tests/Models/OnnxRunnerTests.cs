@@ -70,6 +70,9 @@ public class OnnxConvolutionTests
     }
 }
 
+// Alone (not in parallel with other tests): forced collections with freed memory scribbled over would also expose
+// TorchSharp's own short windows (an implicit Scalar temporary finalized during a native call) in unrelated tests.
+[Collection(AllocatorCollection.Name)]
 public class OnnxRunnerLifetimeTests
 {
     // glibc's mallopt(M_PERTURB, byte): from now on freed blocks are filled with that byte, so reading freed memory gives

@@ -1,0 +1,34 @@
+using System.Text.Json;
+
+namespace LambdaService.Api.Tests.Cli;
+
+public class BenchVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
+{
+    [Fact]
+    public void Bench_times_the_three_engines_and_taylor_agrees_with_nested_autograd()
+    {
+        // Tiny sizes: the point is the table's content, not its times (those are for the README's full run).
+        var (code, stdout, stderr) = fixture.Run("bench", "--orders", "2,3", "--repeats", "1", "--mlp-points", "8", "--cnn-points", "1",
+            "--directions", "2", "--skip-training", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(4, rows.Count);                                   // two networks × K = 2, 3
+        foreach (var row in rows)
+        {
+            Assert.True(row.GetProperty("taylorMs").GetDouble() > 0);
+            // Taylor mode and nested autograd are independent exact engines: float64 rounding apart, they agree.
+            Assert.InRange(row.GetProperty("maxTaylorAutogradDifference").GetDouble(), 0, 1e-9);
+        }
+        var mlp = rows.Where(r => r.GetProperty("model").GetString()!.StartsWith("tanh MLP", StringComparison.Ordinal)).ToList();
+        var cnn = rows.Where(r => r.GetProperty("model").GetString()!.StartsWith("CNN", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, mlp.Count);
+        Assert.Equal(2, cnn.Count);
+        // Smooth network: the finite-difference error against the exact value is a number (small at order 2, README: ~1e-10).
+        Assert.InRange(mlp[0].GetProperty("medianFiniteDifferenceError").GetDouble(), 0, 1e-4);
+        // ReLU network: no error is reported against its tiny exact higher derivatives.
+        Assert.All(cnn, r => Assert.Equal(JsonValueKind.Null, r.GetProperty("medianFiniteDifferenceError").ValueKind));
+        Assert.Empty(doc.RootElement.GetProperty("training").EnumerateArray());
+        Assert.Contains(doc.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString()!.StartsWith("libtorch on", StringComparison.Ordinal));
+    }
+}
