@@ -78,8 +78,9 @@ public static class CliApp
           reproduce two-moons|mnist [--scale small|paper] [--out DIR]
               the paper's protocol (Two Moons §5.2; MNIST §5.3–5.6) end to end: a Markdown report with tables
               and plots (default DIR: docs/reproduction/<experiment>).
-          bench [--points N] [--directions D] [--max-order K] [--json]
-              time per order of the autograd and finite-difference engines on a tanh MLP, in one run.
+          bench [--orders 2,4,6,8] [--repeats N] [--mlp-points N] [--cnn-points N] [--directions D] [--skip-training] [--json]
+              time of the taylor, autograd and finite-difference engines for orders 1..K on a tanh MLP and the
+              paper's CNN, and training time per method relative to baseline and SAM, in one run.
 
         Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error.
 
