@@ -11,13 +11,15 @@ public static class JobRecords
         store.Read(db => db.Table<JobRecord>().FirstOrDefault(j => j.Id == id && j.Tenant == tenant && j.Kind == kind));
 
     /// <summary>A page of the caller's jobs of <paramref name="kind"/>, newest first, optionally of one status.</summary>
-    public static (List<JobRecord> Items, int Page, int PageSize, int Total) Page(MetadataStore store, string tenant, string kind, string? status, int page, int pageSize)
+    public static (List<JobRecord> Items, int Page, int PageSize, int Total) Page(MetadataStore store, string tenant, string kind, string? status, int page, int pageSize,
+        string? sweepId = null)
     {
         (page, pageSize) = Paged<JobRecord>.Clamp(page, pageSize);
         var (items, total) = store.Read(db =>
         {
             var q = db.Table<JobRecord>().Where(j => j.Tenant == tenant && j.Kind == kind);
             if (!string.IsNullOrEmpty(status)) q = q.Where(j => j.Status == status);
+            if (!string.IsNullOrEmpty(sweepId)) q = q.Where(j => j.SweepId == sweepId);
             return (q.OrderByDescending(j => j.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToList(), q.Count());
         });
         return (items, page, pageSize, total);

@@ -45,6 +45,7 @@ public sealed record TrainingRunResponse(
     DateTime? FinishedAt,
     [property: Description("Times the job was started (a crashed sandbox or a restarted service adds one).")] int Attempts,
     TrainingRunRequest Request,
+    [property: Description("The sweep that queued this run (null for a run posted on its own); list a sweep's runs with ?sweepId=.")] string? SweepId,
     [property: Description("The same JSON as the command line's train --json: testAccuracy, testError, ece, hard20Accuracy, lambda, pairLambdas, trainingSeconds, history, config (resolved request, objective, versions), warnings, models.")] JsonElement? Result,
     [property: Description("The exported models, once the run has succeeded.")] TrainedModels? Models,
     [property: Description("Why the run failed, as problem details.")] ProblemDetails? Error);
@@ -63,7 +64,7 @@ public static class TrainingRunEndpoints
         var group = app.MapGroup("/v1/training-runs").WithTags("Training runs").RequireAuthorization();
         group.MapPost("/", Submit).WithName("SubmitTrainingRun")
             .WithSummary("Train a network with baseline, CRR or SAM on two-moons, mnist or your dataset (runs in the background).");
-        group.MapGet("/", List).WithName("ListTrainingRuns").WithSummary("Your training runs, newest first.");
+        group.MapGet("/", List).WithName("ListTrainingRuns").WithSummary("Your training runs, newest first; ?status= and ?sweepId= filter.");
         group.MapGet("/{id}", Get).WithName("GetTrainingRun").WithSummary("Status, current epoch and result of a training run.");
         group.MapDelete("/{id}", Cancel).WithName("CancelTrainingRun").WithSummary("Cancel a queued or running training run (its sandbox process is ended).");
         group.MapGet("/{id}/plot", Plot).WithName("PlotTrainingRun")
@@ -186,9 +187,9 @@ public static class TrainingRunEndpoints
     }
 
     /// <summary>GET /v1/training-runs.</summary>
-    public static Ok<Paged<TrainingRunResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, int page = 1, int pageSize = 20)
+    public static Ok<Paged<TrainingRunResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, string? sweepId = null, int page = 1, int pageSize = 20)
     {
-        var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.TrainKind, status, page, pageSize);
+        var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.TrainKind, status, page, pageSize, sweepId);
         return TypedResults.Ok(new Paged<TrainingRunResponse>(items.Select(ToResponse).ToList(), p, size, total));
     }
 
@@ -254,6 +255,7 @@ public static class TrainingRunEndpoints
         j.ProgressDetailJson is null ? null : JsonSerializer.Deserialize<EpochProgress>(j.ProgressDetailJson, Json),
         JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts,
         JsonSerializer.Deserialize<TrainingRunRequest>(j.RequestJson, Json)!,
+        j.SweepId,
         j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
         j.Status == JobStatus.Succeeded && j.OnnxModelId is not null && j.TorchScriptModelId is not null ? new TrainedModels(j.OnnxModelId, j.TorchScriptModelId) : null,
         j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);

@@ -104,6 +104,19 @@ public class SweepTests(ServiceFixture fixture) : IClassFixture<ServiceFixture>
         Assert.Equal(3, sweep["summary"]!["counts"]!["canceled"]!.GetValue<int>());
         Assert.True(await JobLifecycleTests.NoRunnerFor(_service, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15)), "a sandbox is still running after cancel");
         await ApiClient.Problem(await client.GetAsync($"v1/sweeps/{id}/plot"), HttpStatusCode.Conflict);
+
+        // The sweep's runs, and only those, under /v1/training-runs?sweepId= (each says which sweep queued it).
+        var runs = await ApiClient.Get(client, $"v1/training-runs?sweepId={id}&pageSize=100");
+        Assert.Equal(3, runs["total"]!.GetValue<int>());
+        Assert.All(runs["items"]!.AsArray(), r =>
+        {
+            Assert.Equal(id, r!["sweepId"]!.GetValue<string>());
+            Assert.Equal("canceled", r["status"]!.GetValue<string>());
+        });
+        var none = await ApiClient.Get(client, "v1/training-runs?sweepId=swp_unknown");
+        Assert.Equal(0, none["total"]!.GetValue<int>());
+        using var other = _service.Client(ServiceProcess.KeyB);
+        Assert.Equal(0, (await ApiClient.Get(other, $"v1/training-runs?sweepId={id}"))["total"]!.GetValue<int>());
     }
 
     [Fact]

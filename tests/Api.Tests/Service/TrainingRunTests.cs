@@ -161,6 +161,7 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
         Assert.Equal("canceled", run["status"]!.GetValue<string>());
         Assert.Null(run["result"]);
         Assert.Null(run["models"]);
+        Assert.Null(run["sweepId"]);                        // posted on its own, not by a sweep
         var models = await ApiClient.Get(client, "v1/models?pageSize=100");
         Assert.DoesNotContain(models["items"]!.AsArray(), m => m!["name"]!.GetValue<string>().StartsWith(id, StringComparison.Ordinal));
 
