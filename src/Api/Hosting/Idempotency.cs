@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using LambdaService.Api.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace LambdaService.Api.Hosting;
 
@@ -38,6 +39,34 @@ public sealed class Idempotency(MetadataStore store)
         var record = store.Read(db => db.Find<IdempotencyRecord>(Id(tenant, resourceType, key)));
         if (record is null) return (Lookup.New, null);
         return record.RequestHash == requestHash ? (Lookup.Replay, record.ResourceId) : (Lookup.Mismatch, record.ResourceId);
+    }
+
+    /// <summary>
+    /// The answer to a POST whose key was seen before, or null for a new request (no key, or a new one): the same key
+    /// with a different body is a 422 naming the header; with the same body, the resource it created (<paramref name="find"/>
+    /// by id, answered by <paramref name="accepted"/>), or a 404 when that resource is gone.
+    /// </summary>
+    /// <param name="tenant">The caller's tenant (keys are per tenant and resource type).</param>
+    /// <param name="key">The request's <c>Idempotency-Key</c>, if any.</param>
+    /// <param name="resourceType">e.g. <c>measurement</c>; also the kind named by the 404.</param>
+    /// <param name="requestHash"><see cref="HashOf"/> of the request.</param>
+    /// <param name="find">Finds the tenant's resource by id.</param>
+    /// <param name="accepted">The response for the resource found.</param>
+    public Results<AcceptedAtRoute<TAccepted>, ProblemHttpResult>? Answer<TAccepted, TResource>(string tenant, string? key, string resourceType,
+        string requestHash, Func<string, TResource?> find, Func<TResource, AcceptedAtRoute<TAccepted>> accepted)
+        where TResource : class
+    {
+        var (lookup, existing) = Find(tenant, key, resourceType, requestHash);
+        switch (lookup)
+        {
+            case Lookup.Mismatch:
+                return Problems.Field(StatusCodes.Status422UnprocessableEntity, Header,
+                    "this Idempotency-Key was used with a different request body; use a new key for a new request.");
+            case Lookup.Replay:
+                return find(existing!) is { } previous ? accepted(previous) : Problems.NotFound(resourceType, existing!);
+            default:
+                return null;
+        }
     }
 
     /// <summary>Remembers the resource a key created (first writer wins).</summary>

@@ -60,17 +60,10 @@ public static class MeasurementEndpoints
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
         var hash = Idempotency.HashOf(body);
-        var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "measurement", hash);
-        if (lookup == Idempotency.Lookup.Mismatch)
+        if (idempotency.Answer(tenant, idempotencyKey, "measurement", hash, id => Find(store, tenant, id),
+                previous => TypedResults.AcceptedAtRoute(new MeasurementAccepted(previous.Id, previous.Status), "GetMeasurement", new { id = previous.Id })) is { } answer)
         {
-            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different request body; use a new key for a new request.");
-        }
-        if (lookup == Idempotency.Lookup.Replay)
-        {
-            var previous = Find(store, tenant, existing!);
-            return previous is null
-                ? Problems.NotFound("measurement", existing!)
-                : TypedResults.AcceptedAtRoute(new MeasurementAccepted(previous.Id, previous.Status), "GetMeasurement", new { id = previous.Id });
+            return answer;
         }
         if (Validate(request, tenant, store, artifacts) is { } problem) return problem;
 

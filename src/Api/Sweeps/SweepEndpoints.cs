@@ -53,17 +53,10 @@ public static class SweepEndpoints
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
         var hash = Idempotency.HashOf(body);
-        var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "sweep", hash);
-        if (lookup == Idempotency.Lookup.Mismatch)
+        if (idempotency.Answer(tenant, idempotencyKey, "sweep", hash, id => Find(store, tenant, id),
+                previous => TypedResults.AcceptedAtRoute(new SweepAccepted(previous.Id, "queued", RunsOf(store, previous.Id).Count), "GetSweep", new { id = previous.Id })) is { } answer)
         {
-            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different request body; use a new key for a new request.");
-        }
-        if (lookup == Idempotency.Lookup.Replay)
-        {
-            var previous = Find(store, tenant, existing!);
-            return previous is null
-                ? Problems.NotFound("sweep", existing!)
-                : TypedResults.AcceptedAtRoute(new SweepAccepted(previous.Id, "queued", RunsOf(store, previous.Id).Count), "GetSweep", new { id = previous.Id });
+            return answer;
         }
 
         IReadOnlyList<SweepCellPlan> cells;

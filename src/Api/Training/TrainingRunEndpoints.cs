@@ -82,17 +82,10 @@ public static class TrainingRunEndpoints
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
         var hash = Idempotency.HashOf(body);
-        var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "training-run", hash);
-        if (lookup == Idempotency.Lookup.Mismatch)
+        if (idempotency.Answer(tenant, idempotencyKey, "training-run", hash, id => JobRecords.Find(store, tenant, id, JobRecord.TrainKind),
+                previous => TypedResults.AcceptedAtRoute(new TrainingRunAccepted(previous.Id, previous.Status), "GetTrainingRun", new { id = previous.Id })) is { } answer)
         {
-            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different request body; use a new key for a new request.");
-        }
-        if (lookup == Idempotency.Lookup.Replay)
-        {
-            var previous = JobRecords.Find(store, tenant, existing!, JobRecord.TrainKind);
-            return previous is null
-                ? Problems.NotFound("training-run", existing!)
-                : TypedResults.AcceptedAtRoute(new TrainingRunAccepted(previous.Id, previous.Status), "GetTrainingRun", new { id = previous.Id });
+            return answer;
         }
         if (Validate(request, tenant, store) is { } problem) return problem;
 

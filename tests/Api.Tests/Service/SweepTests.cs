@@ -120,6 +120,34 @@ public class SweepTests(ServiceFixture fixture) : IClassFixture<ServiceFixture>
     }
 
     [Fact]
+    public async Task The_same_idempotency_key_and_body_return_the_same_sweep_and_a_different_body_is_refused()
+    {
+        using var client = _service.Client();
+        var body = new { @base = new { epochs = 100_000 }, seeds = 2 };
+        var first = await ApiClient.Post(client, "v1/sweeps", body, "sweep-key-1");
+        var second = await ApiClient.Post(client, "v1/sweeps", body, "sweep-key-1");
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
+        var firstJson = JsonNode.Parse(await first.Content.ReadAsStringAsync())!;
+        var secondJson = JsonNode.Parse(await second.Content.ReadAsStringAsync())!;
+        var id = firstJson["id"]!.GetValue<string>();
+        Assert.Equal(id, secondJson["id"]!.GetValue<string>());
+        Assert.Equal(2, secondJson["runs"]!.GetValue<int>());
+        Assert.Equal(2, (await ApiClient.Get(client, $"v1/training-runs?sweepId={id}"))["total"]!.GetValue<int>());   // queued once
+        var other = await ApiClient.Post(client, "v1/sweeps", new { @base = new { epochs = 100_000 }, seeds = 3 }, "sweep-key-1");
+        Assert.Equal("Idempotency-Key", (await ApiClient.Problem(other, HttpStatusCode.UnprocessableEntity)).GetProperty("field").GetString());
+        // Keys are per tenant: the other tenant's first use of the same key creates its own sweep.
+        using var otherTenant = _service.Client(ServiceProcess.KeyB);
+        var theirs = await ApiClient.Post(otherTenant, "v1/sweeps", body, "sweep-key-1");
+        Assert.Equal(HttpStatusCode.Accepted, theirs.StatusCode);
+        var theirId = JsonNode.Parse(await theirs.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        Assert.NotEqual(id, theirId);
+        Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync($"v1/sweeps/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await otherTenant.DeleteAsync($"v1/sweeps/{theirId}")).StatusCode);
+        Assert.True(await JobLifecycleTests.NoRunnerFor(_service, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15)), "a sandbox is still running after cancel");
+    }
+
+    [Fact]
     public async Task A_sweep_that_cannot_run_is_refused_before_anything_is_queued()
     {
         using var client = _service.Client();
