@@ -42,9 +42,10 @@ public sealed class SandboxJob(
         logger.LogInformation("Job {JobId} ({Kind}) attempt {Attempt} started", jobId, job.Kind, job.Attempts);
 
         var exportDirectory = job.Kind == JobRecord.TrainKind ? artifacts.NewScratchDirectory("train") : null;
+        RunnerSpec? spec = null;
         try
         {
-            var spec = Spec(job, exportDirectory);
+            spec = Spec(job, exportDirectory);
             if (spec is null)
             {
                 Finish(jobId, token, JobStatus.Failed, null, Problem(409, "Input deleted",
@@ -56,6 +57,23 @@ public sealed class SandboxJob(
         finally
         {
             if (exportDirectory is not null && Directory.Exists(exportDirectory)) Directory.Delete(exportDirectory, recursive: true);
+            if (spec is not null) ReleaseInputs(spec, jobId);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the stored files of this job's inputs that nothing refers to any more: a model or dataset deleted while the
+    /// job ran was kept for it (<see cref="MetadataStore.ArtifactUnused"/>) and goes now.
+    /// </summary>
+    private void ReleaseInputs(RunnerSpec spec, string jobId)
+    {
+        var paths = new[] { spec.ModelPath, spec.DataPath, spec.Training?.TestDataPath };
+        foreach (var sha in paths.OfType<string>().Select(Path.GetFileName).OfType<string>().Distinct())
+        {
+            var unused = store.Write(db => MetadataStore.ArtifactUnused(db, sha, ""));
+            if (!unused) continue;
+            artifacts.DeleteIfExists(sha);
+            logger.LogInformation("Deleted stored content {Sha256}: its record was deleted while job {JobId} used it", sha, jobId);
         }
     }
 

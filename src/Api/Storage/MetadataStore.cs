@@ -52,14 +52,19 @@ public sealed class MetadataStore : IDisposable
 
     /// <summary>
     /// Whether no model or dataset record (of any tenant) still points at the stored content <paramref name="sha256"/>,
-    /// no training run keeps it as its export, and no queued or running job still needs the record
-    /// <paramref name="recordId"/>: then the file may be deleted. Call inside <see cref="Write{T}"/>, after deleting the record.
+    /// no training run keeps it as its export, and no running job may still read the record <paramref name="recordId"/>'s
+    /// file: then the file may be deleted. Call inside <see cref="Write{T}"/>, after deleting the record.
     /// </summary>
+    /// <remarks>
+    /// Queued jobs do not hold files: a job looks its inputs' records up when it starts and fails ("Input deleted") when
+    /// one is gone. A running job may not have opened the file yet, so it is kept; the job releases it when it ends
+    /// (<c>SandboxJob</c>). Before, queued jobs held files too and nothing released them afterwards.
+    /// </remarks>
     public static bool ArtifactUnused(SQLiteConnection db, string sha256, string recordId) =>
         db.ExecuteScalar<int>("SELECT COUNT(*) FROM models WHERE Sha256 = ?", sha256) == 0
         && db.ExecuteScalar<int>("SELECT COUNT(*) FROM datasets WHERE Sha256 = ?", sha256) == 0
         && db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE OnnxSha256 = ? OR TorchScriptSha256 = ?", sha256, sha256) == 0
-        && db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE (ModelId = ? OR DatasetId = ? OR TestDatasetId = ?) AND Status IN ('queued', 'running')",
+        && db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE (ModelId = ? OR DatasetId = ? OR TestDatasetId = ?) AND Status = 'running'",
             recordId, recordId, recordId) == 0;
 
     /// <summary>Whether the database answers.</summary>

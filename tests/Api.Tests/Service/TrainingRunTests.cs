@@ -174,6 +174,44 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
     }
 
     [Fact]
+    public async Task A_dataset_deleted_while_a_run_reads_it_stays_stored_until_the_run_ends_and_then_leaves_the_store()
+    {
+        using var client = _service.Client();
+        // Content of its own: another record with the same bytes (the shared CSV) would rightly keep the file.
+        var csv = Path.Combine(Path.GetTempPath(), $"own-{Guid.NewGuid():N}.csv");
+        var unique = (Guid.NewGuid().GetHashCode() & 0xffff) / 1e6;
+        await File.WriteAllTextAsync(csv, await File.ReadAllTextAsync(fixture.Files.Csv)
+            + string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{0.5 + unique:R},{-0.25 - unique:R},0\n"));
+        JsonNode uploaded;
+        try
+        {
+            var response = await ApiClient.Upload(client, "v1/datasets", csv);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            uploaded = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        }
+        finally
+        {
+            File.Delete(csv);
+        }
+        var datasetId = uploaded["id"]!.GetValue<string>();
+        var sha = uploaded["sha256"]!.GetValue<string>();
+        var stored = Path.Combine(_service.DataRoot, "artifacts", sha[..2], sha);
+        Assert.True(File.Exists(stored), stored);
+
+        var id = await SubmitRun(client, new { dataset = new { datasetId }, epochs = 100_000, seed = 1 });
+        await ApiClient.WaitUntil(client, $"v1/training-runs/{id}", TimeSpan.FromMinutes(1),
+            run => run["current"] is { } current && current["epoch"]!.GetValue<int>() >= 1);
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"v1/datasets/{datasetId}")).StatusCode);
+        Assert.True(File.Exists(stored), "the running job's input went while it ran");
+
+        Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync($"v1/training-runs/{id}")).StatusCode);
+        Assert.True(await JobLifecycleTests.NoRunnerFor(_service, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15)), "the sandbox is still running after cancel");
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (File.Exists(stored) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.False(File.Exists(stored), "the deleted dataset's file stayed in the store after the run that used it ended");
+    }
+
+    [Fact]
     public async Task A_run_on_an_uploaded_dataset_with_an_uploaded_test_set_trains_on_all_rows_of_one_and_tests_on_the_other()
     {
         using var client = _service.Client();
