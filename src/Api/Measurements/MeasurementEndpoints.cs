@@ -191,11 +191,11 @@ public static class MeasurementEndpoints
         var orders = r.GetProperty("orders").EnumerateArray().ToArray();
         var data = new FitPlotData(
             orders.Select(o => o.GetProperty("n").GetInt32()).ToArray(),
-            orders.Select(o => PlotResponses.Number(o.GetProperty("logNorm"))).ToArray(),
+            orders.Select(o => ResultNumbers.Number(o.GetProperty("logNorm"))).ToArray(),
             orders.Select(o => o.GetProperty("usedInFit").GetBoolean()).ToArray(),
-            PlotResponses.Number(r.GetProperty("lambda")), PlotResponses.Number(r.GetProperty("intercept")),
-            r.TryGetProperty("ci95", out var ci) && ci.ValueKind == JsonValueKind.Array ? ci.EnumerateArray().Select(PlotResponses.Number).ToArray() : null,
-            PlotResponses.Number(r.GetProperty("r2")), $"Measurement {id}");
+            ResultNumbers.Number(r.GetProperty("lambda")), ResultNumbers.Number(r.GetProperty("intercept")),
+            r.TryGetProperty("ci95", out var ci) && ci.ValueKind == JsonValueKind.Array ? ci.EnumerateArray().Select(ResultNumbers.Number).ToArray() : null,
+            ResultNumbers.Number(r.GetProperty("r2")), $"Measurement {id}");
         try
         {
             return PlotResponses.File(PlotRenderer.MeasurementFit(data, plotFormat, w, h), plotFormat);

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using LambdaService.Api.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -31,19 +30,4 @@ public static class PlotResponses
     /// <summary>The rendered picture as a file response (<c>{name}.svg</c> or <c>.png</c>, shown inline).</summary>
     public static FileContentHttpResult File(byte[] bytes, PlotFormat format) =>
         TypedResults.File(bytes, PlotRenderer.ContentType(format));
-
-    /// <summary>A number of a stored result (JSON numbers, or the named literals NaN/Infinity that results may carry).</summary>
-    public static double Number(JsonElement element) => element.ValueKind switch
-    {
-        JsonValueKind.Number => element.GetDouble(),
-        JsonValueKind.String when double.TryParse(element.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) => v,
-        JsonValueKind.String => element.GetString() switch
-        {
-            "NaN" => double.NaN,
-            "Infinity" => double.PositiveInfinity,
-            "-Infinity" => double.NegativeInfinity,
-            _ => double.NaN,
-        },
-        _ => double.NaN,
-    };
 }

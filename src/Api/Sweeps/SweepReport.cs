@@ -94,7 +94,7 @@ public static class SweepReport
             Number(r.GetProperty("trainingSeconds")));
     }
 
-    private static double Number(JsonElement e) => Plots.PlotResponses.Number(e);
+    private static double Number(JsonElement e) => Hosting.ResultNumbers.Number(e);
 
     private static Summary? Summarize(IEnumerable<double> values)
     {

@@ -229,9 +229,9 @@ public static class TrainingRunEndpoints
         var history = document.RootElement.GetProperty("history").EnumerateArray().ToArray();
         var data = new RunHistoryData(
             history.Select(e => e.GetProperty("epoch").GetInt32()).ToArray(),
-            history.Select(e => PlotResponses.Number(e.GetProperty("testError"))).ToArray(),
-            history.Select(e => e.TryGetProperty("lambda", out var l) && l.ValueKind != JsonValueKind.Null ? PlotResponses.Number(l) : (double?)null).ToArray(),
-            history.Select(e => PlotResponses.Number(e.GetProperty("trainLoss"))).ToArray(),
+            history.Select(e => ResultNumbers.Number(e.GetProperty("testError"))).ToArray(),
+            history.Select(e => e.TryGetProperty("lambda", out var l) && l.ValueKind != JsonValueKind.Null ? ResultNumbers.Number(l) : (double?)null).ToArray(),
+            history.Select(e => ResultNumbers.Number(e.GetProperty("trainLoss"))).ToArray(),
             $"Training run {id} ({document.RootElement.GetProperty("method").GetString()})");
         try
         {
