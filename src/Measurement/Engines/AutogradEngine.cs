@@ -23,29 +23,10 @@ public sealed class AutogradEngine(TorchModelRunner model, int linesPerPass = 10
     public DerivativeResult Compute(DerivativeRequest request, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var size = model.SampleSize;
-        var lines = request.PointCount * request.DirectionsPerPoint;
         var k = request.MaxOrder;
-        var values = new double[lines * (k + 1)];
         var shape = model.SampleShape.Select(d => (long)d).ToArray();
-        for (var start = 0; start < lines; start += linesPerPass)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var n = Math.Min(linesPerPass, lines - start);
-            var x = new double[n * size];
-            var cls = new long[n];
-            for (var i = 0; i < n; i++)
-            {
-                var line = start + i;
-                var p = line / request.DirectionsPerPoint;
-                Array.Copy(request.Points, (long)p * size, x, (long)i * size, size);
-                cls[i] = request.TargetClass.Length > 0 ? request.TargetClass[p] : 0;
-            }
-            var v = request.Directions.AsSpan(start * size, n * size).ToArray();
-            var block = Lines(x, v, cls, n, shape, request.Target, k);
-            Array.Copy(block, 0, values, (long)start * (k + 1), block.Length);
-            progress?.Report((double)(start + n) / lines);
-        }
+        var values = LinePasses.Run(request, model.SampleSize, linesPerPass, (x, v, cls, n) => Lines(x, v, cls, n, shape, request.Target, k),
+            progress, cancellationToken);
         return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, null);
     }
 

@@ -56,7 +56,7 @@ public static class CurvatureRate
         {
             var shape = DataShaping.ConformSampleShape(data, file.Inputs[0].Shape);
             if (engine == EngineChoice.FiniteDifference) return OnnxRunner.Create(file, shape, onnxOptions);
-            if (Taylor.JetGraph.TryImport(file.Bytes, out var graph, out var unsupported, TorchSharp.torch.ScalarType.Float64))
+            if (Taylor.JetGraph.TryImport(file.Onnx!, out var graph, out var unsupported, TorchSharp.torch.ScalarType.Float64))
             {
                 return TorchModelRunner.FromOnnxGraph(graph!, file, shape);
             }

@@ -259,12 +259,7 @@ public static class JetOps
     /// <summary>Sum (with broadcasting): <c>yₙ = aₙ + bₙ</c>.</summary>
     public static Jet Add(Jet a, Jet b)
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        SameOrder(a, b);
-        var rank = Math.Max(a.Shape.Length, b.Shape.Length);
-        var p = AlignRank(a.Leading, rank);
-        var q = AlignRank(b.Leading, rank);
+        var (p, q) = Aligned(a, b);
         if (a.Degree == b.Degree) return a.With(p + q);
         return a.Degree > b.Degree ? a.With(AddPrefix(p, q)) : a.With(AddPrefix(q, p));
     }
@@ -308,12 +303,7 @@ public static class JetOps
     /// </summary>
     public static Jet Mul(Jet a, Jet b)
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        SameOrder(a, b);
-        var rank = Math.Max(a.Shape.Length, b.Shape.Length);
-        var p = AlignRank(a.Leading, rank);
-        var q = AlignRank(b.Leading, rank);
+        var (p, q) = Aligned(a, b);
         if (a.Degree == 0 || b.Degree == 0) return a.With(p * q);
         return a.With(Cauchy(p, q, a.Order, Multiply));
     }
@@ -327,12 +317,7 @@ public static class JetOps
     /// </summary>
     public static Jet Div(Jet a, Jet b)
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        SameOrder(a, b);
-        var rank = Math.Max(a.Shape.Length, b.Shape.Length);
-        var p = AlignRank(a.Leading, rank);
-        var q = AlignRank(b.Leading, rank);
+        var (p, q) = Aligned(a, b);
         if (b.Degree == 0) return a.With(p / q);
         var k = a.Order;
         var db = b.Degree;
@@ -782,6 +767,16 @@ public static class JetOps
         var key = c0;
         for (var n = 1; n <= x.Degree; n++) key = where(key.eq(0), x.Leading.select(0, n), key);
         return key.gt(0);
+    }
+
+    /// <summary>Both operands' stored coefficients with their per-coefficient ranks made equal (leading axes of length 1), for broadcasting.</summary>
+    private static (Tensor P, Tensor Q) Aligned(Jet a, Jet b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        SameOrder(a, b);
+        var rank = Math.Max(a.Shape.Length, b.Shape.Length);
+        return (AlignRank(a.Leading, rank), AlignRank(b.Leading, rank));
     }
 
     private static Tensor AlignRank(Tensor leading, int rank)

@@ -48,24 +48,8 @@ public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType
         {
             throw new ArgumentException($"Expected {request.PointCount}×{size} point values and {lines}×{size} direction values for samples of [{string.Join(",", _shape)}].", nameof(request));
         }
-        var values = new double[(long)lines * (k + 1)];
-        for (var start = 0; start < lines; start += _linesPerPass)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var n = Math.Min(_linesPerPass, lines - start);
-            var x = new double[(long)n * size];
-            var cls = new long[n];
-            for (var i = 0; i < n; i++)
-            {
-                var p = (start + i) / request.DirectionsPerPoint;
-                Array.Copy(request.Points, (long)p * size, x, (long)i * size, size);
-                cls[i] = request.TargetClass.Length > 0 ? request.TargetClass[p] : 0;
-            }
-            var v = request.Directions.AsSpan(start * size, n * size).ToArray();
-            var block = TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype);
-            Array.Copy(block, 0, values, (long)start * (k + 1), block.Length);
-            progress?.Report((double)(start + n) / lines);
-        }
+        var values = LinePasses.Run(request, size, _linesPerPass,
+            (x, v, cls, n) => TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype), progress, cancellationToken);
         return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, Precision, null);
     }
 }

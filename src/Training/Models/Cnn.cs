@@ -163,28 +163,5 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule
     private Jet Activate(Jet h) => Options.Activation == "tanh" ? JetOps.Tanh(h) : JetOps.Relu(h);
 
     /// <summary>The weights and biases as plain float32 arrays (torch layouts), for export.</summary>
-    public CnnParameters Parameters() => new(Conv(conv1), Conv(conv2), Dense(hidden), Dense(output));
-
-    private static ConvParameters Conv(Conv2d layer)
-    {
-        using var scope = NewDisposeScope();                // holds the chains' intermediates (see Mlp.Parameters)
-        var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
-        var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
-        var s = w.shape;
-        var weight = new float[s[0], s[1], s[2], s[3]];
-        var flat = w.data<float>().ToArray();
-        Buffer.BlockCopy(flat, 0, weight, 0, flat.Length * sizeof(float));
-        return new ConvParameters(weight, b.data<float>().ToArray());
-    }
-
-    private static LinearParameters Dense(Linear layer)
-    {
-        using var scope = NewDisposeScope();                // holds the chains' intermediates (see Mlp.Parameters)
-        var w = layer.weight!.detach().to(ScalarType.Float32).cpu().contiguous();
-        var b = layer.bias!.detach().to(ScalarType.Float32).cpu();
-        var weight = new float[w.shape[0], w.shape[1]];
-        var flat = w.data<float>().ToArray();
-        Buffer.BlockCopy(flat, 0, weight, 0, flat.Length * sizeof(float));
-        return new LinearParameters(weight, b.data<float>().ToArray());
-    }
+    public CnnParameters Parameters() => new(LayerArrays.Conv(conv1), LayerArrays.Conv(conv2), LayerArrays.Linear(hidden), LayerArrays.Linear(output));
 }

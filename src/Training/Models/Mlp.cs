@@ -89,23 +89,6 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule
     };
 
     /// <summary>The weights and biases as plain arrays (float32, torch.nn.Linear layout), for export.</summary>
-    public (float[,] Weight, float[] Bias)[] Parameters()
-    {
-        var result = new (float[,], float[])[layers.Count];
-        for (var i = 0; i < layers.Count; i++)
-        {
-            // The scope holds the intermediate tensors of each chain (detach, to): TorchSharp passes bare handles to native
-            // code, so an unreferenced intermediate could be finalized while the next call still reads it.
-            using var scope = NewDisposeScope();
-            var w = layers[i].weight!.detach().to(ScalarType.Float32).cpu();
-            var b = layers[i].bias!.detach().to(ScalarType.Float32).cpu();
-            var rows = (int)w.shape[0];
-            var cols = (int)w.shape[1];
-            var flat = w.data<float>().ToArray();
-            var matrix = new float[rows, cols];
-            Buffer.BlockCopy(flat, 0, matrix, 0, flat.Length * sizeof(float));
-            result[i] = (matrix, b.data<float>().ToArray());
-        }
-        return result;
-    }
+    public (float[,] Weight, float[] Bias)[] Parameters() =>
+        [.. layers.Select(l => LayerArrays.Linear(l)).Select(p => (p.Weight, p.Bias))];
 }
