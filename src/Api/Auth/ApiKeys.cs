@@ -41,7 +41,7 @@ public sealed class ApiKeyRegistry
             if (string.IsNullOrWhiteSpace(entry.Tenant)) throw new InvalidOperationException("Every Auth:ApiKeys entry needs a Tenant.");
             _keys.Add((Hash(entry.Key), entry.Tenant));
         }
-        var stored = store.Read(db => db.Table<ApiKeyRecord>().ToList());
+        var stored = store.Read(db => db.Query<ApiKeyRecord>("SELECT * FROM api_keys"));
         foreach (var record in stored) _keys.Add((Convert.FromHexString(record.KeyHash), record.Tenant));
         if (_keys.Count == 0)
         {

@@ -59,16 +59,10 @@ public static class DatasetEndpoints
         var name = ModelEndpoints.Clean(file.FileName) ?? "data";
         var hash = Idempotency.HashOf(staged.Sha256, name, labelColumn);
         var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "dataset", hash);
-        if (lookup == Idempotency.Lookup.Mismatch)
+        if (lookup != Idempotency.Lookup.New)
         {
             ArtifactStore.Discard(staged);
-            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different upload; use a new key for a new request.");
-        }
-        if (lookup == Idempotency.Lookup.Replay)
-        {
-            ArtifactStore.Discard(staged);
-            var previous = Find(store, tenant, existing!);
-            return previous is null ? Problems.NotFound("dataset", existing!) : TypedResults.Created($"/v1/datasets/{previous.Id}", ToResponse(previous));
+            return Replay(lookup, existing, tenant, store);
         }
         Dataset data;
         try
@@ -86,7 +80,7 @@ public static class DatasetEndpoints
             var field = e.Field == "labelColumn" ? "labelColumn" : "file";
             return Problems.Field(StatusCodes.Status422UnprocessableEntity, field, e.Message);
         }
-        var stored = artifacts.Commit(staged);
+        var stored = await artifacts.CommitAsync(staged, cancellationToken);
         var record = new DatasetRecord
         {
             Id = ModelEndpoints.NewId("ds"),
@@ -102,9 +96,18 @@ public static class DatasetEndpoints
             LabelColumn = string.IsNullOrWhiteSpace(labelColumn) ? null : labelColumn,
             CreatedAt = DateTime.UtcNow,
         };
-        store.Write(db => db.Insert(record));
-        idempotency.Remember(tenant, idempotencyKey, "dataset", hash, record.Id);
-        return TypedResults.Created($"/v1/datasets/{record.Id}", ToResponse(record));
+        var (created, id) = idempotency.Create(tenant, idempotencyKey, "dataset", hash, record.Id, db => db.Insert(record));
+        return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/datasets/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
+    }
+
+    private static Results<Created<DatasetResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store)
+    {
+        if (lookup == Idempotency.Lookup.Mismatch)
+        {
+            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different upload; use a new key for a new request.");
+        }
+        var previous = Find(store, tenant, id!);
+        return previous is null ? Problems.NotFound("dataset", id!) : TypedResults.Created($"/v1/datasets/{previous.Id}", ToResponse(previous));
     }
 
     /// <summary>GET /v1/datasets.</summary>
@@ -112,11 +115,9 @@ public static class DatasetEndpoints
     {
         var tenant = user.Tenant();
         (page, pageSize) = Paged<DatasetResponse>.Clamp(page, pageSize);
-        var (items, total) = store.Read(db =>
-        {
-            var q = db.Table<DatasetRecord>().Where(d => d.Tenant == tenant);
-            return (q.OrderByDescending(d => d.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToList(), q.Count());
-        });
+        var (items, total) = store.Read(db => (
+            db.Query<DatasetRecord>("SELECT * FROM datasets WHERE Tenant = ? ORDER BY CreatedAt DESC, Id DESC LIMIT ? OFFSET ?", tenant, pageSize, (page - 1) * pageSize),
+            db.ExecuteScalar<int>("SELECT COUNT(*) FROM datasets WHERE Tenant = ?", tenant)));
         return TypedResults.Ok(new Paged<DatasetResponse>(items.Select(ToResponse).ToList(), page, pageSize, total));
     }
 
@@ -142,7 +143,7 @@ public static class DatasetEndpoints
     }
 
     internal static DatasetRecord? Find(MetadataStore store, string tenant, string id) =>
-        store.Read(db => db.Table<DatasetRecord>().FirstOrDefault(d => d.Id == id && d.Tenant == tenant));
+        store.Read(db => db.Query<DatasetRecord>("SELECT * FROM datasets WHERE Id = ? AND Tenant = ?", id, tenant).FirstOrDefault());
 
     internal static DatasetResponse ToResponse(DatasetRecord r) => new(
         r.Id, r.Name, r.Format, r.Sha256, r.SizeBytes, r.Rows, JsonSerializer.Deserialize<int[]>(r.ShapeJson, Json)!, r.HasLabels, r.Classes,

@@ -32,7 +32,7 @@ public static class HealthEndpoints
             var alive = servers.Count(s => s.Heartbeat is { } h && h > DateTime.UtcNow.AddMinutes(-1));
             checks["workers"] = alive > 0 ? $"{alive} server(s)" : "none";
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException)
+        catch (Exception e) when (e is InvalidOperationException or IOException || MetadataStore.Unavailable(e))
         {
             checks["workers"] = "unknown: " + e.Message;
         }
@@ -40,7 +40,7 @@ public static class HealthEndpoints
         return ready
             ? TypedResults.Ok(new HealthResponse("ready", checks))
             : TypedResults.Problem(title: "Not ready", statusCode: 503,
-                detail: string.Join("; ", checks.Select(c => $"{c.Key}: {c.Value}")) + ". Start a worker (the worker verb) or check the data folder.",
+                detail: string.Join("; ", checks.Select(c => $"{c.Key}: {c.Value}")) + ". Start a worker (the worker verb) or check the data folder or database.",
                 extensions: new Dictionary<string, object?> { ["checks"] = checks });
     }
 }

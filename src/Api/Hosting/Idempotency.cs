@@ -57,6 +57,14 @@ public sealed class Idempotency(MetadataStore store)
         where TResource : class
     {
         var (lookup, existing) = Find(tenant, key, resourceType, requestHash);
+        return Respond(lookup, existing, resourceType, find, accepted);
+    }
+
+    /// <summary>The response for a key seen before (<see cref="Answer"/>), or null for <see cref="Lookup.New"/>.</summary>
+    public static Results<AcceptedAtRoute<TAccepted>, ProblemHttpResult>? Respond<TAccepted, TResource>(Lookup lookup, string? existing, string resourceType,
+        Func<string, TResource?> find, Func<TResource, AcceptedAtRoute<TAccepted>> accepted)
+        where TResource : class
+    {
         switch (lookup)
         {
             case Lookup.Mismatch:
@@ -69,14 +77,31 @@ public sealed class Idempotency(MetadataStore store)
         }
     }
 
-    /// <summary>Remembers the resource a key created (first writer wins).</summary>
-    public void Remember(string tenant, string? key, string resourceType, string requestHash, string resourceId)
-    {
-        if (string.IsNullOrEmpty(key)) return;
-        store.Write(db => db.Execute(
-            "INSERT OR IGNORE INTO idempotency (TenantKey, RequestHash, ResourceType, ResourceId, CreatedAt) VALUES (?, ?, ?, ?, ?)",
-            Id(tenant, resourceType, key), requestHash, resourceType, resourceId, DateTime.UtcNow));
-    }
+    /// <summary>
+    /// Creates a resource and remembers its key in one transaction: <paramref name="insert"/> runs only when this request is the
+    /// first with the key (or has none). When another request with the same key got there first — on this process or on another
+    /// API replica on the same database, even at the same moment — nothing is inserted and that request's resource id comes back
+    /// (<see cref="Lookup.Replay"/>, or <see cref="Lookup.Mismatch"/> when its body differed). The key's row is the lock: a second
+    /// transaction inserting the same key waits for the first and then sees it.
+    /// </summary>
+    public (Lookup Result, string ResourceId) Create(string tenant, string? key, string resourceType, string requestHash, string resourceId, Action<IDb> insert) =>
+        store.Write(db =>
+        {
+            if (!string.IsNullOrEmpty(key))
+            {
+                var record = new IdempotencyRecord
+                {
+                    TenantKey = Id(tenant, resourceType, key), RequestHash = requestHash, ResourceType = resourceType, ResourceId = resourceId, CreatedAt = DateTime.UtcNow,
+                };
+                if (!db.InsertIfAbsent(record))
+                {
+                    var winner = db.Find<IdempotencyRecord>(record.TenantKey)!;
+                    return (winner.RequestHash == requestHash ? Lookup.Replay : Lookup.Mismatch, winner.ResourceId);
+                }
+            }
+            insert(db);
+            return (Lookup.New, resourceId);
+        });
 
     private static string Id(string tenant, string type, string key) => $"{tenant}/{type}/{key}";
 }

@@ -51,15 +51,18 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems) : IExcep
             BadHttpRequestException { InnerException: JsonException j } => (400, FieldOf(j), $"the JSON body is not valid: {j.Message}"),
             BadHttpRequestException e => (e.StatusCode, "body", e.Message),
             InvalidDataException e when e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) => (413, "file", e.Message),
+            _ when MetadataStore.Unavailable(exception) => (503, "database",
+                "the service's database cannot be reached just now (it may be restarting); nothing was changed by this request unless it says otherwise — retry after the Retry-After seconds."),
             _ => null,
         };
         if (problem is not { } p) return false;
         httpContext.Response.StatusCode = p.Status;
+        if (p.Status == 503) httpContext.Response.Headers.RetryAfter = "5";
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,
             Exception = exception,
-            ProblemDetails = { Status = p.Status, Title = p.Status == 413 ? "Payload too large" : "Invalid request", Detail = p.Detail, Extensions = { ["field"] = p.Field } },
+            ProblemDetails = { Status = p.Status, Title = p.Status switch { 413 => "Payload too large", 503 => "Service unavailable", _ => "Invalid request" }, Detail = p.Detail, Extensions = { ["field"] = p.Field } },
         });
     }
 

@@ -22,7 +22,7 @@ public static class ServiceHost
         Environment.SetEnvironmentVariable("ASPNETCORE_TEMP", uploadTemp);
         builder.Services.AddLambdaOptions(builder.Configuration)
             .AddLambdaStorage()
-            .AddLambdaJobs(runServer: builder.Configuration.GetValue("Jobs:RunServer", true))
+            .AddLambdaJobs(runServer: RunsJobs(builder.Configuration), role: RunsJobs(builder.Configuration) ? "api+worker" : "api")
             .AddLambdaAuth()
             .AddLambdaProblemDetails()
             .AddLambdaRateLimiting(limits)
@@ -37,6 +37,7 @@ public static class ServiceHost
         app.MapLambdaOpenApi();
         app.MapLambdaDashboard();
         app.MapHealth();
+        app.MapNodes();
         app.MapModels(limits);
         app.MapDatasets(limits);
         app.MapMeasurements();
@@ -46,13 +47,17 @@ public static class ServiceHost
         return app;
     }
 
-    /// <summary>Builds a worker: a Hangfire server only (no HTTP API), for GPU nodes sharing the storage.</summary>
+    /// <summary>Builds a worker: a Hangfire server only (no HTTP API), for nodes on the same PostgreSQL database (or the same storage folder).</summary>
     public static IHost BuildWorker(string[] args)
     {
         var builder = Host.CreateApplicationBuilder(args);
         builder.Services.AddLambdaOptions(builder.Configuration)
             .AddLambdaStorage()
-            .AddLambdaJobs(runServer: true);
+            .AddLambdaJobs(runServer: true, role: "worker");
         return builder.Build();
     }
+
+    /// <summary>Whether this process executes jobs: <c>Jobs:RunServer</c> (default true) and <c>Jobs:WorkerCount</c> above 0.</summary>
+    private static bool RunsJobs(IConfiguration configuration) =>
+        configuration.GetValue("Jobs:RunServer", true) && configuration.GetValue("Jobs:WorkerCount", new JobsOptions().WorkerCount) > 0;
 }

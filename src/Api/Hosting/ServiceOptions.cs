@@ -8,6 +8,35 @@ public sealed class StorageOptions
 
     /// <summary>The root as an absolute path.</summary>
     public string FullRoot => Path.GetFullPath(Root);
+
+    /// <summary>
+    /// <c>sqlite</c> (default: records and queue in SQLite files under <see cref="Root"/>, artifacts in its folder) or
+    /// <c>postgres</c> (records, queue and artifacts in the PostgreSQL database of <c>ConnectionStrings:Postgres</c>, shared by
+    /// every node; <see cref="Root"/> is then this node's cache and scratch folder).
+    /// </summary>
+    public string Provider { get; set; } = SqliteProvider;
+
+    /// <summary>The connection string of the PostgreSQL mode (from <c>ConnectionStrings:Postgres</c>).</summary>
+    public string? PostgresConnectionString { get; set; }
+
+    /// <summary>Whether this is the PostgreSQL mode.</summary>
+    public bool IsPostgres => string.Equals(Provider, PostgresProvider, StringComparison.OrdinalIgnoreCase);
+
+    public const string SqliteProvider = "sqlite";
+    public const string PostgresProvider = "postgres";
+
+    /// <summary>Throws a clear error for an unknown provider or a PostgreSQL mode without a connection string.</summary>
+    public void Validate()
+    {
+        if (!string.Equals(Provider, SqliteProvider, StringComparison.OrdinalIgnoreCase) && !IsPostgres)
+        {
+            throw new InvalidOperationException($"Storage:Provider is '{Provider}'; use '{SqliteProvider}' (the default) or '{PostgresProvider}'.");
+        }
+        if (IsPostgres && string.IsNullOrWhiteSpace(PostgresConnectionString))
+        {
+            throw new InvalidOperationException("Storage:Provider is 'postgres' but ConnectionStrings:Postgres is empty; set it (environment variable ConnectionStrings__Postgres), e.g. 'Host=db;Username=lambda;Password=…;Database=lambda'.");
+        }
+    }
 }
 
 /// <summary>Background jobs (section <c>Jobs</c>).</summary>
@@ -22,13 +51,19 @@ public sealed class JobsOptions
     /// <summary>Attempts per job (a crashed sandbox or a restarted service counts one) before it fails.</summary>
     public int MaxAttempts { get; set; } = 2;
 
-    /// <summary>Hangfire workers in this process.</summary>
+    /// <summary>Hangfire workers in this process (0: this process runs no jobs, an API-only node).</summary>
     public int WorkerCount { get; set; } = 2;
+
+    /// <summary>This node's name, shown on the jobs it runs (default: the host name).</summary>
+    public string NodeName { get; set; } = Environment.MachineName;
 
     /// <summary>Queues this process takes jobs from, in priority order.</summary>
     public string[] Queues { get; set; } = ["cpu", "gpu"];
 
-    /// <summary>Queue new measurements go to.</summary>
+    /// <summary>Queues a request may name (<c>queue</c>); a name outside this list is a 400, not a job no worker ever takes.</summary>
+    public string[] AvailableQueues { get; set; } = ["cpu", "gpu"];
+
+    /// <summary>Queue new measurements and training runs go to when the request names none.</summary>
     public string DefaultQueue { get; set; } = "cpu";
 
     /// <summary>How often Hangfire polls its queue.</summary>

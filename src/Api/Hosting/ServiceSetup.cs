@@ -1,6 +1,7 @@
 using System.Threading.RateLimiting;
 using Hangfire;
 using Hangfire.Dashboard;
+using Hangfire.PostgreSql;
 using Hangfire.Storage.SQLite;
 using LambdaService.Api.Auth;
 using LambdaService.Api.Jobs;
@@ -19,13 +20,18 @@ public static class ServiceSetup
     public static IServiceCollection AddLambdaOptions(this IServiceCollection services, IConfiguration configuration)
     {
         services.Configure<StorageOptions>(configuration.GetSection("Storage"));
+        services.PostConfigure<StorageOptions>(o =>
+        {
+            o.PostgresConnectionString ??= configuration.GetConnectionString("Postgres");
+            o.Validate();
+        });
         services.Configure<JobsOptions>(configuration.GetSection("Jobs"));
         services.Configure<LimitsOptions>(configuration.GetSection("Limits"));
         services.Configure<AuthOptions>(configuration.GetSection("Auth"));
         return services;
     }
 
-    /// <summary>Metadata store, artifact store and idempotency records under <c>Storage:Root</c>.</summary>
+    /// <summary>Metadata store, artifact store and idempotency records: under <c>Storage:Root</c>, or in PostgreSQL (<c>Storage:Provider</c>).</summary>
     public static IServiceCollection AddLambdaStorage(this IServiceCollection services)
     {
         services.AddSingleton<MetadataStore>();
@@ -35,10 +41,11 @@ public static class ServiceSetup
     }
 
     /// <summary>
-    /// Hangfire on SQLite in the data folder, the sandbox, the measurement job and job recovery. With
-    /// <paramref name="runServer"/> this process also executes jobs (workers from <c>Jobs:WorkerCount</c> on <c>Jobs:Queues</c>).
+    /// Hangfire on SQLite in the data folder (or on PostgreSQL, schema <c>hangfire</c>), the sandbox, the job, job recovery and
+    /// this node's heartbeat. With <paramref name="runServer"/> this process also executes jobs (<c>Jobs:WorkerCount</c> workers on
+    /// <c>Jobs:Queues</c>); the caller passes false for an API-only node (<c>Jobs:WorkerCount</c> 0).
     /// </summary>
-    public static IServiceCollection AddLambdaJobs(this IServiceCollection services, bool runServer)
+    public static IServiceCollection AddLambdaJobs(this IServiceCollection services, bool runServer, string role)
     {
         services.AddHangfire((provider, config) =>
         {
@@ -47,11 +54,23 @@ public static class ServiceSetup
             Directory.CreateDirectory(storage.FullRoot);
             config.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
                 .UseSimpleAssemblyNameTypeSerializer()
-                .UseRecommendedSerializerSettings()
-                .UseSQLiteStorage(Path.Combine(storage.FullRoot, "jobs.db"), new SQLiteStorageOptions
+                .UseRecommendedSerializerSettings();
+            if (storage.IsPostgres)
+            {
+                config.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(storage.PostgresConnectionString), new PostgreSqlStorageOptions
+                {
+                    QueuePollInterval = TimeSpan.FromMilliseconds(jobs.QueuePollMilliseconds),
+                    SchemaName = "hangfire",
+                    PrepareSchemaIfNecessary = true,
+                });
+            }
+            else
+            {
+                config.UseSQLiteStorage(Path.Combine(storage.FullRoot, "jobs.db"), new SQLiteStorageOptions
                 {
                     QueuePollInterval = TimeSpan.FromMilliseconds(jobs.QueuePollMilliseconds),
                 });
+            }
         });
         services.AddSingleton(provider =>
         {
@@ -71,10 +90,14 @@ public static class ServiceSetup
                 var jobs = provider.GetRequiredService<IOptions<JobsOptions>>().Value;
                 server.WorkerCount = Math.Max(1, jobs.WorkerCount);
                 server.Queues = jobs.Queues;
+                server.ServerName = $"{jobs.NodeName}:{Environment.ProcessId}";
                 server.SchedulePollingInterval = TimeSpan.FromSeconds(5);
             });
-            services.AddHostedService<JobRecovery>();
         }
+        // Recovery runs on every node: it only re-enqueues, and its conditional updates let one node win.
+        services.AddHostedService<JobRecovery>();
+        services.AddSingleton(new NodeRole(role, runServer));
+        services.AddHostedService<NodeHeartbeat>();
         return services;
     }
 

@@ -1,6 +1,8 @@
 using Hangfire;
 using Hangfire.States;
+using LambdaService.Api.Hosting;
 using LambdaService.Api.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace LambdaService.Api.Jobs;
 
@@ -12,5 +14,12 @@ public sealed class JobQueue(IBackgroundJobClient client, MetadataStore store)
     {
         var hangfireId = client.Create<SandboxJob>(j => j.RunAsync(job.Id, CancellationToken.None), new EnqueuedState(job.Queue));
         store.Write(db => db.Execute("UPDATE jobs SET HangfireJobId = ?, EnqueuedAt = ? WHERE Id = ?", hangfireId, DateTime.UtcNow, job.Id));
+    }
+
+    /// <summary>A 400 naming <c>queue</c> when a request names a queue that is not in <see cref="JobsOptions.AvailableQueues"/>.</summary>
+    public static ProblemHttpResult? Check(string? queue, JobsOptions options)
+    {
+        if (queue is null || options.AvailableQueues.Contains(queue, StringComparer.Ordinal)) return null;
+        return Problems.Field(400, "queue", $"queue '{queue}' is not known; use one of {string.Join(", ", options.AvailableQueues)} (Jobs:AvailableQueues), or leave it out for '{options.DefaultQueue}'.");
     }
 }

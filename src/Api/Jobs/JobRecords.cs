@@ -3,25 +3,46 @@ using LambdaService.Api.Storage;
 
 namespace LambdaService.Api.Jobs;
 
+/// <summary>One attempt at a job.</summary>
+public sealed record JobAttempt(
+    [property: System.ComponentModel.Description("1 for the first start.")] int Attempt,
+    [property: System.ComponentModel.Description("The node that ran it (Jobs:NodeName).")] string Node,
+    DateTime StartedAt,
+    DateTime? FinishedAt,
+    [property: System.ComponentModel.Description("succeeded, failed, canceled, crashed (tried again), lost (its node stopped sending heartbeats), interrupted (its node shut down); null while running.")] string? Outcome);
+
 /// <summary>Tenant-scoped reads and the cancel of job records, shared by measurements and training runs.</summary>
 public static class JobRecords
 {
     /// <summary>The caller's job of <paramref name="kind"/> with this id, or null (another tenant's is null too).</summary>
     public static JobRecord? Find(MetadataStore store, string tenant, string id, string kind) =>
-        store.Read(db => db.Table<JobRecord>().FirstOrDefault(j => j.Id == id && j.Tenant == tenant && j.Kind == kind));
+        store.Read(db => db.Query<JobRecord>("SELECT * FROM jobs WHERE Id = ? AND Tenant = ? AND Kind = ?", id, tenant, kind).FirstOrDefault());
+
+    /// <summary>The attempts at a job, first first (the caller has checked that the job is theirs).</summary>
+    public static IReadOnlyList<JobAttempt> AttemptLog(MetadataStore store, string jobId) =>
+        store.Read(db => db.Query<JobAttemptRecord>("SELECT * FROM job_attempts WHERE JobId = ? ORDER BY Attempt", jobId))
+            .Select(a => new JobAttempt(a.Attempt, a.Node, Utc(a.StartedAt), Utc(a.FinishedAt), a.Outcome)).ToList();
 
     /// <summary>A page of the caller's jobs of <paramref name="kind"/>, newest first, optionally of one status.</summary>
     public static (List<JobRecord> Items, int Page, int PageSize, int Total) Page(MetadataStore store, string tenant, string kind, string? status, int page, int pageSize,
         string? sweepId = null)
     {
         (page, pageSize) = Paged<JobRecord>.Clamp(page, pageSize);
-        var (items, total) = store.Read(db =>
+        var where = "WHERE Tenant = ? AND Kind = ?";
+        var args = new List<object?> { tenant, kind };
+        if (!string.IsNullOrEmpty(status))
         {
-            var q = db.Table<JobRecord>().Where(j => j.Tenant == tenant && j.Kind == kind);
-            if (!string.IsNullOrEmpty(status)) q = q.Where(j => j.Status == status);
-            if (!string.IsNullOrEmpty(sweepId)) q = q.Where(j => j.SweepId == sweepId);
-            return (q.OrderByDescending(j => j.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToList(), q.Count());
-        });
+            where += " AND Status = ?";
+            args.Add(status);
+        }
+        if (!string.IsNullOrEmpty(sweepId))
+        {
+            where += " AND SweepId = ?";
+            args.Add(sweepId);
+        }
+        var (items, total) = store.Read(db => (
+            db.Query<JobRecord>($"SELECT * FROM jobs {where} ORDER BY CreatedAt DESC, Id DESC LIMIT ? OFFSET ?", [.. args, pageSize, (page - 1) * pageSize]),
+            db.ExecuteScalar<int>($"SELECT COUNT(*) FROM jobs {where}", [.. args])));
         return (items, page, pageSize, total);
     }
 
@@ -38,7 +59,7 @@ public static class JobRecords
         return job is null ? null : (job, canceled == 1);
     }
 
-    /// <summary>A time read from SQLite, marked as UTC.</summary>
+    /// <summary>A time read from the database, marked as UTC.</summary>
     public static DateTime Utc(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc);
 
     /// <summary>The same, for optional times.</summary>

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace LambdaService.Api.Jobs;
 
 /// <summary>
-/// Finds jobs that lost their process and runs them again, without waiting for Hangfire (whose fetched jobs
+/// Finds jobs that lost their process (or their whole node) and runs them again, without waiting for Hangfire (whose fetched jobs
 /// stay invisible for 30 minutes after a crash). Every few seconds, and at start:
 /// a <em>running</em> job whose heartbeat is older than <see cref="JobsOptions.StaleAfterSeconds"/> is
 /// re-enqueued (the claim counts the attempt); a <em>queued</em> job that was never handed to Hangfire, or
@@ -29,14 +29,32 @@ public sealed class JobRecovery(MetadataStore store, JobQueue queue, JobStorage 
             if (job.Status == JobStatus.Queued && job.HangfireJobId is not null && StillWaiting(job.HangfireJobId)) continue;
             if (job.Status == JobStatus.Running)
             {
-                // Hand the job back to the queue first, so that later sweeps see it waiting in Hangfire and leave it.
-                var released = store.Write(db => db.Execute(
-                    "UPDATE jobs SET Status = ?, RunToken = NULL WHERE Id = ? AND Status = ? AND (HeartbeatAt IS NULL OR HeartbeatAt < ?)",
-                    JobStatus.Queued, job.Id, JobStatus.Running, stale));
+                // Hand the job back to the queue first, so that later sweeps (of this node or another) see it waiting and leave it;
+                // the condition on the heartbeat makes one sweeper win when several nodes sweep at once.
+                var released = store.Write(db =>
+                {
+                    var n = db.Execute(
+                        "UPDATE jobs SET Status = ?, RunToken = NULL WHERE Id = ? AND Status = ? AND (HeartbeatAt IS NULL OR HeartbeatAt < ?)",
+                        JobStatus.Queued, job.Id, JobStatus.Running, stale);
+                    if (n == 1)
+                    {
+                        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL",
+                            job.HeartbeatAt ?? DateTime.UtcNow, "lost", SandboxJob.AttemptId(job.Id, job.Attempts));
+                    }
+                    return n;
+                });
                 if (released != 1) continue;
             }
+            else
+            {
+                // A queued job that no queue holds: the first sweeper to move its EnqueuedAt forward enqueues it.
+                var taken = store.Write(db => db.Execute(
+                    "UPDATE jobs SET EnqueuedAt = ? WHERE Id = ? AND Status = ? AND (EnqueuedAt IS NULL OR EnqueuedAt < ?)",
+                    DateTime.UtcNow, job.Id, JobStatus.Queued, stale));
+                if (taken != 1) continue;
+            }
             count++;
-            logger.LogWarning("Job {JobId} ({Status}, attempt {Attempts}) lost its worker; enqueuing it again", job.Id, job.Status, job.Attempts);
+            logger.LogWarning("Job {JobId} ({Status}, attempt {Attempts} on node {Node}) lost its worker; enqueuing it again", job.Id, job.Status, job.Attempts, job.Node);
             queue.Enqueue(job);
         }
         return count;
@@ -58,6 +76,10 @@ public sealed class JobRecovery(MetadataStore store, JobQueue queue, JobStorage 
             try
             {
                 Sweep();
+            }
+            catch (Exception e) when (MetadataStore.Unavailable(e))
+            {
+                logger.LogWarning("Job recovery sweep skipped: the database is unavailable ({Error})", e.Message);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -48,7 +48,7 @@ public sealed class SandboxJob(
             spec = Spec(job, exportDirectory);
             if (spec is null)
             {
-                Finish(jobId, token, JobStatus.Failed, null, Problem(409, "Input deleted",
+                Finish(job, token, JobStatus.Failed, null, Problem(409, "Input deleted",
                     "a model or dataset of the job was deleted before it ran; upload it again and resubmit.", job.Kind == JobRecord.TrainKind ? "dataset.datasetId" : "modelId"));
                 return;
             }
@@ -77,8 +77,21 @@ public sealed class SandboxJob(
         }
     }
 
-    /// <summary>The runner's spec for <paramref name="job"/>, or null when an input record has gone.</summary>
+    /// <summary>The runner's spec for <paramref name="job"/>, or null when an input record (or its stored content) has gone.</summary>
     private RunnerSpec? Spec(JobRecord job, string? exportDirectory)
+    {
+        try
+        {
+            return SpecOrNull(job, exportDirectory);
+        }
+        catch (ArtifactMissingException e)
+        {
+            logger.LogWarning("Job {JobId}: input content {Sha256} is no longer stored", job.Id, e.Sha256);
+            return null;
+        }
+    }
+
+    private RunnerSpec? SpecOrNull(JobRecord job, string? exportDirectory)
     {
         var maxBytes = limits.Value.MaxDecompressedBytes;
         if (job.Kind == JobRecord.TrainKind)
@@ -87,13 +100,13 @@ public sealed class SandboxJob(
             DatasetRecord? train = null, test = null;
             if (!string.IsNullOrEmpty(job.DatasetId) && (train = store.Read(db => db.Find<DatasetRecord>(job.DatasetId))) is null) return null;
             if (!string.IsNullOrEmpty(job.TestDatasetId) && (test = store.Read(db => db.Find<DatasetRecord>(job.TestDatasetId))) is null) return null;
-            return new RunnerSpec(JobRecord.TrainKind, null, train is null ? null : artifacts.PathOf(train.Sha256), train?.LabelColumn, maxBytes, null,
-                new TrainingRunnerSpec(body.ToTrainingRequest(), test is null ? null : artifacts.PathOf(test.Sha256), test?.LabelColumn, exportDirectory!));
+            return new RunnerSpec(JobRecord.TrainKind, null, train is null ? null : artifacts.Fetch(train.Sha256), train?.LabelColumn, maxBytes, null,
+                new TrainingRunnerSpec(body.ToTrainingRequest(), test is null ? null : artifacts.Fetch(test.Sha256), test?.LabelColumn, exportDirectory!));
         }
         var model = store.Read(db => db.Find<ModelRecord>(job.ModelId));
         var dataset = store.Read(db => db.Find<DatasetRecord>(job.DatasetId));
         if (model is null || dataset is null) return null;
-        return new RunnerSpec(JobRecord.MeasureKind, artifacts.PathOf(model.Sha256), artifacts.PathOf(dataset.Sha256), dataset.LabelColumn,
+        return new RunnerSpec(JobRecord.MeasureKind, artifacts.Fetch(model.Sha256), artifacts.Fetch(dataset.Sha256), dataset.LabelColumn,
             maxBytes, JsonSerializer.Deserialize<MeasurementRequest>(job.RequestJson, Json)!);
     }
 
@@ -111,12 +124,22 @@ public sealed class SandboxJob(
         {
             while (!run.IsCancellationRequested)
             {
-                var status = store.Write(db =>
+                string? status = null;
+                try
                 {
-                    db.Execute("UPDATE jobs SET HeartbeatAt = ?, Progress = ?, ProgressDetailJson = COALESCE(?, ProgressDetailJson) WHERE Id = ? AND RunToken = ? AND Status = ?",
-                        DateTime.UtcNow, Volatile.Read(ref lastProgress), Volatile.Read(ref lastDetail), jobId, token, JobStatus.Running);
-                    return db.ExecuteScalar<string>("SELECT Status FROM jobs WHERE Id = ?", jobId);
-                });
+                    status = store.Write(db =>
+                    {
+                        db.Execute("UPDATE jobs SET HeartbeatAt = ?, Progress = ?, ProgressDetailJson = COALESCE(?, ProgressDetailJson) WHERE Id = ? AND RunToken = ? AND Status = ?",
+                            DateTime.UtcNow, Volatile.Read(ref lastProgress), Volatile.Read(ref lastDetail), jobId, token, JobStatus.Running);
+                        return db.ExecuteScalar<string>("SELECT Status FROM jobs WHERE Id = ?", jobId);
+                    });
+                }
+                catch (Exception e) when (MetadataStore.Unavailable(e))
+                {
+                    // The database is away (restarting, a network blip): keep the sandbox running and try again. If it stays away past
+                    // Jobs:StaleAfterSeconds another node may take the job over; this attempt's writes then no longer match its token.
+                    logger.LogWarning("Job {JobId}: heartbeat not written, the database is unavailable ({Error})", jobId, e.Message);
+                }
                 if (status == JobStatus.Canceled)
                 {
                     canceledByUser = true;
@@ -155,30 +178,44 @@ public sealed class SandboxJob(
                 await FinishTrainingAsync(job, token, s.ResultJson, exportDirectory!, Volatile.Read(ref lastDetail), cancellationToken);
                 break;
             case SandboxOutcome.Succeeded s:
-                Finish(jobId, token, JobStatus.Succeeded, s.ResultJson, null);
+                Finish(job, token, JobStatus.Succeeded, s.ResultJson, null);
                 break;
             case SandboxOutcome.UserError u when job.Kind == JobRecord.TrainKind:
-                Finish(jobId, token, JobStatus.Failed, null, Problem(422, "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
+                Finish(job, token, JobStatus.Failed, null, Problem(422, "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
                 break;
             case SandboxOutcome.UserError u:
-                Finish(jobId, token, JobStatus.Failed, null, Problem(422, "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
+                Finish(job, token, JobStatus.Failed, null, Problem(422, "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
                 break;
             case SandboxOutcome.Canceled when canceledByUser:
                 logger.LogInformation("Job {JobId} canceled", jobId);
+                Durably(() => store.Write(db => EndAttempt(db, job, "canceled")));
                 break;
             case SandboxOutcome.Canceled:
                 // The server is shutting down: leave the job running; its heartbeat stops and recovery runs it again.
                 logger.LogWarning("Job {JobId} interrupted by shutdown; it will be resumed", jobId);
+                try
+                {
+                    store.Write(db => EndAttempt(db, job, "interrupted"));
+                }
+                catch (Exception e) when (MetadataStore.Unavailable(e))
+                {
+                    logger.LogWarning("Job {JobId}: attempt end not recorded, the database is unavailable", jobId);
+                }
                 break;
             case SandboxOutcome.Crashed c when job.Attempts < o.MaxAttempts:
                 logger.LogWarning("Job {JobId} attempt {Attempt} crashed: {Cause}; trying again", jobId, job.Attempts, c.Describe());
-                var requeued = store.Write(db => db.Execute(
-                    "UPDATE jobs SET Status = ?, RunToken = NULL, ErrorJson = ? WHERE Id = ? AND RunToken = ? AND Status = ?",
-                    JobStatus.Queued, Problem(500, "The sandbox process crashed", c.Describe(), null), jobId, token, JobStatus.Running));
+                var requeued = Durably(() => store.Write(db =>
+                {
+                    var n = db.Execute(
+                        "UPDATE jobs SET Status = ?, RunToken = NULL, ErrorJson = ? WHERE Id = ? AND RunToken = ? AND Status = ?",
+                        JobStatus.Queued, Problem(500, "The sandbox process crashed", c.Describe(), null), jobId, token, JobStatus.Running);
+                    EndAttempt(db, job, "crashed");
+                    return n;
+                }));
                 if (requeued == 1) queue.Enqueue(job);
                 break;
             default:
-                Finish(jobId, token, JobStatus.Failed, null, Problem(500, TitleOf(outcome), outcome.Describe(), null));
+                Finish(job, token, JobStatus.Failed, null, Problem(500, TitleOf(outcome), outcome.Describe(), null));
                 break;
         }
     }
@@ -203,23 +240,67 @@ public sealed class SandboxJob(
                 return null;
             }
             var token = Guid.NewGuid().ToString("N");
+            var now = DateTime.UtcNow;
             job.Status = JobStatus.Running;
             job.Attempts++;
             job.RunToken = token;
-            job.StartedAt ??= DateTime.UtcNow;
-            job.HeartbeatAt = DateTime.UtcNow;
+            job.StartedAt ??= now;
+            job.HeartbeatAt = now;
+            job.Node = options.Value.NodeName;
             db.Update(job);
+            db.InsertIfAbsent(new JobAttemptRecord { Id = AttemptId(job.Id, job.Attempts), JobId = job.Id, Attempt = job.Attempts, Node = job.Node, StartedAt = now });
             return (job, token);
         });
     }
 
-    private void Finish(string jobId, string token, string status, string? resultJson, string? errorJson)
+    private void Finish(JobRecord job, string token, string status, string? resultJson, string? errorJson)
     {
-        var updated = store.Write(db => db.Execute(
-            "UPDATE jobs SET Status = ?, ResultJson = ?, ErrorJson = ?, Progress = ?, FinishedAt = ?, RunToken = NULL WHERE Id = ? AND RunToken = ? AND Status = ?",
-            status, resultJson, errorJson, status == JobStatus.Succeeded ? 1.0 : 0.0, DateTime.UtcNow, jobId, token, JobStatus.Running));
-        logger.LogInformation("Job {JobId} finished as {Status} (stored: {Stored})", jobId, status, updated == 1);
+        var updated = Durably(() => store.Write(db =>
+        {
+            var n = db.Execute(
+                "UPDATE jobs SET Status = ?, ResultJson = ?, ErrorJson = ?, Progress = ?, FinishedAt = ?, RunToken = NULL WHERE Id = ? AND RunToken = ? AND Status = ?",
+                status, resultJson, errorJson, status == JobStatus.Succeeded ? 1.0 : 0.0, DateTime.UtcNow, job.Id, token, JobStatus.Running);
+            if (n == 1) EndAttempt(db, job, status);
+            return n;
+        }));
+        logger.LogInformation("Job {JobId} finished as {Status} (stored: {Stored})", job.Id, status, updated == 1);
     }
+
+    /// <summary>The key of attempt <paramref name="attempt"/> at a job.</summary>
+    internal static string AttemptId(string jobId, int attempt) => $"{jobId}/{attempt}";
+
+    /// <summary>Records how this process's attempt at the job ended (once; a later outcome does not overwrite an earlier one).</summary>
+    private static void EndAttempt(IDb db, JobRecord job, string outcome) =>
+        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL", DateTime.UtcNow, outcome, AttemptId(job.Id, job.Attempts));
+
+    /// <summary>
+    /// Runs a write that must not be lost (a result, a failure, a retry), waiting out a database that is away for up to two
+    /// minutes. A write that still fails throws; the job then stays running without a heartbeat and recovery runs it again.
+    /// </summary>
+    private T Durably<T>(Func<T> write)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (true)
+        {
+            try
+            {
+                return write();
+            }
+            catch (Exception e) when (MetadataStore.Unavailable(e) && DateTime.UtcNow < deadline)
+            {
+                logger.LogWarning("Database unavailable ({Error}); retrying a job's final write in {Delay}", e.Message, delay);
+                Thread.Sleep(delay);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private void Durably(Action write) => Durably(() =>
+    {
+        write();
+        return 0;
+    });
 
     /// <summary>
     /// Commits the run's two exports to the artifact store and, in one transaction with the result (only while this
@@ -231,7 +312,7 @@ public sealed class SandboxJob(
         var torchScriptFile = Path.Combine(exportDirectory, ModelExport.DefaultName + ".pt");
         if (!File.Exists(onnxFile) || !File.Exists(torchScriptFile))
         {
-            Finish(job.Id, token, JobStatus.Failed, null, Problem(500, "The job failed", "the sandbox finished without writing the trained model's files.", null));
+            Finish(job, token, JobStatus.Failed, null, Problem(500, "The job failed", "the sandbox finished without writing the trained model's files.", null));
             return;
         }
         var onnx = await artifacts.AddFileAsync(onnxFile, cancellationToken);
@@ -255,7 +336,7 @@ public sealed class SandboxJob(
         }).ToArray();
         var result = System.Text.Json.Nodes.JsonNode.Parse(resultJson)!.AsObject();
         result["models"] = new System.Text.Json.Nodes.JsonObject { ["onnx"] = records[0].Id, ["torchScript"] = records[1].Id };
-        var stored = store.Write(db =>
+        var stored = Durably(() => store.Write(db =>
         {
             var updated = db.Execute(
                 "UPDATE jobs SET Status = ?, ResultJson = ?, ErrorJson = NULL, Progress = 1.0, ProgressDetailJson = COALESCE(?, ProgressDetailJson), FinishedAt = ?, RunToken = NULL, "
@@ -266,6 +347,7 @@ public sealed class SandboxJob(
             {
                 db.Insert(records[0]);
                 db.Insert(records[1]);
+                EndAttempt(db, job, JobStatus.Succeeded);
                 return true;
             }
             // Canceled (or taken over) meanwhile: keep nothing of this attempt.
@@ -274,7 +356,7 @@ public sealed class SandboxJob(
                 if (MetadataStore.ArtifactUnused(db, sha, "")) artifacts.DeleteIfExists(sha);
             }
             return false;
-        });
+        }));
         logger.LogInformation("Training run {JobId} finished (stored: {Stored}); models {OnnxModelId}, {TorchScriptModelId}", job.Id, stored, records[0].Id, records[1].Id);
     }
 

@@ -29,7 +29,10 @@ public sealed record MeasurementResponse(
     DateTime CreatedAt,
     DateTime? StartedAt,
     DateTime? FinishedAt,
-    [property: Description("Times the job was started (a crashed sandbox or a restarted service adds one).")] int Attempts,
+    [property: Description("Times the job was started (a crashed sandbox, a lost worker node or a restarted service adds one).")] int Attempts,
+    [property: Description("The queue the job waits or waited on (cpu, gpu).")] string Queue,
+    [property: Description("The node (Jobs:NodeName) that runs or last ran the job; null before it starts.")] string? Node,
+    [property: Description("Every attempt: its node, start, end and outcome (succeeded, failed, canceled, crashed, lost, interrupted; null while it runs).")] IReadOnlyList<JobAttempt> AttemptLog,
     MeasurementRequest Request,
     [property: Description("The same JSON as the command line's measure --json: lambda, intercept, r2, ci95, orders, …")] JsonElement? Result,
     [property: Description("Why the job failed, as problem details.")] ProblemDetails? Error);
@@ -65,6 +68,7 @@ public static class MeasurementEndpoints
         {
             return answer;
         }
+        if (JobQueue.Check(request.Queue, jobs.Value) is { } badQueue) return badQueue;
         if (Validate(request, tenant, store, artifacts) is { } problem) return problem;
 
         var job = new JobRecord
@@ -76,11 +80,15 @@ public static class MeasurementEndpoints
             ModelId = request.ModelId,
             DatasetId = request.DatasetId,
             CreatedAt = DateTime.UtcNow,
-            Queue = jobs.Value.DefaultQueue,
+            Queue = request.Queue ?? jobs.Value.DefaultQueue,
             Kind = JobRecord.MeasureKind,
         };
-        store.Write(db => db.Insert(job));
-        idempotency.Remember(tenant, idempotencyKey, "measurement", hash, job.Id);
+        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "measurement", hash, job.Id, db => db.Insert(job));
+        if (created != Idempotency.Lookup.New)
+        {
+            return Idempotency.Respond(created, existing, "measurement", id => Find(store, tenant, id),
+                previous => TypedResults.AcceptedAtRoute(new MeasurementAccepted(previous.Id, previous.Status), "GetMeasurement", new { id = previous.Id }))!;
+        }
         queue.Enqueue(job);
         return TypedResults.AcceptedAtRoute(new MeasurementAccepted(job.Id, job.Status), "GetMeasurement", new { id = job.Id });
     }
@@ -114,7 +122,7 @@ public static class MeasurementEndpoints
             if (options.Engine is EngineChoice.Autograd or EngineChoice.Taylor)
             {
                 // The exact engines import the graph into libtorch; operators outside the importer's list are known now.
-                var file = ModelFile.Open(artifacts.PathOf(model.Sha256));
+                var file = ModelFile.Open(artifacts.Fetch(model.Sha256));
                 var unsupported = file.Onnx!.Graph.Node.Select(n => n.OpType).Where(op => !OnnxJetImporter.SupportedOperators.Contains(op)).Distinct().ToList();
                 if (unsupported.Count > 0)
                 {
@@ -155,14 +163,14 @@ public static class MeasurementEndpoints
     public static Results<Ok<MeasurementResponse>, ProblemHttpResult> Get(string id, ClaimsPrincipal user, MetadataStore store)
     {
         var job = Find(store, user.Tenant(), id);
-        return job is null ? Problems.NotFound("measurement", id) : TypedResults.Ok(ToResponse(job));
+        return job is null ? Problems.NotFound("measurement", id) : TypedResults.Ok(ToResponse(job, store));
     }
 
     /// <summary>GET /v1/measurements.</summary>
     public static Ok<Paged<MeasurementResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, int page = 1, int pageSize = 20)
     {
         var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.MeasureKind, status, page, pageSize);
-        return TypedResults.Ok(new Paged<MeasurementResponse>(items.Select(ToResponse).ToList(), p, size, total));
+        return TypedResults.Ok(new Paged<MeasurementResponse>(items.Select(j => ToResponse(j, store)).ToList(), p, size, total));
     }
 
     /// <summary>DELETE /v1/measurements/{id}.</summary>
@@ -170,7 +178,7 @@ public static class MeasurementEndpoints
     {
         if (JobRecords.Cancel(store, user.Tenant(), id, JobRecord.MeasureKind) is not ({ } job, var canceled)) return Problems.NotFound("measurement", id);
         return canceled
-            ? TypedResults.Ok(ToResponse(job))
+            ? TypedResults.Ok(ToResponse(job, store))
             : Problems.Field(409, "id", $"the measurement has already {job.Status}; only queued or running measurements can be canceled.");
     }
 
@@ -208,8 +216,8 @@ public static class MeasurementEndpoints
 
     internal static JobRecord? Find(MetadataStore store, string tenant, string id) => JobRecords.Find(store, tenant, id, JobRecord.MeasureKind);
 
-    internal static MeasurementResponse ToResponse(JobRecord j) => new(
-        j.Id, j.Status, j.Progress, JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts,
+    internal static MeasurementResponse ToResponse(JobRecord j, MetadataStore store) => new(
+        j.Id, j.Status, j.Progress, JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts, j.Queue, j.Node, JobRecords.AttemptLog(store, j.Id),
         JsonSerializer.Deserialize<MeasurementRequest>(j.RequestJson, Json)!,
         j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
         j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);

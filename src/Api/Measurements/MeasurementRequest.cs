@@ -30,7 +30,8 @@ public sealed record MeasurementRequest(
     [property: Description("raw (default) or taylor (divide by n!).")] string? Normalization = null,
     [property: Description("auto (default: taylor where the model's structure is known, autograd for other TorchScript, finite-difference for ONNX graphs with unsupported operators), taylor, autograd or finite-difference.")] string? Engine = null,
     [property: Description("Seed of the point subset, directions and bootstrap (default 0).")] int? Seed = null,
-    [property: Description("Shape of one sample as the model takes it, e.g. [1, 28, 28].")] int[]? InputShape = null)
+    [property: Description("Shape of one sample as the model takes it, e.g. [1, 28, 28].")] int[]? InputShape = null,
+    [property: Description("Queue the job waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null)
 {
     /// <summary>
     /// The measurement options this request stands for. Unknown words and out-of-range values raise

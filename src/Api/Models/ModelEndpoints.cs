@@ -71,7 +71,7 @@ public static class ModelEndpoints
             ArtifactStore.Discard(staged);
             return Problems.Field(StatusCodes.Status422UnprocessableEntity, "file", e.Message.Replace(staged.Path, displayName, StringComparison.Ordinal));
         }
-        var stored = artifacts.Commit(staged);
+        var stored = await artifacts.CommitAsync(staged, cancellationToken);
         var record = new ModelRecord
         {
             Id = NewId("mdl"),
@@ -84,9 +84,8 @@ public static class ModelEndpoints
             OutputsJson = JsonSerializer.Serialize(model.Outputs, Json),
             CreatedAt = DateTime.UtcNow,
         };
-        store.Write(db => db.Insert(record));
-        idempotency.Remember(tenant, idempotencyKey, "model", hash, record.Id);
-        return TypedResults.Created($"/v1/models/{record.Id}", ToResponse(record));
+        var (created, id) = idempotency.Create(tenant, idempotencyKey, "model", hash, record.Id, db => db.Insert(record));
+        return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/models/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
     }
 
     private static Results<Created<ModelResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store)
@@ -104,11 +103,9 @@ public static class ModelEndpoints
     {
         var tenant = user.Tenant();
         (page, pageSize) = Paged<ModelResponse>.Clamp(page, pageSize);
-        var (items, total) = store.Read(db =>
-        {
-            var q = db.Table<ModelRecord>().Where(m => m.Tenant == tenant);
-            return (q.OrderByDescending(m => m.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToList(), q.Count());
-        });
+        var (items, total) = store.Read(db => (
+            db.Query<ModelRecord>("SELECT * FROM models WHERE Tenant = ? ORDER BY CreatedAt DESC, Id DESC LIMIT ? OFFSET ?", tenant, pageSize, (page - 1) * pageSize),
+            db.ExecuteScalar<int>("SELECT COUNT(*) FROM models WHERE Tenant = ?", tenant)));
         return TypedResults.Ok(new Paged<ModelResponse>(items.Select(ToResponse).ToList(), page, pageSize, total));
     }
 
@@ -135,7 +132,7 @@ public static class ModelEndpoints
     }
 
     internal static ModelRecord? Find(MetadataStore store, string tenant, string id) =>
-        store.Read(db => db.Table<ModelRecord>().FirstOrDefault(m => m.Id == id && m.Tenant == tenant));
+        store.Read(db => db.Query<ModelRecord>("SELECT * FROM models WHERE Id = ? AND Tenant = ?", id, tenant).FirstOrDefault());
 
     internal static ModelResponse ToResponse(ModelRecord r) => new(
         r.Id, r.Name, r.Format, r.Sha256, r.SizeBytes,

@@ -83,6 +83,46 @@ public sealed class JobRecord
     public string? HangfireJobId { get; set; }
     public DateTime? EnqueuedAt { get; set; }
     public string Queue { get; set; } = "cpu";
+
+    /// <summary>The node (<c>Jobs:NodeName</c>) that runs or last ran the job.</summary>
+    public string? Node { get; set; }
+}
+
+/// <summary>One attempt at a job: which node ran it, when, and how it ended (table <c>job_attempts</c>).</summary>
+[Table("job_attempts")]
+public sealed class JobAttemptRecord
+{
+    /// <summary><c>{jobId}/{attempt}</c>.</summary>
+    [PrimaryKey] public string Id { get; set; } = "";
+    [Indexed] public string JobId { get; set; } = "";
+    public int Attempt { get; set; }
+    public string Node { get; set; } = "";
+    public DateTime StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+
+    /// <summary>null while running; then succeeded, failed, canceled, crashed (retried), lost (its node stopped heartbeating) or interrupted (its node shut down).</summary>
+    public string? Outcome { get; set; }
+}
+
+/// <summary>A node that runs jobs or serves the API, with its last heartbeat (table <c>nodes</c>).</summary>
+[Table("nodes")]
+public sealed class NodeRecord
+{
+    /// <summary><c>{name}/{role}</c>: one row per node and role (an API and a worker on the same host are two rows).</summary>
+    [PrimaryKey] public string Id { get; set; } = "";
+
+    /// <summary><c>Jobs:NodeName</c>.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary><c>api</c>, <c>worker</c> or <c>api+worker</c>.</summary>
+    public string Role { get; set; } = "";
+
+    /// <summary>The queues its workers take jobs from, comma-separated (empty for an API-only node).</summary>
+    public string Queues { get; set; } = "";
+    public int WorkerCount { get; set; }
+    public int ProcessId { get; set; }
+    public DateTime StartedAt { get; set; }
+    public DateTime HeartbeatAt { get; set; }
 }
 
 /// <summary>A sweep: its request and cells; its runs are job records with its id (table <c>sweeps</c>).</summary>

@@ -71,6 +71,7 @@ public static class SweepEndpoints
         // Dataset ids, MNIST availability and the network's fit to the data are the same checks as for one run.
         foreach (var run in cells.SelectMany(c => c.Runs).DistinctBy(r => JsonSerializer.Serialize(r with { Seed = 0 }, Json)))
         {
+            if (JobQueue.Check(run.Queue, jobs.Value) is { } badQueue) return badQueue;
             if (TrainingRunEndpoints.Validate(run, tenant, store) is { } problem) return problem;
         }
 
@@ -97,15 +98,18 @@ public static class SweepEndpoints
             SweepId = sweep.Id,
             SweepCell = index,
             CreatedAt = sweep.CreatedAt.AddTicks(order++),
-            Queue = jobs.Value.DefaultQueue,
+            Queue = run.Queue ?? jobs.Value.DefaultQueue,
         })).ToList();
-        store.Write(db =>
+        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "sweep", hash, sweep.Id, db =>
         {
             db.Insert(sweep);
-            db.InsertAll(records, runInTransaction: false);
-            return 0;
+            foreach (var record in records) db.Insert(record);
         });
-        idempotency.Remember(tenant, idempotencyKey, "sweep", hash, sweep.Id);
+        if (created != Idempotency.Lookup.New)
+        {
+            return Idempotency.Respond(created, existing, "sweep", id => Find(store, tenant, id),
+                previous => TypedResults.AcceptedAtRoute(new SweepAccepted(previous.Id, "queued", RunsOf(store, previous.Id).Count), "GetSweep", new { id = previous.Id }))!;
+        }
         foreach (var record in records) queue.Enqueue(record);
         return TypedResults.AcceptedAtRoute(new SweepAccepted(sweep.Id, JobStatus.Queued, records.Count), "GetSweep", new { id = sweep.Id });
     }
@@ -122,11 +126,9 @@ public static class SweepEndpoints
     {
         var tenant = user.Tenant();
         (page, pageSize) = Paged<SweepListItem>.Clamp(page, pageSize);
-        var (items, total) = store.Read(db =>
-        {
-            var q = db.Table<SweepRecord>().Where(s => s.Tenant == tenant);
-            return (q.OrderByDescending(s => s.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToList(), q.Count());
-        });
+        var (items, total) = store.Read(db => (
+            db.Query<SweepRecord>("SELECT * FROM sweeps WHERE Tenant = ? ORDER BY CreatedAt DESC, Id DESC LIMIT ? OFFSET ?", tenant, pageSize, (page - 1) * pageSize),
+            db.ExecuteScalar<int>("SELECT COUNT(*) FROM sweeps WHERE Tenant = ?", tenant)));
         var list = items.Select(s =>
         {
             var runs = RunsOf(store, s.Id);
@@ -206,10 +208,10 @@ public static class SweepEndpoints
     }
 
     internal static SweepRecord? Find(MetadataStore store, string tenant, string id) =>
-        store.Read(db => db.Table<SweepRecord>().FirstOrDefault(s => s.Id == id && s.Tenant == tenant));
+        store.Read(db => db.Query<SweepRecord>("SELECT * FROM sweeps WHERE Id = ? AND Tenant = ?", id, tenant).FirstOrDefault());
 
     private static List<SweepRunState> RunsOf(MetadataStore store, string sweepId) => store.Read(db =>
-        db.Table<JobRecord>().Where(j => j.SweepId == sweepId).OrderBy(j => j.SweepCell).ThenBy(j => j.CreatedAt).ToList())
+        db.Query<JobRecord>("SELECT * FROM jobs WHERE SweepId = ? ORDER BY SweepCell, CreatedAt, Id", sweepId))
         .Select(j => new SweepRunState(j.SweepCell, j.Id, j.Status, j.ResultJson)).ToList();
 
     internal static SweepResponse ToResponse(SweepRecord sweep, MetadataStore store) => ToResponse(sweep, RunsOf(store, sweep.Id));

@@ -43,7 +43,10 @@ public sealed record TrainingRunResponse(
     DateTime CreatedAt,
     DateTime? StartedAt,
     DateTime? FinishedAt,
-    [property: Description("Times the job was started (a crashed sandbox or a restarted service adds one).")] int Attempts,
+    [property: Description("Times the job was started (a crashed sandbox, a lost worker node or a restarted service adds one).")] int Attempts,
+    [property: Description("The queue the job waits or waited on (cpu, gpu).")] string Queue,
+    [property: Description("The node (Jobs:NodeName) that runs or last ran the job; null before it starts.")] string? Node,
+    [property: Description("Every attempt: its node, start, end and outcome (succeeded, failed, canceled, crashed, lost, interrupted; null while it runs).")] IReadOnlyList<JobAttempt> AttemptLog,
     TrainingRunRequest Request,
     [property: Description("The sweep that queued this run (null for a run posted on its own); list a sweep's runs with ?sweepId=.")] string? SweepId,
     [property: Description("The same JSON as the command line's train --json: testAccuracy, testError, ece, hard20Accuracy, lambda, pairLambdas, trainingSeconds, history, config (resolved request, objective, versions), warnings, models.")] JsonElement? Result,
@@ -87,6 +90,7 @@ public static class TrainingRunEndpoints
         {
             return answer;
         }
+        if (JobQueue.Check(request.Queue, jobs.Value) is { } badQueue) return badQueue;
         if (Validate(request, tenant, store) is { } problem) return problem;
 
         var job = new JobRecord
@@ -99,10 +103,14 @@ public static class TrainingRunEndpoints
             DatasetId = request.Dataset?.DatasetId ?? "",
             TestDatasetId = request.Dataset?.TestDatasetId,
             CreatedAt = DateTime.UtcNow,
-            Queue = jobs.Value.DefaultQueue,
+            Queue = request.Queue ?? jobs.Value.DefaultQueue,
         };
-        store.Write(db => db.Insert(job));
-        idempotency.Remember(tenant, idempotencyKey, "training-run", hash, job.Id);
+        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "training-run", hash, job.Id, db => db.Insert(job));
+        if (created != Idempotency.Lookup.New)
+        {
+            return Idempotency.Respond(created, existing, "training-run", id => JobRecords.Find(store, tenant, id, JobRecord.TrainKind),
+                previous => TypedResults.AcceptedAtRoute(new TrainingRunAccepted(previous.Id, previous.Status), "GetTrainingRun", new { id = previous.Id }))!;
+        }
         queue.Enqueue(job);
         return TypedResults.AcceptedAtRoute(new TrainingRunAccepted(job.Id, job.Status), "GetTrainingRun", new { id = job.Id });
     }
@@ -176,14 +184,14 @@ public static class TrainingRunEndpoints
     public static Results<Ok<TrainingRunResponse>, ProblemHttpResult> Get(string id, ClaimsPrincipal user, MetadataStore store)
     {
         var job = JobRecords.Find(store, user.Tenant(), id, JobRecord.TrainKind);
-        return job is null ? Problems.NotFound("training-run", id) : TypedResults.Ok(ToResponse(job));
+        return job is null ? Problems.NotFound("training-run", id) : TypedResults.Ok(ToResponse(job, store));
     }
 
     /// <summary>GET /v1/training-runs.</summary>
     public static Ok<Paged<TrainingRunResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, string? sweepId = null, int page = 1, int pageSize = 20)
     {
         var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.TrainKind, status, page, pageSize, sweepId);
-        return TypedResults.Ok(new Paged<TrainingRunResponse>(items.Select(ToResponse).ToList(), p, size, total));
+        return TypedResults.Ok(new Paged<TrainingRunResponse>(items.Select(j => ToResponse(j, store)).ToList(), p, size, total));
     }
 
     /// <summary>DELETE /v1/training-runs/{id}.</summary>
@@ -191,7 +199,7 @@ public static class TrainingRunEndpoints
     {
         if (JobRecords.Cancel(store, user.Tenant(), id, JobRecord.TrainKind) is not ({ } job, var canceled)) return Problems.NotFound("training-run", id);
         return canceled
-            ? TypedResults.Ok(ToResponse(job))
+            ? TypedResults.Ok(ToResponse(job, store))
             : Problems.Field(409, "id", $"the training run has already {job.Status}; only queued or running runs can be canceled.");
     }
 
@@ -208,7 +216,15 @@ public static class TrainingRunEndpoints
         {
             return Problems.Field(409, "id", $"the training run is {job.Status}; its model can be downloaded once it has succeeded.");
         }
-        var path = artifacts.PathOf(sha);
+        string path;
+        try
+        {
+            path = artifacts.Fetch(sha);
+        }
+        catch (ArtifactMissingException)
+        {
+            return Problems.Field(404, "id", "the model file is no longer in the store.");
+        }
         if (!File.Exists(path)) return Problems.Field(404, "id", "the model file is no longer in the store.");
         return TypedResults.PhysicalFile(path, "application/octet-stream", format == "onnx" ? $"{job.Id}.onnx" : $"{job.Id}.pt");
     }
@@ -243,10 +259,10 @@ public static class TrainingRunEndpoints
         }
     }
 
-    internal static TrainingRunResponse ToResponse(JobRecord j) => new(
+    internal static TrainingRunResponse ToResponse(JobRecord j, MetadataStore store) => new(
         j.Id, j.Status, j.Progress,
         j.ProgressDetailJson is null ? null : JsonSerializer.Deserialize<EpochProgress>(j.ProgressDetailJson, Json),
-        JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts,
+        JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts, j.Queue, j.Node, JobRecords.AttemptLog(store, j.Id),
         JsonSerializer.Deserialize<TrainingRunRequest>(j.RequestJson, Json)!,
         j.SweepId,
         j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,

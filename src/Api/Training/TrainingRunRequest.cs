@@ -66,7 +66,8 @@ public sealed record TrainingRunRequest(
     [property: Description("Adam's weight decay (default 0).")] double? WeightDecay = null,
     [property: Description("Seed of initialisation, batch order, CRR directions, and the default of the data and measurement seeds (default 0).")] int? Seed = null,
     TrainingMeasureRequest? Measure = null,
-    TrainingTrackRequest? Track = null)
+    TrainingTrackRequest? Track = null,
+    [property: Description("Queue the run waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null)
 {
     /// <summary>
     /// The library's request this body stands for, validated. Errors name the field as it is written in this body
