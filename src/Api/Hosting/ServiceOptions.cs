@@ -57,11 +57,23 @@ public sealed class JobsOptions
     /// <summary>This node's name, shown on the jobs it runs (default: the host name).</summary>
     public string NodeName { get; set; } = Environment.MachineName;
 
-    /// <summary>Queues this process takes jobs from, in priority order.</summary>
-    public string[] Queues { get; set; } = ["cpu", "gpu"];
+    /// <summary>The queues of a deployment that configures none.</summary>
+    public static readonly string[] StandardQueues = ["cpu", "gpu"];
 
-    /// <summary>Queues a request may name (<c>queue</c>); a name outside this list is a 400, not a job no worker ever takes.</summary>
-    public string[] AvailableQueues { get; set; } = ["cpu", "gpu"];
+    /// <summary>
+    /// Queues this process takes jobs from, in priority order (empty: <c>cpu</c>, <c>gpu</c>). Empty by default rather than
+    /// preset, because configuration binding appends to a preset array: <c>Jobs__Queues__0=gpu</c> alone makes a gpu-only worker.
+    /// </summary>
+    public string[] Queues { get; set; } = [];
+
+    /// <summary>Queues a request may name (<c>queue</c>; empty: <c>cpu</c>, <c>gpu</c>); a name outside this list is a 400, not a job no worker ever takes.</summary>
+    public string[] AvailableQueues { get; set; } = [];
+
+    /// <summary><see cref="Queues"/> in effect.</summary>
+    public string[] EffectiveQueues => Queues.Length > 0 ? [.. Queues.Distinct()] : StandardQueues;
+
+    /// <summary><see cref="AvailableQueues"/> in effect.</summary>
+    public string[] EffectiveAvailableQueues => AvailableQueues.Length > 0 ? [.. AvailableQueues.Distinct()] : StandardQueues;
 
     /// <summary>Queue new measurements and training runs go to when the request names none.</summary>
     public string DefaultQueue { get; set; } = "cpu";

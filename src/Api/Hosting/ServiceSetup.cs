@@ -89,7 +89,7 @@ public static class ServiceSetup
             {
                 var jobs = provider.GetRequiredService<IOptions<JobsOptions>>().Value;
                 server.WorkerCount = Math.Max(1, jobs.WorkerCount);
-                server.Queues = jobs.Queues;
+                server.Queues = jobs.EffectiveQueues;
                 server.ServerName = $"{jobs.NodeName}:{Environment.ProcessId}";
                 server.SchedulePollingInterval = TimeSpan.FromSeconds(5);
             });

@@ -19,7 +19,7 @@ public sealed class JobQueue(IBackgroundJobClient client, MetadataStore store)
     /// <summary>A 400 naming <c>queue</c> when a request names a queue that is not in <see cref="JobsOptions.AvailableQueues"/>.</summary>
     public static ProblemHttpResult? Check(string? queue, JobsOptions options)
     {
-        if (queue is null || options.AvailableQueues.Contains(queue, StringComparer.Ordinal)) return null;
-        return Problems.Field(400, "queue", $"queue '{queue}' is not known; use one of {string.Join(", ", options.AvailableQueues)} (Jobs:AvailableQueues), or leave it out for '{options.DefaultQueue}'.");
+        if (queue is null || options.EffectiveAvailableQueues.Contains(queue, StringComparer.Ordinal)) return null;
+        return Problems.Field(400, "queue", $"queue '{queue}' is not known; use one of {string.Join(", ", options.EffectiveAvailableQueues)} (Jobs:AvailableQueues), or leave it out for '{options.DefaultQueue}'.");
     }
 }

@@ -25,7 +25,7 @@ public sealed class NodeHeartbeat(MetadataStore store, NodeRole role, IOptions<J
             Id = $"{o.NodeName}/{role.Role}",
             Name = o.NodeName,
             Role = role.Role,
-            Queues = role.RunsJobs ? string.Join(",", o.Queues) : "",
+            Queues = role.RunsJobs ? string.Join(",", o.EffectiveQueues) : "",
             WorkerCount = role.RunsJobs ? o.WorkerCount : 0,
             ProcessId = Environment.ProcessId,
             StartedAt = _started,
@@ -44,11 +44,18 @@ public sealed class NodeHeartbeat(MetadataStore store, NodeRole role, IOptions<J
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var period = TimeSpan.FromSeconds(Math.Clamp(options.Value.StaleAfterSeconds / 3.0, 1, 10));
+        var announced = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 Beat();
+                if (!announced)
+                {
+                    announced = true;
+                    logger.LogInformation("Node {Node} is up as {Role}: queues {Queues}, {Workers} job workers, storage {Storage}", options.Value.NodeName, role.Role,
+                        role.RunsJobs ? string.Join(",", options.Value.EffectiveQueues) : "none", role.RunsJobs ? options.Value.WorkerCount : 0, store.Path);
+                }
             }
             catch (Exception e) when (MetadataStore.Unavailable(e))
             {

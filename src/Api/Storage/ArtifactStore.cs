@@ -114,20 +114,33 @@ public sealed class ArtifactStore(IOptions<StorageOptions> options, MetadataStor
     /// <summary>
     /// A local path holding the content with this hash. Embedded mode: the stored file. PostgreSQL mode: this node's cached
     /// copy, hashed again first (a copy that does not match is replaced), or downloaded from the database into the cache
-    /// and checked against its name before it is used.
+    /// and checked against its name before it is used. Content deleted from the database is missing here too, whatever
+    /// this node still caches (the cached copy is removed).
     /// </summary>
     /// <exception cref="ArtifactMissingException">The database has no such content.</exception>
     public string Fetch(string sha256)
     {
         var path = LocalPath(sha256);
         if (Remote is not { } remote) return path;
+        using var connection = remote.OpenConnection();
+        int chunks;
+        using (var blob = new NpgsqlCommand("SELECT chunks FROM artifact_blobs WHERE sha256 = $1", connection) { Parameters = { new() { Value = sha256 } } })
+        {
+            if (blob.ExecuteScalar() is not int n)
+            {
+                // Deleted (by any node): this node's copy goes too.
+                if (File.Exists(path)) File.Delete(path);
+                throw new ArtifactMissingException(sha256);
+            }
+            chunks = n;
+        }
         if (File.Exists(path))
         {
             if (HashOfFile(path) == sha256) return path;
             logger.LogWarning("Cached artifact {Sha256} does not match its hash; downloading it again", sha256);
             File.Delete(path);
         }
-        Download(remote, sha256, path);
+        Download(connection, sha256, chunks, path);
         return path;
     }
 
@@ -193,19 +206,13 @@ public sealed class ArtifactStore(IOptions<StorageOptions> options, MetadataStor
         await transaction.CommitAsync(cancellationToken);
     }
 
-    private void Download(NpgsqlDataSource remote, string sha256, string target)
+    private void Download(NpgsqlConnection connection, string sha256, int chunks, string target)
     {
         Directory.CreateDirectory(_tmp);
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         var temp = Path.Combine(_tmp, "fetch-" + Guid.NewGuid().ToString("N"));
         try
         {
-            using var connection = remote.OpenConnection();
-            int chunks;
-            using (var blob = new NpgsqlCommand("SELECT chunks FROM artifact_blobs WHERE sha256 = $1", connection) { Parameters = { new() { Value = sha256 } } })
-            {
-                chunks = blob.ExecuteScalar() is int n ? n : throw new ArtifactMissingException(sha256);
-            }
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var seen = 0;
             using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))

@@ -19,8 +19,15 @@ public sealed class ServiceProcess : IDisposable
     private readonly StringBuilder _log = new();
     private Process? _process;
 
-    public ServiceProcess(IDictionary<string, string>? settings = null, string? dataRoot = null, bool withKeys = true)
+    private readonly bool _worker;
+
+    /// <param name="settings">Environment variables (configuration) on top of the defaults.</param>
+    /// <param name="dataRoot">The data folder (default: a new temporary one).</param>
+    /// <param name="withKeys">Whether the two tenants' keys are configured.</param>
+    /// <param name="worker">Start the <c>worker</c> verb (no HTTP): ready once it logs that its node is up.</param>
+    public ServiceProcess(IDictionary<string, string>? settings = null, string? dataRoot = null, bool withKeys = true, bool worker = false)
     {
+        _worker = worker;
         DataRoot = dataRoot ?? Path.Combine(Path.GetTempPath(), "lambdaservice-e2e-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(DataRoot);
         _settings = new Dictionary<string, string>
@@ -76,8 +83,15 @@ public sealed class ServiceProcess : IDisposable
             WorkingDirectory = DataRoot,
         };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LambdaService.Api.dll"));
-        info.ArgumentList.Add("--urls");
-        info.ArgumentList.Add($"http://127.0.0.1:{port}");
+        if (_worker)
+        {
+            info.ArgumentList.Add("worker");
+        }
+        else
+        {
+            info.ArgumentList.Add("--urls");
+            info.ArgumentList.Add($"http://127.0.0.1:{port}");
+        }
         foreach (var (k, v) in _settings) info.Environment[k] = v;
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
         info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
@@ -88,6 +102,12 @@ public sealed class ServiceProcess : IDisposable
         _process.BeginErrorReadLine();
         using var probe = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (_worker && DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited) throw new InvalidOperationException("the worker exited at start:\n" + Log);
+            if (Log.Contains(" is up as worker", StringComparison.Ordinal)) return;
+            Thread.Sleep(100);
+        }
         while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited) throw new InvalidOperationException("the service exited at start:\n" + Log);
@@ -100,7 +120,7 @@ public sealed class ServiceProcess : IDisposable
             }
             Thread.Sleep(200);
         }
-        throw new TimeoutException("the service did not answer /healthz within 60 s:\n" + Log);
+        throw new TimeoutException((_worker ? "the worker did not report its node up" : "the service did not answer /healthz") + " within 60 s:\n" + Log);
     }
 
     /// <summary>Kills the service with SIGKILL (no shutdown code runs).</summary>
