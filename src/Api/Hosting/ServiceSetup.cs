@@ -125,7 +125,10 @@ public static class ServiceSetup
         return services;
     }
 
-    /// <summary>Fixed-window rate limit per API key (<c>Limits:RequestsPerMinute</c>); over it, 429 problem details with Retry-After.</summary>
+    /// <summary>
+    /// Fixed-window rate limit per API key (<c>Limits:RequestsPerMinute</c>); over it, 429 problem details with Retry-After. In
+    /// memory in the embedded mode; counted in the database in PostgreSQL mode, so that API replicas share it (<see cref="DatabaseRateLimiter"/>).
+    /// </summary>
     public static IServiceCollection AddLambdaRateLimiting(this IServiceCollection services, LimitsOptions limits)
     {
         services.AddRateLimiter(options =>
@@ -134,13 +137,22 @@ public static class ServiceSetup
             {
                 var key = context.Request.Headers[ApiKeyAuthenticationHandler.Header].ToString();
                 if (limits.RequestsPerMinute <= 0 || string.IsNullOrEmpty(key)) return RateLimitPartition.GetNoLimiter("anonymous");
-                return RateLimitPartition.GetFixedWindowLimiter(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key))),
+                var partition = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)));
+                var store = context.RequestServices.GetRequiredService<MetadataStore>();
+                if (store.Postgres is not null)
+                {
+                    // Shared by every API replica on the database.
+                    var logger = context.RequestServices.GetRequiredService<ILogger<DatabaseRateLimiter>>();
+                    return RateLimitPartition.Get(partition, p => new DatabaseRateLimiter(store, p, limits.RequestsPerMinute, logger));
+                }
+                return RateLimitPartition.GetFixedWindowLimiter(partition,
                     _ => new FixedWindowRateLimiterOptions { PermitLimit = limits.RequestsPerMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 });
             });
             options.OnRejected = async (context, cancellationToken) =>
             {
                 context.HttpContext.Response.StatusCode = StatusCodes.Status429TooManyRequests;
-                context.HttpContext.Response.Headers.RetryAfter = "60";
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : 60;
+                context.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 var problems = context.HttpContext.RequestServices.GetRequiredService<IProblemDetailsService>();
                 await problems.WriteAsync(new ProblemDetailsContext
                 {

@@ -248,4 +248,38 @@ public sealed class ScaleOutTests(SharedPostgres postgres, TestFilesFixture file
         var mismatch = await ApiClient.Problem(await ApiClient.Submit(two, body with { maxPoints = 9 }, "pipeline-step-0"), HttpStatusCode.UnprocessableEntity);
         Assert.Equal("Idempotency-Key", mismatch.GetProperty("field").GetString());
     }
+
+    [Fact]
+    public async Task Two_api_processes_share_one_rate_limit_per_key()
+    {
+        using var cluster = new Cluster(postgres.NewDatabase(), new() { ["Limits__RequestsPerMinute"] = "10" });
+        var first = cluster.StartApi("api-1");
+        var second = cluster.StartApi("api-2");
+        using var one = first.Client();
+        using var two = second.Client();
+        using var otherTenant = first.Client(ServiceProcess.KeyB);
+        // The windows are whole minutes: start early in one, so that all 14 requests fall into it.
+        while (DateTime.UtcNow.Second > 40) await Task.Delay(500);
+
+        var codes = new List<HttpStatusCode>();
+        HttpResponseMessage? refused = null;
+        for (var i = 0; i < 7; i++)
+        {
+            foreach (var client in new[] { one, two })
+            {
+                var response = await client.GetAsync("v1/models");
+                codes.Add(response.StatusCode);
+                if (response.StatusCode == HttpStatusCode.TooManyRequests) refused ??= response;
+            }
+        }
+        // 10 allowed in the minute across both processes (each alone would have allowed 7 of its 7), then 429.
+        Assert.Equal(10, codes.Count(c => c == HttpStatusCode.OK));
+        Assert.Equal(4, codes.Count(c => c == HttpStatusCode.TooManyRequests));
+        var problem = await ApiClient.Problem(refused!, HttpStatusCode.TooManyRequests);
+        Assert.Equal("X-Api-Key", problem.GetProperty("field").GetString());
+        var wait = refused!.Headers.RetryAfter!.Delta!.Value;
+        Assert.InRange(wait.TotalSeconds, 1, 60);
+        // Another key has its own budget.
+        Assert.Equal(HttpStatusCode.OK, (await otherTenant.GetAsync("v1/models")).StatusCode);
+    }
 }
