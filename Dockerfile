@@ -1,6 +1,7 @@
 # LambdaService: multi-stage build. Not built in this project's CI (no Docker engine there); reviewed by hand.
 # Build:  docker build -t lambdaservice .
 # Run:    docker run -p 8080:8080 -v lambdaservice-data:/data -e Auth__ApiKeys__0__Key=change-me -e Auth__ApiKeys__0__Tenant=team lambdaservice
+# Nodes:  docker compose up (compose.yaml: PostgreSQL, an API node, a CPU worker, a GPU worker)
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0-noble AS build
 WORKDIR /src
@@ -23,5 +24,7 @@ ENV ASPNETCORE_URLS=http://+:8080 \
 VOLUME ["/data"]
 EXPOSE 8080
 ENTRYPOINT ["dotnet", "/app/LambdaService.Api.dll"]
-# GPU worker nodes: the same image with the "worker" verb, e.g. `docker run … lambdaservice worker`
-# (ONNX Runtime's CUDA provider needs the CUDA 13 libraries in the image or mounted from the host).
+# Every role runs from this one image: the API node (default command), worker nodes with the "worker" verb, e.g.
+# `docker run -e Storage__Provider=postgres -e ConnectionStrings__Postgres=… lambdaservice worker`; compose.yaml wires
+# PostgreSQL, an API node, a CPU and a GPU worker. (ONNX Runtime's CUDA provider needs the CUDA 13 libraries in the image
+# or mounted from the host.)

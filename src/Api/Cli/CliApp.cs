@@ -9,7 +9,7 @@ namespace LambdaService.Api.Cli;
 public static class CliApp
 {
     /// <summary>Verbs for people: the ones the help text and error messages list.</summary>
-    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "sweep", "reproduce", "bench", "help"];
+    public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "sweep", "reproduce", "bench", "bench-nodes", "help"];
 
     /// <summary>Verbs this class runs: the public ones and the internal <c>runner</c> (the sandbox process of a job).</summary>
     public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name];
@@ -34,6 +34,7 @@ public static class CliApp
                 "sweep" => SweepVerb.Run(rest, stdout, stderr, cancellationToken),
                 "reproduce" => ReproduceVerb.Run(rest, stdout, stderr, cancellationToken),
                 "bench" => BenchVerb.Run(rest, stdout, cancellationToken),
+                "bench-nodes" => NodesBenchVerb.Run(rest, stdout, cancellationToken),
                 // Internal: the sandbox process the service starts per job (design.md §3); not listed in PublicVerbs or Usage.
                 Jobs.Sandbox.RunnerVerb.Name => Jobs.Sandbox.RunnerVerb.Run(rest, stdout, stderr, cancellationToken),
                 _ => throw new MeasurementInputException("verb", $"unknown verb '{verb}'; use one of {string.Join(", ", PublicVerbs)}."),
@@ -56,7 +57,7 @@ public static class CliApp
         LambdaService: the curvature rate λ of neural networks (slope of log ‖Dⁿf‖ against n).
 
         Usage: LambdaService.Api [--urls URL]          the HTTP service (settings: appsettings.json, environment)
-               LambdaService.Api worker                a job worker only, for nodes sharing the storage
+               LambdaService.Api worker                a job worker only, for nodes on the same PostgreSQL database
                LambdaService.Api <verb> [options]
 
           validate [--max-order N] [--json]
@@ -81,6 +82,10 @@ public static class CliApp
           bench [--orders 2,4,6,8] [--repeats N] [--mlp-points N] [--cnn-points N] [--directions D] [--skip-training] [--json]
               time of the taylor, autograd and finite-difference engines for orders 1..K on a tanh MLP and the
               paper's CNN, and training time per method relative to baseline and SAM, in one run.
+          bench-nodes [--postgres CONNECTION] [--jobs 200] [--latency-jobs 20] [--json]
+              the deployment on this machine: submit→result p50/p99 of a small measurement embedded (SQLite) and on
+              PostgreSQL (API node + worker node), and jobs/second with one and with two worker nodes on one database
+              (default: a throwaway local PostgreSQL server; --postgres names a server, a database is made there).
 
         Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error.
 

@@ -1,4 +1,5 @@
 using System.Net;
+using LambdaService.Api.Cli;
 using LambdaService.Api.Tests.Service;
 
 namespace LambdaService.Api.Tests.Postgres;
@@ -11,7 +12,7 @@ public sealed class DatabaseRestartTests(TestFilesFixture files) : IClassFixture
     [Fact]
     public async Task Jobs_queued_before_a_database_restart_all_run_and_the_api_answers_503_while_it_is_down()
     {
-        using var server = new PostgresServer();
+        using var server = new LocalPostgres();
         using var cluster = new Cluster(server.NewDatabase());
         var api = cluster.StartApi();
         using var client = api.Client();

@@ -3,20 +3,21 @@ using System.Net;
 using System.Net.Sockets;
 using Npgsql;
 
-namespace LambdaService.Api.Tests.Postgres;
+namespace LambdaService.Api.Cli;
 
 /// <summary>
 /// A real, throwaway PostgreSQL server: Debian's <c>postgresql</c> binaries, a cluster made by <c>initdb</c> in a temporary
 /// folder, listening on a free port of 127.0.0.1 only, trust authentication, stopped and deleted at the end. As root (CI)
 /// the cluster is made and run by the <c>postgres</c> user (PostgreSQL refuses to run as root). It can be stopped and started
-/// again on the same port and data, for tests of a database restart.
+/// again on the same port and data, for tests of a database restart. Used by <c>bench-nodes</c> when it is given no server, and by
+/// the tests.
 /// </summary>
-public sealed class PostgresServer : IDisposable
+public sealed class LocalPostgres : IDisposable
 {
     private readonly string _bin;
     private readonly bool _asPostgresUser;
 
-    public PostgresServer()
+    public LocalPostgres()
     {
         _bin = FindBinaries();
         Port = FreePort();
@@ -100,17 +101,35 @@ public sealed class PostgresServer : IDisposable
         }
     }
 
-    /// <summary>The server's binaries: <c>LAMBDASERVICE_PG_BIN</c>, else the newest <c>/usr/lib/postgresql/N/bin</c>.</summary>
+    private static readonly Lock InstallGate = new();
+
+    /// <summary>
+    /// The server's binaries: <c>LAMBDASERVICE_PG_BIN</c>, else the newest <c>/usr/lib/postgresql/N/bin</c>. When there is none and
+    /// this process is root on a machine with <c>apt-get</c>, Debian's <c>postgresql</c> package is installed first (once), so that
+    /// the README's test command works on a fresh machine.
+    /// </summary>
     private static string FindBinaries()
     {
         if (Environment.GetEnvironmentVariable("LAMBDASERVICE_PG_BIN") is { Length: > 0 } bin) return bin;
+        lock (InstallGate)
+        {
+            if (Installed() is { } found) return found;
+            if (Environment.UserName == "root" && File.Exists("/usr/bin/apt-get"))
+            {
+                Run("/bin/sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql");
+            }
+            return Installed() ?? throw new InvalidOperationException(
+                "PostgreSQL's server binaries were not found under /usr/lib/postgresql: install Debian's postgresql package (.ci/run does), or set LAMBDASERVICE_PG_BIN.");
+        }
+    }
+
+    private static string? Installed()
+    {
         var versions = Directory.Exists("/usr/lib/postgresql")
             ? Directory.GetDirectories("/usr/lib/postgresql").Where(d => File.Exists(Path.Combine(d, "bin", "initdb")))
                 .OrderByDescending(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0).ToList()
             : [];
-        return versions.Count > 0
-            ? Path.Combine(versions[0], "bin")
-            : throw new InvalidOperationException("PostgreSQL's server binaries were not found under /usr/lib/postgresql: install Debian's postgresql package (.ci/run does).");
+        return versions.Count > 0 ? Path.Combine(versions[0], "bin") : null;
     }
 
     private static int FreePort()
@@ -121,40 +140,3 @@ public sealed class PostgresServer : IDisposable
     }
 }
 
-/// <summary>
-/// The PostgreSQL server the suite shares: the one <c>.ci/run</c> started (<c>LAMBDASERVICE_TEST_POSTGRES</c>, a connection string
-/// to its <c>postgres</c> database), else one this process starts for itself. Each test takes a new database of it.
-/// </summary>
-public sealed class SharedPostgres : IDisposable
-{
-    private readonly PostgresServer? _own;
-    private readonly string? _external;
-
-    public SharedPostgres()
-    {
-        _external = Environment.GetEnvironmentVariable("LAMBDASERVICE_TEST_POSTGRES");
-        if (string.IsNullOrEmpty(_external)) _own = new PostgresServer();
-    }
-
-    /// <summary>A new empty database; returns its connection string.</summary>
-    public string NewDatabase()
-    {
-        if (_own is not null) return _own.NewDatabase();
-        var name = "t_" + Guid.NewGuid().ToString("N")[..16];
-        using (var connection = new NpgsqlConnection(_external))
-        {
-            connection.Open();
-            using var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
-            command.ExecuteNonQuery();
-        }
-        return new NpgsqlConnectionStringBuilder(_external) { Database = name }.ConnectionString;
-    }
-
-    public void Dispose() => _own?.Dispose();
-}
-
-[CollectionDefinition(Name)]
-public sealed class PostgresCollection : ICollectionFixture<SharedPostgres>
-{
-    public const string Name = "PostgreSQL";
-}
