@@ -100,15 +100,8 @@ public static class DatasetEndpoints
         return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/datasets/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
     }
 
-    private static Results<Created<DatasetResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store)
-    {
-        if (lookup == Idempotency.Lookup.Mismatch)
-        {
-            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different upload; use a new key for a new request.");
-        }
-        var previous = Find(store, tenant, id!);
-        return previous is null ? Problems.NotFound("dataset", id!) : TypedResults.Created($"/v1/datasets/{previous.Id}", ToResponse(previous));
-    }
+    private static Results<Created<DatasetResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store) =>
+        Idempotency.ReplayUpload(lookup, id!, "dataset", existing => Find(store, tenant, existing), r => TypedResults.Created($"/v1/datasets/{r.Id}", ToResponse(r)));
 
     /// <summary>GET /v1/datasets.</summary>
     public static Ok<Paged<DatasetResponse>> List(ClaimsPrincipal user, MetadataStore store, int page = 1, int pageSize = 20)

@@ -77,6 +77,18 @@ public sealed class Idempotency(MetadataStore store)
         }
     }
 
+    /// <summary>The answer to an upload whose key was seen before: a 422 for another upload, else the resource it created (201) or a 404 when it is gone.</summary>
+    public static Results<Created<TResponse>, ProblemHttpResult> ReplayUpload<TResponse, TRecord>(Lookup lookup, string id, string resourceType,
+        Func<string, TRecord?> find, Func<TRecord, Created<TResponse>> created)
+        where TRecord : class
+    {
+        if (lookup == Lookup.Mismatch)
+        {
+            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Header, "this Idempotency-Key was used with a different upload; use a new key for a new request.");
+        }
+        return find(id) is { } previous ? created(previous) : Problems.NotFound(resourceType, id);
+    }
+
     /// <summary>
     /// Creates a resource and remembers its key in one transaction: <paramref name="insert"/> runs only when this request is the
     /// first with the key (or has none). When another request with the same key got there first — on this process or on another

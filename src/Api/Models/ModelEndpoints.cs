@@ -88,15 +88,8 @@ public static class ModelEndpoints
         return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/models/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
     }
 
-    private static Results<Created<ModelResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store)
-    {
-        if (lookup == Idempotency.Lookup.Mismatch)
-        {
-            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Idempotency.Header, "this Idempotency-Key was used with a different upload; use a new key for a new request.");
-        }
-        var record = Find(store, tenant, id!);
-        return record is null ? Problems.NotFound("model", id!) : TypedResults.Created($"/v1/models/{record.Id}", ToResponse(record));
-    }
+    private static Results<Created<ModelResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store) =>
+        Idempotency.ReplayUpload(lookup, id!, "model", existing => Find(store, tenant, existing), r => TypedResults.Created($"/v1/models/{r.Id}", ToResponse(r)));
 
     /// <summary>GET /v1/models.</summary>
     public static Ok<Paged<ModelResponse>> List(ClaimsPrincipal user, MetadataStore store, int page = 1, int pageSize = 20)

@@ -12,6 +12,16 @@ namespace LambdaService.Api.Tests.Postgres;
 public sealed class PostgresStoreTests(SharedPostgres postgres) : IDisposable
 {
     private readonly List<string> _folders = [];
+    private readonly List<MetadataStore> _stores = [];
+
+    /// <summary>Two nodes' artifact stores on one database, each with its own empty folder.</summary>
+    private (ArtifactStore A, ArtifactStore B, IOptions<StorageOptions> OptionsB) TwoNodes(string connectionString)
+    {
+        var (optionsA, optionsB) = (Options(connectionString), Options(connectionString));
+        var (metaA, metaB) = (new MetadataStore(optionsA), new MetadataStore(optionsB));
+        _stores.AddRange([metaA, metaB]);
+        return (new ArtifactStore(optionsA, metaA, NullLogger<ArtifactStore>.Instance), new ArtifactStore(optionsB, metaB, NullLogger<ArtifactStore>.Instance), optionsB);
+    }
 
     private IOptions<StorageOptions> Options(string connectionString)
     {
@@ -89,11 +99,7 @@ public sealed class PostgresStoreTests(SharedPostgres postgres) : IDisposable
     public async Task Content_stored_by_one_node_is_fetched_by_another_with_an_empty_folder_and_a_damaged_cache_is_replaced()
     {
         var db = postgres.NewDatabase();
-        var (optionsA, optionsB) = (Options(db), Options(db));
-        using var metaA = new MetadataStore(optionsA);
-        using var metaB = new MetadataStore(optionsB);
-        var a = new ArtifactStore(optionsA, metaA, NullLogger<ArtifactStore>.Instance);
-        var b = new ArtifactStore(optionsB, metaB, NullLogger<ArtifactStore>.Instance);
+        var (a, b, optionsB) = TwoNodes(db);
 
         // 2.5 chunks, so the last chunk is partial.
         var content = new byte[ArtifactStore.ChunkBytes * 5 / 2];
@@ -135,19 +141,16 @@ public sealed class PostgresStoreTests(SharedPostgres postgres) : IDisposable
     [Fact]
     public async Task An_empty_file_round_trips_as_one_empty_chunk()
     {
-        var db = postgres.NewDatabase();
-        var (optionsA, optionsB) = (Options(db), Options(db));
-        using var metaA = new MetadataStore(optionsA);
-        using var metaB = new MetadataStore(optionsB);
-        var a = new ArtifactStore(optionsA, metaA, NullLogger<ArtifactStore>.Instance);
+        var (a, b, _) = TwoNodes(postgres.NewDatabase());
         var stored = await a.CommitAsync(await a.StageAsync(new MemoryStream([]), 10, CancellationToken.None), CancellationToken.None);
         // SHA-256 of the empty string (FIPS 180-2 test vector).
         Assert.Equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", stored.Sha256);
-        Assert.Empty(await File.ReadAllBytesAsync(new ArtifactStore(optionsB, metaB, NullLogger<ArtifactStore>.Instance).Fetch(stored.Sha256)));
+        Assert.Empty(await File.ReadAllBytesAsync(b.Fetch(stored.Sha256)));
     }
 
     public void Dispose()
     {
+        foreach (var store in _stores) store.Dispose();
         foreach (var folder in _folders.Where(Directory.Exists)) Directory.Delete(folder, recursive: true);
     }
 }
