@@ -41,6 +41,7 @@ public static class NodesBenchVerb
         var folder = Path.Combine(Path.GetTempPath(), "lambdaservice-bench-nodes-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(folder);
         LocalPostgres? local = null;
+        string? server = null;
         string? database = null;
         try
         {
@@ -51,7 +52,6 @@ public static class NodesBenchVerb
                 latency.Add(Latency("embedded (SQLite, one process)", embedded, model, data, latencyJobs, cancellationToken));
             }
 
-            string server;
             if (a.Get("postgres") is { } given)
             {
                 server = given;
@@ -100,11 +100,11 @@ public static class NodesBenchVerb
         }
         finally
         {
-            if (database is not null)
+            if (server is not null && database is not null)
             {
                 try
                 {
-                    DropDatabase(a.Get("postgres") ?? local!.ConnectionString(), database);
+                    DropDatabase(server, database);
                 }
                 catch (NpgsqlException)
                 {

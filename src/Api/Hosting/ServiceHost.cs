@@ -20,9 +20,10 @@ public static class ServiceHost
         var uploadTemp = Path.Combine(storage.FullRoot, "tmp");
         Directory.CreateDirectory(uploadTemp);
         Environment.SetEnvironmentVariable("ASPNETCORE_TEMP", uploadTemp);
+        var runsJobs = RunsJobs(builder.Configuration);
         builder.Services.AddLambdaOptions(builder.Configuration)
             .AddLambdaStorage()
-            .AddLambdaJobs(runServer: RunsJobs(builder.Configuration), role: RunsJobs(builder.Configuration) ? "api+worker" : "api")
+            .AddLambdaJobs(runServer: runsJobs, role: runsJobs ? "api+worker" : "api")
             .AddLambdaAuth()
             .AddLambdaProblemDetails()
             .AddLambdaRateLimiting(limits)

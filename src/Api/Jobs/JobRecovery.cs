@@ -36,11 +36,7 @@ public sealed class JobRecovery(MetadataStore store, JobQueue queue, JobStorage 
                     var n = db.Execute(
                         "UPDATE jobs SET Status = ?, RunToken = NULL WHERE Id = ? AND Status = ? AND (HeartbeatAt IS NULL OR HeartbeatAt < ?)",
                         JobStatus.Queued, job.Id, JobStatus.Running, stale);
-                    if (n == 1)
-                    {
-                        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL",
-                            job.HeartbeatAt ?? DateTime.UtcNow, "lost", SandboxJob.AttemptId(job.Id, job.Attempts));
-                    }
+                    if (n == 1) SandboxJob.EndAttempt(db, job, "lost", job.HeartbeatAt);
                     return n;
                 });
                 if (released != 1) continue;

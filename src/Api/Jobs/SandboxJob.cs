@@ -267,11 +267,11 @@ public sealed class SandboxJob(
     }
 
     /// <summary>The key of attempt <paramref name="attempt"/> at a job.</summary>
-    internal static string AttemptId(string jobId, int attempt) => $"{jobId}/{attempt}";
+    private static string AttemptId(string jobId, int attempt) => $"{jobId}/{attempt}";
 
-    /// <summary>Records how this process's attempt at the job ended (once; a later outcome does not overwrite an earlier one).</summary>
-    private static void EndAttempt(IDb db, JobRecord job, string outcome) =>
-        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL", DateTime.UtcNow, outcome, AttemptId(job.Id, job.Attempts));
+    /// <summary>Records how attempt <see cref="JobRecord.Attempts"/> at the job ended (once; a later outcome does not overwrite an earlier one).</summary>
+    internal static void EndAttempt(IDb db, JobRecord job, string outcome, DateTime? at = null) =>
+        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL", at ?? DateTime.UtcNow, outcome, AttemptId(job.Id, job.Attempts));
 
     /// <summary>
     /// Runs a write that must not be lost (a result, a failure, a retry), waiting out a database that is away for up to two

@@ -64,6 +64,12 @@ internal sealed class RecordTable
     public Dictionary<string, PropertyInfo> ByName { get; }
 
     public static RecordTable Of(Type type) => Cache.GetOrAdd(type, t => new RecordTable(t));
+
+    /// <summary>An <c>INSERT</c> of every column with <c>?</c> parameters, in <see cref="Columns"/> order.</summary>
+    public string InsertSql() => $"INSERT INTO {Name} ({string.Join(", ", Columns.Select(c => c.Name))}) VALUES ({string.Join(", ", Columns.Select(_ => "?"))})";
+
+    /// <summary>The record's values in <see cref="Columns"/> order.</summary>
+    public object?[] ValuesOf(object record) => Columns.Select(c => c.GetValue(record)).ToArray();
 }
 
 /// <summary><see cref="IDb"/> over one sqlite-net connection (the embedded mode).</summary>
@@ -82,15 +88,13 @@ internal sealed class SqliteDb(SQLiteConnection db) : IDb
     public bool InsertIfAbsent<T>(T record) where T : notnull
     {
         var table = RecordTable.Of(typeof(T));
-        return db.Execute(InsertSql(table) + " ON CONFLICT DO NOTHING", table.Columns.Select(c => c.GetValue(record)).ToArray()) == 1;
+        return db.Execute(table.InsertSql() + " ON CONFLICT DO NOTHING", table.ValuesOf(record)) == 1;
     }
 
     public void Update<T>(T record) where T : notnull => db.Update(record);
 
     public void Delete<T>(string key) => db.Delete<T>(key);
 
-    internal static string InsertSql(RecordTable table) =>
-        $"INSERT INTO {table.Name} ({string.Join(", ", table.Columns.Select(c => c.Name))}) VALUES ({string.Join(", ", table.Columns.Select(_ => "?"))})";
 }
 
 /// <summary>
@@ -144,13 +148,13 @@ internal sealed class PostgresDb(NpgsqlConnection connection, NpgsqlTransaction?
     public void Insert<T>(T record) where T : notnull
     {
         var table = RecordTable.Of(typeof(T));
-        Execute(SqliteDb.InsertSql(table), table.Columns.Select(c => c.GetValue(record)).ToArray());
+        Execute(table.InsertSql(), table.ValuesOf(record));
     }
 
     public bool InsertIfAbsent<T>(T record) where T : notnull
     {
         var table = RecordTable.Of(typeof(T));
-        return Execute(SqliteDb.InsertSql(table) + " ON CONFLICT DO NOTHING", table.Columns.Select(c => c.GetValue(record)).ToArray()) == 1;
+        return Execute(table.InsertSql() + " ON CONFLICT DO NOTHING", table.ValuesOf(record)) == 1;
     }
 
     public void Update<T>(T record) where T : notnull
