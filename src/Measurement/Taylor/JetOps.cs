@@ -30,7 +30,7 @@ namespace LambdaService.Measurement.Taylor;
 /// Parameters (weights, biases, statistics) are cast to the jet's dtype when they differ (autograd follows the cast).
 /// </para>
 /// </remarks>
-public static class JetOps
+public static partial class JetOps
 {
     private static readonly double SqrtTwoPi = Math.Sqrt(2 * Math.PI);
 

@@ -79,8 +79,59 @@ public class JetOpRuleTests
         ["logsumexp"] = new([5], x => x.logsumexp(1), j => JetOps.LogSumExp(j, 1), -3, 3),
         ["cross entropy"] = new([5], x => Objective.Evaluate(TargetKind.Loss, x, Classes), j => JetOps.CrossEntropy(j, Classes), -3, 3),
         ["logit selection"] = new([5], x => Objective.Evaluate(TargetKind.Logit, x.tanh(), Classes), j => JetOps.SelectLogit(JetOps.Tanh(j), Classes)),
+        ["power with a non-integer exponent"] = new([5], x => x.pow(1.7).sin(), j => JetOps.Sin(JetOps.Pow(j, 1.7)), 0.4, 2.0),
+        ["power minus one half"] = new([5], x => x.pow(-0.5), j => JetOps.Pow(j, -0.5), 0.4, 2.0),
+        ["integer powers"] = new([5], x => x.pow(3) + x.pow(-2) + x.pow(2).exp(), j => JetOps.Add(JetOps.Add(JetOps.Pow(j, 3), JetOps.Pow(j, -2)), JetOps.Exp(JetOps.Pow(j, 2))), 0.4, 2.0),
+        ["square root"] = new([5], x => x.sqrt(), JetOps.Sqrt, 0.4, 2.0),
+        ["absolute value"] = new([6], x => x.abs().exp(), j => JetOps.Exp(JetOps.Abs(j))),
+        ["maximum and minimum of two jets"] = new([2, 4], x => torch.maximum(x.select(1, 0).sin(), x.select(1, 1)) * torch.minimum(x.select(1, 0), x.select(1, 1).exp()),
+            j => JetOps.Mul(JetOps.Max(JetOps.Sin(Part(j, 0)), Part(j, 1)), JetOps.Min(Part(j, 0), JetOps.Exp(Part(j, 1))))),
+        ["clip"] = new([6], x => x.clamp(-0.5, 0.7).exp(), j => JetOps.Exp(JetOps.Clip(j, tensor(-0.5), tensor(0.7)))),
+        ["clip from below only"] = new([6], x => x.clamp_min(0.2).exp(), j => JetOps.Exp(JetOps.Clip(j, tensor(0.2), null))),
+        ["hard sigmoid"] = new([6], x => nn.functional.hardsigmoid(x * 3).exp(), j => JetOps.Exp(JetOps.HardSigmoid(JetOps.Scale(j, 3), 1.0 / 6, 0.5))),
+        ["hard swish"] = new([6], x => nn.functional.hardswish(x * 3), j => JetOps.HardSwish(JetOps.Scale(j, 3))),
+        ["elu"] = new([6], x => nn.functional.elu(x, 0.8), j => JetOps.Elu(j, 0.8)),
+        ["selu"] = new([6], x => nn.functional.selu(x), j => JetOps.Selu(j)),
+        ["mish"] = new([6], x => nn.functional.mish(x), JetOps.Mish, -3, 3),
+        ["where with a constant condition"] = new([2, 4], x => torch.where(P(17, 4).gt(0), x.select(1, 0).exp(), x.select(1, 1).sin()),
+            j => JetOps.Where(P(17, 4).gt(0), JetOps.Exp(Part(j, 0)), JetOps.Sin(Part(j, 1)))),
+        ["reduce max and min"] = new([3, 4], x => x.sin().amax([1], keepdim: true).exp() * x.amin([2], keepdim: false).exp().unsqueeze(2),
+            j => JetOps.Mul(JetOps.Exp(JetOps.ReduceMax(JetOps.Sin(j), [1], keepdim: true)), JetOps.Unsqueeze(JetOps.Exp(JetOps.ReduceMin(j, [2], keepdim: false)), 2))),
+        ["reduce max over two axes"] = new([2, 3, 3], x => x.sin().amax([2, 3], keepdim: false).exp(), j => JetOps.Exp(JetOps.ReduceMax(JetOps.Sin(j), [2, 3], keepdim: false))),
+        ["expand"] = new([1, 4], x => x.exp().expand(Lines, 3, 4) * P(18, 3, 1), j => JetOps.Mul(JetOps.Expand(JetOps.Exp(j), [3, 1]), P(18, 3, 1))),
+        ["index select and narrow"] = new([6], x => x.exp().index_select(1, tensor(new long[] { 5, 3, 1 })) * x.narrow(1, 2, 3).sin(),
+            j => JetOps.Mul(JetOps.IndexSelect(JetOps.Exp(j), 1, tensor(new long[] { 5, 3, 1 })), JetOps.Sin(JetOps.Narrow(j, 1, 2, 3)))),
+        ["transposed convolution"] = new([2, 4, 4], x => nn.functional.conv_transpose2d(x, P(19, 2, 3, 3, 3), P(20, 3), [2, 2], [1, 1], [1, 1]).tanh(),
+            j => JetOps.Tanh(JetOps.ConvTranspose2d(j, P(19, 2, 3, 3, 3), P(20, 3), [2, 2], [1, 1, 1, 1], [1, 1]))),
+        ["transposed convolution with asymmetric pads groups and dilation"] = new([2, 4, 4],
+            x => JetOps.ConvTranspose2dPlain(x, P(21, 2, 2, 3, 2), P(22, 4), [2, 1], [0, 1, 1, 0], [0, 0], [1, 2], 2).sin(),
+            j => JetOps.Sin(JetOps.ConvTranspose2d(j, P(21, 2, 2, 3, 2), P(22, 4), [2, 1], [0, 1, 1, 0], [0, 0], [1, 2], 2))),
+        // The reference spells LayerNorm out: libtorch's fused layer_norm (with weight) gave wrong third derivatives under
+        // nested autograd here (its double backward is not differentiated exactly), while orders 1-2 and the unweighted form agree.
+        ["layer normalisation"] = new([3, 5], x => LayerNormByHand(x, P(23, 5), P(24, 5), 1e-5).tanh(),
+            j => JetOps.Tanh(JetOps.LayerNorm(j, -1, P(23, 5), P(24, 5), 1e-5))),
+        ["layer normalisation over two axes"] = new([3, 5], x => nn.functional.layer_norm(x, [3, 5], null, null, 1e-3).exp(),
+            j => JetOps.Exp(JetOps.LayerNorm(j, 1, null, null, 1e-3))),
+        ["instance normalisation"] = new([3, 4, 4], x => nn.functional.instance_norm(x, weight: P(25, 3), bias: P(26, 3), eps: 1e-5).tanh(),
+            j => JetOps.Tanh(JetOps.InstanceNorm(j, P(25, 3), P(26, 3), 1e-5))),
+        ["group normalisation"] = new([4, 3, 3], x => nn.functional.group_norm(x, 2, P(27, 4), P(28, 4), 1e-5).tanh(),
+            j => JetOps.Tanh(JetOps.GroupNorm(j, 2, P(27, 4), P(28, 4), 1e-5))),
+        ["group normalisation with one scale per group"] = new([4, 3, 3],
+            x => nn.functional.group_norm(x, 2, P(29, 2).repeat_interleave(2L), P(30, 2).repeat_interleave(2L), 1e-5).tanh(),
+            j => JetOps.Tanh(JetOps.GroupNorm(j, 2, P(29, 2), P(30, 2), 1e-5, perGroupAffine: true))),
+        ["scaled dot-product attention"] = new([3, 4], x => x.matmul(P(31, 4, 4)).matmul(x.matmul(P(32, 4, 4)).transpose(1, 2)).div(2.0).softmax(-1).matmul(x.matmul(P(33, 4, 4))),
+            j => JetOps.MatMul(JetOps.Softmax(JetOps.Div(JetOps.MatMul(JetOps.MatMul(j, P(31, 4, 4)), JetOps.Transpose(JetOps.MatMul(j, P(32, 4, 4)), 1, 2)), tensor(2.0)), -1),
+                JetOps.MatMul(j, P(33, 4, 4)))),
         ["dropout in evaluation mode"] = new([5], x => nn.functional.dropout(x, 0.5, training: false).exp(), j => JetOps.Exp(JetOps.Dropout(j))),
     };
+
+    /// <summary><c>(x − μ)/√(σ² + ε)·γ + β</c> over the last axis, from elementary operations.</summary>
+    private static Tensor LayerNormByHand(Tensor x, Tensor weight, Tensor bias, double eps)
+    {
+        var centered = x - x.mean([-1], keepdim: true);
+        var variance = (centered * centered).mean([-1], keepdim: true);
+        return centered / (variance + eps).sqrt() * weight + bias;
+    }
 
     public static TheoryData<string, int> Rules()
     {
