@@ -123,11 +123,12 @@ public static class MeasurementEndpoints
             {
                 // The exact engines import the graph into libtorch; operators outside the importer's list are known now.
                 var file = ModelFile.Open(artifacts.Fetch(model.Sha256));
-                var unsupported = file.Onnx!.Graph.Node.Select(n => n.OpType).Where(op => !OnnxJetImporter.SupportedOperators.Contains(op)).Distinct().ToList();
+                var unsupported = OnnxJetImporter.UnknownOperators(file.Onnx!);
                 if (unsupported.Count > 0)
                 {
                     return Problems.Field(400, "engine",
-                        $"the {(options.Engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {string.Join(", ", unsupported)}; use engine finite-difference or auto.");
+                        $"the {(options.Engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {string.Join("; ", unsupported)}. "
+                        + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
                 }
             }
             var response = ModelEndpoints.ToResponse(model);

@@ -60,14 +60,15 @@ public static class CurvatureRate
             {
                 return TorchModelRunner.FromOnnxGraph(graph!, file, shape);
             }
-            var names = string.Join(", ", unsupported);
+            var names = string.Join("; ", unsupported);
             if (engine != EngineChoice.Auto)
             {
                 throw new MeasurementInputException("engine",
-                    $"the {(engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {names}; use engine finite-difference (or auto).");
+                    $"the {(engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {names}. "
+                    + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
             }
             var runner = OnnxRunner.Create(file, shape, onnxOptions);
-            runner.AddNote($"the ONNX graph has operators the exact engines do not support ({names}); finite differences are used.");
+            runner.AddNote($"engine auto chose finite-difference: the exact engines (taylor, autograd) cannot run this ONNX graph (unsupported operators {names}).");
             return runner;
         }
         if (engine == EngineChoice.Taylor)
@@ -109,10 +110,15 @@ public static class CurvatureRate
         options.Validate();
         var clock = Stopwatch.StartNew();
         var warnings = new List<string>(model.Notes);
-        if (model is TorchModelRunner { JetModule.PiecewiseLinearOperators: { Count: > 0 } kinks })
+        if (model is TorchModelRunner { JetModule: { } jets } && jets.PiecewiseOperators.Count > 0)
         {
-            warnings.Add($"the model has piecewise-linear operators ({string.Join(", ", kinks.Distinct())}): where they are its only nonlinearities, its logits have "
-                + "zero derivatives of order ≥ 2 almost everywhere, so λ of the loss reflects the softmax head (and λ of a logit is −∞).");
+            var kinks = jets.PiecewiseOperators.Distinct().ToList();
+            var linear = jets.PiecewiseLinearOperators.Distinct().ToList();
+            warnings.Add(linear.Count == kinks.Count
+                ? $"the model has piecewise-linear operators ({string.Join(", ", kinks)}): where they are its only nonlinearities, its logits have "
+                    + "zero derivatives of order ≥ 2 almost everywhere, so λ of the loss reflects the softmax head (and λ of a logit is −∞)."
+                : $"the model has piecewise operators ({string.Join(", ", kinks)}): each point's derivatives are those of the piece it lies on "
+                    + "(chosen from its value, as for ReLU), exact away from the switches between pieces.");
         }
         if (data.SampleShape.Length > 1 && !data.SampleShape.SequenceEqual(model.SampleShape))
         {

@@ -96,12 +96,20 @@ public sealed class OnnxModelBuilder
     }
 
     /// <summary>Adds a node <paramref name="op"/> with the given inputs and returns the name of its single output.</summary>
-    public string Node(string op, IEnumerable<string> inputs, params (string Name, object Value)[] attributes)
+    /// <param name="op">Operator type (default domain).</param>
+    /// <param name="inputs">Input value names ("" for an absent optional input).</param>
+    /// <param name="attributes">Attributes: long/int, float, long[], float[], string or a <see cref="TensorProto"/>.</param>
+    public string Node(string op, IEnumerable<string> inputs, params (string Name, object Value)[] attributes) => Nodes(op, inputs, 1, attributes)[0];
+
+    /// <summary>Adds a node with <paramref name="outputs"/> outputs (e.g. Split) and returns their names.</summary>
+    public string[] Nodes(string op, IEnumerable<string> inputs, int outputs, params (string Name, object Value)[] attributes)
     {
-        var output = $"{op.ToLowerInvariant()}{_counter++}";
-        var node = new NodeProto { OpType = op, Name = output + "_node" };
+        ArgumentOutOfRangeException.ThrowIfLessThan(outputs, 1);
+        var first = $"{op.ToLowerInvariant()}{_counter++}";
+        var names = Enumerable.Range(0, outputs).Select(i => i == 0 ? first : $"{first}_{i}").ToArray();
+        var node = new NodeProto { OpType = op, Name = first + "_node" };
         node.Input.Add(inputs);
-        node.Output.Add(output);
+        node.Output.Add(names);
         foreach (var (name, value) in attributes)
         {
             var a = new AttributeProto { Name = name };
@@ -111,24 +119,30 @@ public sealed class OnnxModelBuilder
                 case int i: a.Type = AttributeProto.Types.AttributeType.Int; a.I = i; break;
                 case float f: a.Type = AttributeProto.Types.AttributeType.Float; a.F = f; break;
                 case long[] ls: a.Type = AttributeProto.Types.AttributeType.Ints; a.Ints.Add(ls); break;
+                case float[] fs: a.Type = AttributeProto.Types.AttributeType.Floats; a.Floats.Add(fs); break;
+                case string text: a.Type = AttributeProto.Types.AttributeType.String; a.S = ByteString.CopyFromUtf8(text); break;
+                case TensorProto t: a.Type = AttributeProto.Types.AttributeType.Tensor; a.T = t; break;
                 default: throw new ArgumentException($"Unsupported attribute type {value.GetType().Name}.", nameof(attributes));
             }
             node.Attribute.Add(a);
         }
         _graph.Node.Add(node);
-        return output;
+        return names;
     }
 
-    /// <summary>Declares <paramref name="value"/> as the graph output named <paramref name="outputName"/> with shape <c>[N, width]</c> (or <c>[N]</c> when width is 0).</summary>
-    public ModelProto Build(string value, string outputName, long width)
+    /// <summary>
+    /// Declares <paramref name="value"/> as the graph output named <paramref name="outputName"/> with shape <c>[N, width]</c>
+    /// (or <c>[N]</c> when width is 0), importing the default domain at <paramref name="opset"/>.
+    /// </summary>
+    public ModelProto Build(string value, string outputName, long width, int opset = 17)
     {
         var identity = new NodeProto { OpType = "Identity", Name = outputName + "_node" };
         identity.Input.Add(value);
         identity.Output.Add(outputName);
         _graph.Node.Add(identity);
         _graph.Output.Add(ValueInfo(outputName, width > 0 ? [-1, width] : [-1]));
-        var model = new ModelProto { IrVersion = 8, ProducerName = "LambdaService", Graph = _graph.Clone() };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
+        var model = new ModelProto { IrVersion = opset <= 18 ? 8 : opset <= 20 ? 9 : 10, ProducerName = "LambdaService", Graph = _graph.Clone() };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
         return model;
     }
 

@@ -20,4 +20,10 @@ public interface IJetModule
     /// ≥ 2 vanish almost everywhere (the loss's do not: softmax is smooth).
     /// </summary>
     IReadOnlyList<string> PiecewiseLinearOperators { get; }
+
+    /// <summary>
+    /// Every operator found whose rule takes its branch per element from the value at the point (the piecewise-linear
+    /// ones and piecewise-smooth ones such as <c>Elu</c> or <c>HardSwish</c>); by default the piecewise-linear ones.
+    /// </summary>
+    IReadOnlyList<string> PiecewiseOperators => PiecewiseLinearOperators;
 }

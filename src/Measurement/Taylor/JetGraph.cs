@@ -30,7 +30,8 @@ public sealed class JetGraph : nn.Module<Tensor, Tensor>, IJetModule
         OutputName = output;
         _nodes = nodes;
         Operators = operators;
-        PiecewiseLinearOperators = [.. operators.Where(o => o is "Relu" or "LeakyRelu" or "MaxPool")];
+        PiecewiseLinearOperators = [.. operators.Where(OnnxJetImporter.PiecewiseLinearOperators.Contains)];
+        PiecewiseOperators = [.. operators.Where(OnnxJetImporter.PiecewiseOperators.Contains)];
         var i = 0;
         foreach (var (name, value) in constants)
         {
@@ -51,6 +52,9 @@ public sealed class JetGraph : nn.Module<Tensor, Tensor>, IJetModule
 
     /// <inheritdoc />
     public IReadOnlyList<string> PiecewiseLinearOperators { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> PiecewiseOperators { get; }
 
     /// <summary>
     /// Imports <paramref name="model"/> (see <see cref="OnnxJetImporter.TryImport(ModelProto, out JetGraph?, out IReadOnlyList{string}, ScalarType?)"/>).

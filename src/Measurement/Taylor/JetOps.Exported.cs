@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LambdaService.Measurement.Taylor;
@@ -164,6 +165,27 @@ public static partial class JetOps
         long[] amounts = [-p[1], op[1] - p[3], -p[0], op[0] - p[2]];
         var y = amounts.All(a => a == 0) ? full : nn.functional.pad(full, amounts);
         return bias is null ? y : y + bias.view(-1, 1, 1);
+    }
+
+    /// <summary>
+    /// Padding in torch's order (last axis first, <c>[left, right, top, bottom, …]</c>; negative amounts crop), linear in x:
+    /// constant mode pads c_0 with <paramref name="value"/> and the other coefficients with 0; reflect, replicate (ONNX
+    /// edge) and circular (ONNX wrap) copy entries of x, so they copy the same entries of every coefficient.
+    /// </summary>
+    public static Jet Pad(Jet x, long[] pad, PaddingModes mode, double value = 0)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(pad);
+        if (pad.Length % 2 != 0 || pad.Length / 2 > x.Shape.Length - 1)
+        {
+            throw new ArgumentException($"Give two paddings per padded axis (at most {x.Shape.Length - 1} axes besides the batch); got {pad.Length} numbers.", nameof(pad));
+        }
+        if (mode is not (PaddingModes.Constant or PaddingModes.Zeros)) return Folded(x, f => nn.functional.pad(f, pad, mode));
+        var zero = nn.functional.pad(x.Leading, pad);
+        if (value == 0) return x.With(zero);
+        // value·(1 − pad(ones)) is value on the padded border and 0 inside; it enters c_0 only.
+        var border = (1 - nn.functional.pad(ones_like(x.Value), pad)) * value;
+        return x.With(AddToFreshValue(zero, border));
     }
 
     /// <summary>

@@ -65,6 +65,7 @@ public static partial class JetOps
         ArgumentNullException.ThrowIfNull(w);
         var rx = x.Shape.Length;
         if (rx == 0 || w.dim() == 0) throw new ArgumentException("MatMul needs operands of rank ≥ 1.", nameof(w));
+        CheckMatMul(x.Shape, w.shape);
         var c = Like(w, x.Leading);
         var a = x.Leading;
         if (rx == 1) a = a.unsqueeze(1);                                    // [D+1, m] → [D+1, 1, m]
@@ -81,6 +82,7 @@ public static partial class JetOps
         ArgumentNullException.ThrowIfNull(w);
         var rx = x.Shape.Length;
         if (rx == 0 || w.dim() == 0) throw new ArgumentException("MatMul needs operands of rank ≥ 1.", nameof(w));
+        CheckMatMul(w.shape, x.Shape);
         var c = Like(w, x.Leading);
         var b = x.Leading;
         if (rx == 1) b = b.unsqueeze(-1);                                   // [D+1, m] → [D+1, m, 1]
@@ -101,6 +103,7 @@ public static partial class JetOps
         if (a.Degree == 0) return MatMul(a.Value, b);
         if (b.Degree == 0) return MatMul(a, b.Value);
         if (a.Shape.Length < 2 || b.Shape.Length < 2) throw new ArgumentException("MatMul of two jets needs operands of rank ≥ 2.", nameof(b));
+        CheckMatMul(a.Shape, b.Shape);
         var rank = Math.Max(a.Shape.Length, b.Shape.Length);
         return new Jet(Cauchy(AlignRank(a.Leading, rank), AlignRank(b.Leading, rank), a.Order, (p, q) => p.matmul(q)), a.Order);
     }
@@ -810,6 +813,33 @@ public static partial class JetOps
     private static void SameOrder(Jet a, Jet b)
     {
         if (a.Order != b.Order) throw new ArgumentException($"Jets of orders {a.Order} and {b.Order} cannot be combined; truncate one first.", nameof(b));
+    }
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> unless numpy's matmul accepts operands of these shapes (checked here because a
+    /// libtorch error inside TorchSharp's matmul terminates the process instead of raising).
+    /// </summary>
+    internal static void CheckMatMul(long[] a, long[] b)
+    {
+        var ok = a.Length > 0 && b.Length > 0;
+        if (ok)
+        {
+            var inner = a[^1];
+            var rows = b.Length == 1 ? b[0] : b[^2];
+            ok = inner == rows;
+            if (ok && a.Length > 2 && b.Length > 2)
+            {
+                try
+                {
+                    BroadcastShape(a[..^2], b[..^2]);
+                }
+                catch (ArgumentException)
+                {
+                    ok = false;
+                }
+            }
+        }
+        if (!ok) throw new ArgumentException($"MatMul of shapes [{Dims(a)}] and [{Dims(b)}] is not defined (inner sizes or batch axes differ).", nameof(b));
     }
 
     private static string Dims(long[] shape) => string.Join(",", shape);

@@ -1,4 +1,5 @@
 using LambdaService.Measurement.Engines;
+using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Taylor;
 using LambdaService.Measurement.Tests.Engines;
@@ -154,27 +155,60 @@ public class OnnxJetImporterTests
     }
 
     [Fact]
-    public void Unsupported_operators_are_named_and_nothing_is_imported()
+    public void Unsupported_operators_are_named_with_their_nodes_and_nothing_is_imported()
     {
         var b = new OnnxModelBuilder("x", 3);
-        var h = b.Node("Abs", [b.Node("Gelu", [b.Node("Tan", [b.Input])], ("approximate", 0L))]);
+        var h = b.Node("Softsign", [b.Node("Tan", [b.Node("Tan", [b.Input])])]);
         var model = b.Build(h, "y", 3);
         Assert.False(JetGraph.TryImport(model, out var graph, out var unsupported));
         Assert.Null(graph);
-        Assert.Contains("Tan", unsupported);
-        Assert.Contains("Abs", unsupported);
+        // The builder names nodes after their first output: tan0_node, tan1_node, softsign2_node.
+        Assert.Equal(["Tan at nodes 'tan0_node', 'tan1_node'", "Softsign at node 'softsign2_node'"], unsupported);
+        Assert.Equal(unsupported, OnnxJetImporter.UnknownOperators(model));
 
         var c = new OnnxModelBuilder("x", 3);
         var gelu = c.Node("Gelu", [c.Input]);
         var tanhGelu = c.Build(gelu, "y", 3);
         tanhGelu.Graph.Node[0].Attribute.Add(new AttributeProto { Name = "approximate", Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8("tanh") });
         Assert.False(JetGraph.TryImport(tanhGelu, out _, out var reasons));
-        Assert.Equal(["Gelu (approximate=tanh)"], reasons);
+        Assert.Equal(["Gelu (approximate=tanh) at node 'gelu0_node'"], reasons);
+        Assert.Empty(OnnxJetImporter.UnknownOperators(tanhGelu));          // a known operator: its attribute is the problem
 
         var d = new OnnxModelBuilder("x", 1, 6, 6);
         var pool = d.Node("MaxPool", [d.Input], ("kernel_shape", new long[] { 2, 2 }), ("pads", new long[] { 1, 0, 0, 1 }));
-        Assert.False(JetGraph.TryImport(d.Build(d.Flatten(pool), "y", 0), out _, out var poolReasons));
-        Assert.Equal(["MaxPool (asymmetric pads)"], poolReasons);
+        var pad = d.Node("Pad", [pool, d.ConstantInt64([0, 0, 1, 1, 0, 0, 1, 1], 8)], ("mode", "mirror"));
+        Assert.False(JetGraph.TryImport(d.Build(d.Flatten(pad), "y", 0), out _, out var poolReasons));
+        Assert.Equal(["MaxPool (asymmetric pads) at node 'maxpool0_node'", "Pad (mode=mirror) at node 'pad2_node'"], poolReasons);
+    }
+
+    [Fact]
+    public void The_exact_engines_refuse_a_graph_they_cannot_read_naming_operators_nodes_and_what_auto_does_instead()
+    {
+        var b = new OnnxModelBuilder("x", 3);
+        var model = b.Build(b.Node("Gemm", [b.Node("Tan", [b.Input]), b.Constant(new float[9], 3, 3)], ("transB", 1L)), "y", 3);
+        var file = TestData.Onnx(model);
+        var data = TestData.Make(TestData.Uniform(12, seed: 1), 4, [3]);
+        var e = Assert.Throws<MeasurementInputException>(() => CurvatureRate.CreateRunner(file, data, engine: EngineChoice.Taylor));
+        Assert.Equal("engine", e.Field);
+        Assert.Contains("unsupported operators Tan at node 'tan0_node'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("engine auto measures such a model with finite differences", e.Message, StringComparison.Ordinal);
+
+        using var auto = CurvatureRate.CreateRunner(file, data, engine: EngineChoice.Auto);
+        Assert.IsType<OnnxRunner>(auto);
+        Assert.Contains(auto.Notes, n => n.StartsWith("engine auto chose finite-difference", StringComparison.Ordinal) && n.Contains("Tan at node 'tan0_node'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Auto_measures_a_piecewise_linear_onnx_graph_it_can_read_with_the_taylor_engine_never_finite_differences()
+    {
+        var cnn = OnnxConvolutionTests.TinyCnn(3);
+        foreach (var node in cnn.Graph.Node.Where(n => n.OpType == "Tanh")) node.OpType = "Relu";   // Conv → Relu → MaxPool → Gemm
+        var file = TestData.Onnx(cnn);
+        var data = TestData.Make(TestData.Uniform(8 * 36, seed: 2), 8, [1, 6, 6], [0, 1, 2, 0, 1, 2, 0, 1]);
+        using var runner = CurvatureRate.CreateRunner(file, data, engine: EngineChoice.Auto);
+        var result = CurvatureRate.Estimate(runner, data, new MeasurementOptions { BootstrapResamples = 0 }, null, default);
+        Assert.Equal("taylor", result.Engine);
+        Assert.Contains(result.Warnings, w => w.Contains("piecewise-linear operators (Relu, MaxPool)", StringComparison.Ordinal));
     }
 
     [Fact]
