@@ -12,7 +12,7 @@ internal sealed class PickleWriter
 {
     private const byte Proto = 0x80, Stop = (byte)'.', Mark = (byte)'(', Global = (byte)'c', EmptyTupleOp = (byte)')';
     private const byte TupleOp = (byte)'t', EmptyDictOp = (byte)'}', SetItems = (byte)'u', BuildOp = (byte)'b';
-    private const byte NewObjOp = 0x81, ReduceOp = (byte)'R', BinPersIdOp = (byte)'Q', NewTrue = 0x88, NewFalse = 0x89;
+    private const byte NewObjOp = 0x81, ReduceOp = (byte)'R', BinPersIdOp = (byte)'Q', NewTrue = 0x88, NewFalse = 0x89, NoneOp = (byte)'N';
     private const byte BinUnicode = (byte)'X', BinInt1 = (byte)'K', BinInt2 = (byte)'M', BinInt = (byte)'J', Long1 = 0x8a;
 
     private readonly MemoryStream _buffer = new();
@@ -41,6 +41,7 @@ internal sealed class PickleWriter
     public void Reduce() => _buffer.WriteByte(ReduceOp);
     public void BinPersId() => _buffer.WriteByte(BinPersIdOp);
     public void Bool(bool value) => _buffer.WriteByte(value ? NewTrue : NewFalse);
+    public void None() => _buffer.WriteByte(NoneOp);
 
     /// <summary>GLOBAL: pushes <c>module.name</c> (both ASCII, newline-terminated in the stream).</summary>
     public void GlobalRef(string module, string name)
