@@ -69,8 +69,8 @@ public class ErrorResponseTests(ServiceFixture fixture) : IClassFixture<ServiceF
     [InlineData("""{ "modelId": "MODEL", "datasetId": "ds_nope" }""", "datasetId")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "orders": { "min": 0, "max": 4 } }""", "orders")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "engine": "quantum" }""", "engine")]
-    [InlineData("""{ "modelId": "ABS", "datasetId": "DS", "engine": "taylor" }""", "engine")]
-    [InlineData("""{ "modelId": "ABS", "datasetId": "DS", "engine": "autograd" }""", "engine")]
+    [InlineData("""{ "modelId": "UNSUPPORTED", "datasetId": "DS", "engine": "taylor" }""", "engine")]
+    [InlineData("""{ "modelId": "UNSUPPORTED", "datasetId": "DS", "engine": "autograd" }""", "engine")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "band": [0.9, 0.1] }""", "band")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "class": 7, "target": "logit" }""", "class")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "UNLABELLED", "points": "pairs", "pairs": ["0-1"] }""", "points")]
@@ -86,11 +86,11 @@ public class ErrorResponseTests(ServiceFixture fixture) : IClassFixture<ServiceF
         using var client = fixture.Service.Client();
         var model = await ApiClient.UploadId(client, "v1/models", fixture.Files.Onnx);
         var scalar = await ApiClient.UploadId(client, "v1/models", fixture.Files.Scalar);
-        var abs = await ApiClient.UploadId(client, "v1/models", fixture.Files.AbsOnnx);
+        var unsupported = await ApiClient.UploadId(client, "v1/models", fixture.Files.UnsupportedOnnx);
         var dataset = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
         var unlabelled = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.UnlabelledCsv);
         var before = (await ApiClient.Get(client, "v1/measurements"))["total"]!.GetValue<int>();
-        var body = template.Replace("SCALAR", scalar).Replace("ABS", abs).Replace("MODEL", model).Replace("UNLABELLED", unlabelled).Replace("\"DS\"", $"\"{dataset}\"");
+        var body = template.Replace("SCALAR", scalar).Replace("UNSUPPORTED", unsupported).Replace("MODEL", model).Replace("UNLABELLED", unlabelled).Replace("\"DS\"", $"\"{dataset}\"");
         var response = await client.PostAsync("v1/measurements", new StringContent(body, Encoding.UTF8, "application/json"));
         var problem = await ApiClient.Problem(response, HttpStatusCode.BadRequest);
         Assert.Equal(field, problem.GetProperty("field").GetString());

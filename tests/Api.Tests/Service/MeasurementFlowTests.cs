@@ -56,6 +56,48 @@ public class MeasurementFlowTests(ServiceFixture fixture) : IClassFixture<Servic
         Assert.Equal(viaHttpTorch, viaHttpOnnx, 8);
     }
 
+    [Theory]
+    [InlineData("attention block, opset 13")]
+    [InlineData("layer norm mlp, LayerNormalization, opset 17")]
+    [InlineData("padded cnn with average pooling, opset 11")]
+    public async Task A_model_as_torch_onnx_export_writes_it_is_measured_by_an_exact_engine_under_auto_and_agrees_with_finite_differences(string graph)
+    {
+        var (model, sample) = LambdaService.Measurement.Tests.Taylor.ExportedGraphs.All[graph]();
+        var modelPath = Path.Combine(fixture.Files.Folder, $"exported-{string.Concat(graph.Where(char.IsLetterOrDigit))}.onnx");
+        LambdaService.Measurement.Models.OnnxModelBuilder.Save(model, modelPath);
+        var features = sample.Aggregate(1, (a, b) => a * b);
+        var dataPath = Path.Combine(fixture.Files.Folder, $"exported-{features}.csv");
+        var rng = new Random(4);
+        File.WriteAllLines(dataPath, [string.Join(",", Enumerable.Range(0, features).Select(i => $"f{i}").Append("label")),
+            .. Enumerable.Range(0, 12).Select(r => string.Join(",", Enumerable.Range(0, features)
+                .Select(_ => (rng.NextDouble() * 3 - 1.5).ToString("R", System.Globalization.CultureInfo.InvariantCulture)).Append((r % 3).ToString(System.Globalization.CultureInfo.InvariantCulture))))]);
+        using var client = fixture.Service.Client();
+        var modelId = await ApiClient.UploadId(client, "v1/models", modelPath);
+        var datasetId = await ApiClient.UploadId(client, "v1/datasets", dataPath);
+        var auto = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId, datasetId, maxPoints = 6, directions = 2 }), TimeSpan.FromMinutes(2));
+        var fd = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId, datasetId, maxPoints = 6, directions = 2, engine = "finite-difference" }), TimeSpan.FromMinutes(2));
+        Assert.Equal("succeeded", auto["status"]!.GetValue<string>());
+        Assert.Equal("succeeded", fd["status"]!.GetValue<string>());
+        Assert.Equal("taylor", auto["result"]!["engine"]!.GetValue<string>());
+        var exact = auto["result"]!["orders"]!.AsArray().Select(o => o!["norm"]!.GetValue<double>()).ToArray();
+        var approximate = fd["result"]!["orders"]!.AsArray().Select(o => o!["norm"]!.GetValue<double>()).ToArray();
+        Assert.Equal(4, exact.Length);
+        for (var n = 0; n < exact.Length; n++) Assert.True(Math.Abs(approximate[n] - exact[n]) <= 1e-6 * exact[n], $"v_{n + 1}: {approximate[n]:R} vs {exact[n]:R}");
+    }
+
+    [Fact]
+    public async Task An_exact_engine_on_a_graph_it_cannot_read_is_a_400_naming_the_operator_its_nodes_and_what_auto_does()
+    {
+        using var client = fixture.Service.Client();
+        var modelId = await ApiClient.UploadId(client, "v1/models", fixture.Files.UnsupportedOnnx);
+        var datasetId = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var problem = await ApiClient.Problem(await ApiClient.Submit(client, new { modelId, datasetId, engine = "taylor" }), HttpStatusCode.BadRequest);
+        Assert.Equal("engine", problem.GetProperty("field").GetString());
+        var detail = problem.GetProperty("detail").GetString()!;
+        Assert.Contains("unsupported operators Softsign at nodes 'tanh", detail, StringComparison.Ordinal);
+        Assert.Contains("engine auto measures such a model with finite differences", detail, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Lists_are_paged_and_newest_first()
     {
