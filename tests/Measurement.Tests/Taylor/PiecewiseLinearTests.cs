@@ -66,4 +66,35 @@ public class PiecewiseLinearTests
         var leaky = JetOps.LeakyRelu(square, 0.25).Coefficients.data<double>().ToArray();
         Assert.Equal([0, 0, 0, 0, 1, -0.25], leaky);
     }
+
+    [Fact]
+    public void Abs_clip_max_min_and_elu_on_a_switch_take_the_piece_the_line_enters()
+    {
+        // x(t) = 0 + t·v with v = (2, −3): |x(t)| = (2t, 3t); clip(x, 0, 1) = (2t, 0); max(x, 0) = (2t, 0); min(x, 0) = (0, −3t);
+        // elu(x) = (2t, e^{−3t} − 1 = −3t + 4.5t² − 4.5t³ …). Each by hand for t → 0⁺.
+        using var scope = NewDisposeScope();
+        var x = Jet.Line(zeros(1, 2, dtype: ScalarType.Float64), tensor(new[] { 2.0, -3.0 }, [1, 2], ScalarType.Float64), 3);
+        var zero = tensor(0.0, ScalarType.Float64);
+        double[] Coefficients(Jet j) => j.Coefficients.data<double>().ToArray();
+        Assert.Equal([0, 0, 2, 3, 0, 0, 0, 0], Coefficients(JetOps.Abs(x)));
+        Assert.Equal([0, 0, 2, 0, 0, 0, 0, 0], Coefficients(JetOps.Clip(x, zero, tensor(1.0, ScalarType.Float64))));
+        Assert.Equal([0, 0, 2, 0, 0, 0, 0, 0], Coefficients(JetOps.Max(x, zero)));
+        Assert.Equal([0, 0, 0, -3, 0, 0, 0, 0], Coefficients(JetOps.Min(x, zero)));
+        var elu = Coefficients(JetOps.Elu(x));
+        double[] expected = [0, 0, 2, -3, 0, 4.5, 0, -4.5];
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], elu[i], 12);
+        // The bound of a clip is reached at t = 0 from inside: x(t) = 1 − t stays inside, 1 + t is clipped to the constant 1.
+        var edge = Jet.Line(ones(1, 2, dtype: ScalarType.Float64), tensor(new[] { -1.0, 1.0 }, [1, 2], ScalarType.Float64), 2);
+        Assert.Equal([1, 1, -1, 0, 0, 0], Coefficients(JetOps.Clip(edge, zero, tensor(1.0, ScalarType.Float64))));
+    }
+
+    [Fact]
+    public void An_imported_graph_reports_piecewise_smooth_operators_apart_from_piecewise_linear_ones()
+    {
+        var (model, _) = ExportedGraphs.Elementwise(18);
+        Assert.True(JetGraph.TryImport(model, out var graph, out _, ScalarType.Float64));
+        using var g = graph!;
+        Assert.Equal(["Abs", "Clip", "HardSigmoid", "Elu", "Selu", "Min", "Max", "HardSwish"], g.PiecewiseOperators);   // in order of first appearance
+        Assert.Equal(["Abs", "Clip", "HardSigmoid", "Min", "Max"], g.PiecewiseLinearOperators);
+    }
 }
