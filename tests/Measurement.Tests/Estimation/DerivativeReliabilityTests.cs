@@ -86,6 +86,22 @@ public class DerivativeReliabilityTests
     }
 
     [Fact]
+    public void Auto_falling_back_to_finite_differences_names_the_unsupported_operators_instead_of_an_exact_engine()
+    {
+        // Abs for Relu: still piecewise linear, but the Taylor-mode importer has no rule for Abs, so auto runs finite differences.
+        var model = ReluCnn(5);
+        foreach (var node in model.Graph.Node.Where(n => n.OpType == "Relu")) node.OpType = "Abs";
+        var data = CnnData();
+        using var runner = CurvatureRate.CreateRunner(TestData.Onnx(model), data, engine: EngineChoice.Auto);
+        var e = Assert.Throws<MeasurementInputException>(() => CurvatureRate.Estimate(runner, data, new MeasurementOptions { Seed = 1 }, null, default));
+        Assert.Equal("engine", e.Field);
+        Assert.StartsWith("derivatives unreliable:", e.Message, StringComparison.Ordinal);
+        Assert.Contains("no exact engine can run this model as it is", e.Message, StringComparison.Ordinal);
+        Assert.Contains("Abs", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("use engine taylor", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Exact_engines_report_no_error_estimate_so_even_a_tiny_threshold_does_not_fail_them()
     {
         var exact = MeasureCnn(EngineChoice.Taylor, new MeasurementOptions { MaxDerivativeError = 1e-12 });
