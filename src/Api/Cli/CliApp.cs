@@ -66,8 +66,9 @@ public static class CliApp
                   [--points all|boundary|pairs] [--band 0.45,0.65] [--pairs 4-9,3-8] [--orders 1-4]
                   [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
                   [--engine auto|taylor|autograd|finite-difference] [--label-column NAME] [--seed S]
-                  [--input-shape 1,28,28] [--max-data-mb 1024] [--json]
-              λ of an ONNX or TorchScript model on .npz / .npy / .csv data.
+                  [--input-shape 1,28,28] [--max-data-mb 1024] [--max-derivative-error 0.05] [--allow-unreliable] [--json]
+              λ of an ONNX or TorchScript model on .npz / .npy / .csv data. Finite differences whose estimated median error
+              exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
           train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam] [--crr-scale X]
                 [--crr-orders 2-3] [--crr-engine auto|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]

@@ -75,6 +75,16 @@ public sealed class CliArguments
         return v;
     }
 
+    /// <summary>A finite number option.</summary>
+    public double? Double(string name)
+    {
+        var text = Get(name);
+        if (text is null) return null;
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
+            ? v
+            : throw new MeasurementInputException(name, $"--{name} must be a number; got '{text}'.");
+    }
+
     /// <summary>Two numbers <c>a,b</c>.</summary>
     public (double, double)? Pair(string name)
     {

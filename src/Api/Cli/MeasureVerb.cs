@@ -8,8 +8,10 @@ namespace LambdaService.Api.Cli;
 /// <summary><c>measure</c>: λ of a model file on a data file.</summary>
 public static class MeasureVerb
 {
+    private static readonly string[] Flags = ["json", "allow-unreliable"];
+
     private static readonly string[] Valued =
-        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb"];
+        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error"];
 
     /// <summary>
     /// Parses the options into the same <see cref="MeasurementRequest"/> the HTTP API takes, so that both
@@ -35,13 +37,15 @@ public static class MeasureVerb
             Normalization: a.Get("normalization"),
             Engine: a.Get("engine"),
             Seed: a.Int("seed"),
-            InputShape: a.Shape("input-shape"));
+            InputShape: a.Shape("input-shape"),
+            MaxDerivativeError: a.Double("max-derivative-error"),
+            AllowUnreliable: a.Has("allow-unreliable") ? true : null);
     }
 
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
     {
-        var a = new CliArguments(args, Valued, ["json"]);
+        var a = new CliArguments(args, Valued, Flags);
         var model = a.Required("model");
         var data = a.Required("data");
         var options = ParseRequest(a).ToOptions();
@@ -60,7 +64,8 @@ public static class MeasureVerb
     {
         var c = CultureInfo.InvariantCulture;
         var w = new StringWriter(c);
-        w.WriteLine($"λ = {r.Lambda:F4}   95% CI [{r.Ci95[0]:F4}, {r.Ci95[1]:F4}]   R² = {r.R2:F4}   intercept = {r.Intercept:F4}");
+        w.WriteLine($"λ = {r.Lambda:F4}   95% CI [{r.Ci95[0]:F4}, {r.Ci95[1]:F4}]   R² = {r.R2:F4}   intercept = {r.Intercept:F4}"
+            + (r.Unreliable ? "   UNRELIABLE (derivative errors above --max-derivative-error; see the warnings)" : ""));
         w.WriteLine($"target {r.Config.Target} (labels {r.Config.Labels}), orders {r.Config.MinOrder}-{r.Config.MaxOrder}, norm {r.Config.Norm}, normalization {r.Config.Normalization}");
         w.WriteLine($"points: {r.PointsUsed} used of {r.PointsEligible} eligible ({r.Config.Points}), {r.Config.Directions} directions each, seed {r.Config.Seed}");
         w.WriteLine($"engine: {r.Engine} on {r.Device} ({r.Precision}), {r.Seconds:F2} s");

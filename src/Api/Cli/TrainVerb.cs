@@ -68,9 +68,9 @@ public static class TrainVerb
             {
                 Kind = dataset is "two-moons" or "mnist" ? dataset : "dataset",
                 Samples = a.Int("samples") ?? defaults.Data.Samples,
-                Noise = Double(a, "noise") ?? defaults.Data.Noise,
-                LabelNoise = Double(a, "label-noise") ?? 0,
-                TestFraction = Double(a, "test-fraction") ?? defaults.Data.TestFraction,
+                Noise = a.Double("noise") ?? defaults.Data.Noise,
+                LabelNoise = a.Double("label-noise") ?? 0,
+                TestFraction = a.Double("test-fraction") ?? defaults.Data.TestFraction,
             },
             Model = defaults.Model with
             {
@@ -81,17 +81,17 @@ public static class TrainVerb
             Method = a.Get("method") ?? "baseline",
             Crr = defaults.Crr with
             {
-                Scale = Double(a, "crr-scale") ?? defaults.Crr.Scale,
+                Scale = a.Double("crr-scale") ?? defaults.Crr.Scale,
                 Orders = crrOrders is { } o ? new OrderSpan(o.Item1, o.Item2) : defaults.Crr.Orders,
                 Directions = a.Int("crr-directions") ?? defaults.Crr.Directions,
                 Every = a.Int("crr-every") ?? defaults.Crr.Every,
                 Engine = a.Get("crr-engine") ?? defaults.Crr.Engine,
             },
-            Sam = defaults.Sam with { Rho = Double(a, "sam-rho") ?? defaults.Sam.Rho, Adaptive = a.Has("adaptive") },
+            Sam = defaults.Sam with { Rho = a.Double("sam-rho") ?? defaults.Sam.Rho, Adaptive = a.Has("adaptive") },
             Epochs = a.Int("epochs") ?? defaults.Epochs,
             BatchSize = a.Int("batch-size") ?? defaults.BatchSize,
-            LearningRate = Double(a, "lr") ?? defaults.LearningRate,
-            WeightDecay = Double(a, "weight-decay") ?? 0,
+            LearningRate = a.Double("lr") ?? defaults.LearningRate,
+            WeightDecay = a.Double("weight-decay") ?? 0,
             Seed = a.Int("seed") ?? 0,
             Measure = defaults.Measure with { Pairs = a.Get("pairs")?.Split(',', StringSplitOptions.TrimEntries) ?? [] },
             Track = defaults.Track with { LambdaEvery = a.Int("lambda-every", 0) ?? 0 },
@@ -102,14 +102,5 @@ public static class TrainVerb
     {
         var options = new DataReadOptions { LabelColumn = a.Get("label-column") ?? "label" };
         return TrainingInputs.Load(request, path, options, a.Get("test-data"), options)!;
-    }
-
-    private static double? Double(CliArguments a, string name)
-    {
-        var text = a.Get(name);
-        if (text is null) return null;
-        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
-            ? v
-            : throw new MeasurementInputException(name, $"--{name} must be a number; got '{text}'.");
     }
 }

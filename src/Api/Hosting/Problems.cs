@@ -14,8 +14,8 @@ public static class Problems
         TypedResults.Problem(detail: detail, statusCode: status, title: title ?? TitleFor(status),
             extensions: new Dictionary<string, object?> { ["field"] = field });
 
-    /// <summary>400 for an invalid option or input.</summary>
-    public static ProblemHttpResult From(MeasurementInputException e, int status = StatusCodes.Status400BadRequest) => Field(status, e.Field, e.Message);
+    /// <summary>400 for an invalid option or input, titled with the exception's own title where it has one.</summary>
+    public static ProblemHttpResult From(MeasurementInputException e, int status = StatusCodes.Status400BadRequest) => Field(status, e.Field, e.Message, e.Title);
 
     /// <summary>404 for a resource of another tenant or none at all (the two are indistinguishable on purpose).</summary>
     public static ProblemHttpResult NotFound(string kind, string id) =>
@@ -62,7 +62,13 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems) : IExcep
         {
             HttpContext = httpContext,
             Exception = exception,
-            ProblemDetails = { Status = p.Status, Title = p.Status switch { 413 => "Payload too large", 503 => "Service unavailable", _ => "Invalid request" }, Detail = p.Detail, Extensions = { ["field"] = p.Field } },
+            ProblemDetails =
+            {
+                Status = p.Status,
+                Title = (exception as MeasurementInputException)?.Title ?? p.Status switch { 413 => "Payload too large", 503 => "Service unavailable", _ => "Invalid request" },
+                Detail = p.Detail,
+                Extensions = { ["field"] = p.Field },
+            },
         });
     }
 

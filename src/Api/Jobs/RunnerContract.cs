@@ -34,7 +34,7 @@ public sealed record TrainingRunnerSpec(TrainingRequest Request, string? TestDat
 /// <summary>
 /// Lines the runner writes on standard output, one JSON object per line:
 /// <c>{"progress":0.42}</c> while it works. The result goes to the <c>--out</c> file, never to stdout:
-/// on success the result JSON; on a user error (exit code 2) an object <c>{"field":…,"detail":…}</c>.
+/// on success the result JSON; on a user error (exit code 2) an object <c>{"field":…,"detail":…,"title":…}</c>.
 /// </summary>
 public static class RunnerProtocol
 {
@@ -46,4 +46,8 @@ public static class RunnerProtocol
 }
 
 /// <summary>A user error reported by the runner (bad model or data content discovered while running).</summary>
-public sealed record RunnerUserError(string Field, string Detail);
+/// <param name="Field">The input at fault (<see cref="Measurement.MeasurementInputException.Field"/>).</param>
+/// <param name="Detail">What is wrong and what to do.</param>
+/// <param name="Title">The problem's title where the error has its own (<see cref="Measurement.MeasurementInputException.Title"/>, e.g.
+/// <c>Derivatives unreliable</c>); null for the job kind's generic title.</param>
+public sealed record RunnerUserError(string Field, string Detail, string? Title = null);

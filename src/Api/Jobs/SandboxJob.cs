@@ -181,10 +181,10 @@ public sealed class SandboxJob(
                 Finish(job, token, JobStatus.Succeeded, s.ResultJson, null);
                 break;
             case SandboxOutcome.UserError u when job.Kind == JobRecord.TrainKind:
-                Finish(job, token, JobStatus.Failed, null, Problem(422, "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
+                Finish(job, token, JobStatus.Failed, null, Problem(422, u.Error.Title ?? "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
                 break;
             case SandboxOutcome.UserError u:
-                Finish(job, token, JobStatus.Failed, null, Problem(422, "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
+                Finish(job, token, JobStatus.Failed, null, Problem(422, u.Error.Title ?? "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
                 break;
             case SandboxOutcome.Canceled when canceledByUser:
                 logger.LogInformation("Job {JobId} canceled", jobId);

@@ -31,7 +31,10 @@ public sealed record MeasurementRequest(
     [property: Description("auto (default: taylor where the model's structure is known, autograd for other TorchScript, finite-difference for ONNX graphs with unsupported operators), taylor, autograd or finite-difference.")] string? Engine = null,
     [property: Description("Seed of the point subset, directions and bootstrap (default 0).")] int? Seed = null,
     [property: Description("Shape of one sample as the model takes it, e.g. [1, 28, 28].")] int[]? InputShape = null,
-    [property: Description("Queue the job waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null)
+    [property: Description("Queue the job waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null,
+    [property: Description("Largest accepted median error estimate of the derivatives of an order in the fit, as a fraction (default 0.05 = 5%; > 0 and ≤ 100). "
+        + "Only finite differences estimate their error; above it the measurement fails with a 'Derivatives unreliable' problem unless allowUnreliable is true.")] double? MaxDerivativeError = null,
+    [property: Description("Return λ even when the derivative error estimates exceed maxDerivativeError: the result then has unreliable: true and a warning (default false).")] bool? AllowUnreliable = null)
 {
     /// <summary>
     /// The measurement options this request stands for. Unknown words and out-of-range values raise
@@ -72,6 +75,8 @@ public sealed record MeasurementRequest(
             },
             Seed = Seed ?? 0,
             SampleShape = InputShape,
+            MaxDerivativeError = MaxDerivativeError ?? MeasurementOptions.DefaultMaxDerivativeError,
+            AllowUnreliable = AllowUnreliable ?? false,
         };
         if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d < 1)))
         {

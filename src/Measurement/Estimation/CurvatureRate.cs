@@ -199,6 +199,25 @@ public static class CurvatureRate
                 warnings.Add($"finite-difference error estimate for order {e.N}: median {e.Median:P2}, 90th percentile {e.P90:P2}.");
             }
         }
+        var unreliable = UnreliableOrders(derivatives, fit.Orders, options);
+        if (unreliable.Length > 0)
+        {
+            var finding = $"derivatives unreliable: the {engine.Name} engine's error estimate exceeds maxDerivativeError {Percent(options.MaxDerivativeError)} at "
+                + string.Join(", ", unreliable.Select(e => $"order {e.N} (median {Percent(e.Median)})"));
+            if (!options.AllowUnreliable)
+            {
+                // auto only runs finite differences where no exact engine applies (the runner's notes say why), so it cannot suggest one.
+                var why = string.Join("; ", model.Notes.Select(n => n.TrimEnd('.')));
+                var remedy = options.Engine == EngineChoice.Auto
+                    ? $"no exact engine can run this model as it is{(why.Length > 0 ? $" ({why})" : "")}: export it with operators the taylor engine supports, "
+                        + "or use allowUnreliable: true to accept the number flagged"
+                    : "use engine taylor or autograd (or auto), which compute derivatives exactly, or allowUnreliable: true to accept the number flagged";
+                throw new MeasurementInputException("engine",
+                    $"{finding}, so λ could be far from the exact value; {remedy} (on the command line: --allow-unreliable).",
+                    title: UnreliableTitle);
+            }
+            warnings.Add($"{finding}; λ is returned because allowUnreliable is true, but it could be far from the exact value (the result is marked unreliable).");
+        }
         if (pointCount < 20) warnings.Add($"only {pointCount} points: the bootstrap interval is rough; use more points for a firm value.");
         if (fit.Line.RSquared < 0.9) warnings.Add($"R² = {fit.Line.RSquared:F3}: log v_n is far from a straight line over orders {options.MinOrder}-{options.MaxOrder}; λ summarises a non-exponential trend.");
 
@@ -222,12 +241,33 @@ public static class CurvatureRate
             data.Sha256,
             signature.Format == ModelFormat.Onnx ? "onnx" : "torchscript",
             model.SampleShape,
-            finiteDifferenceScale);
+            finiteDifferenceScale,
+            options.MaxDerivativeError,
+            options.AllowUnreliable);
         return new MeasurementResult(
             fit.Line.Slope, fit.Line.Intercept, fit.Line.RSquared, fit.Ci95, fit.Orders, fit.PerPoint, pointCount, eligible.Length,
-            engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, config, warnings,
+            engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, unreliable.Length > 0, config, warnings,
             metrics?.Accuracy, metrics?.Ece, metrics?.Hard20Accuracy, signature, clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>Title of the problem a measurement with unreliable derivatives raises (<see cref="MeasurementInputException.Title"/>).</summary>
+    public const string UnreliableTitle = "Derivatives unreliable";
+
+    /// <summary>
+    /// The orders in the fit whose median error estimate exceeds <see cref="MeasurementOptions.MaxDerivativeError"/> (an estimate
+    /// that is not a number counts as exceeding it); none for engines without error estimates (the exact ones).
+    /// </summary>
+    private static OrderError[] UnreliableOrders(DerivativeResult derivatives, IReadOnlyList<OrderNorm> orders, MeasurementOptions options)
+    {
+        if (derivatives.Errors is not { } errors) return [];
+        var fitted = orders.Where(o => o.UsedInFit).Select(o => o.N).ToHashSet();
+        return errors.Where(e => fitted.Contains(e.N) && !(e.Median <= options.MaxDerivativeError)).OrderBy(e => e.N).ToArray();
+    }
+
+    /// <summary>A fraction as a percentage with three significant digits: 0.05 → 5%, 5.07 → 507%.</summary>
+    private static string Percent(double fraction) => double.IsFinite(fraction)
+        ? (fraction * 100).ToString("G3", System.Globalization.CultureInfo.InvariantCulture) + "%"
+        : "unbounded";
 
     private sealed record FitResult(LineFit Line, double[] Ci95, IReadOnlyList<OrderNorm> Orders, SlopeQuantiles PerPoint);
 

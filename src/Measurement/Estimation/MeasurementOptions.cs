@@ -113,6 +113,21 @@ public sealed record MeasurementOptions
     /// <summary>Bootstrap resamples for the 95% interval.</summary>
     public int BootstrapResamples { get; init; } = 1000;
 
+    /// <summary>
+    /// Largest accepted median relative error estimate of an order in the fit, as a fraction (0.05 = 5%). Only engines that
+    /// estimate their error (finite differences) are checked; above it the measurement fails unless <see cref="AllowUnreliable"/>.
+    /// </summary>
+    public double MaxDerivativeError { get; init; } = DefaultMaxDerivativeError;
+
+    /// <summary>Return λ even when the derivative error estimates exceed <see cref="MaxDerivativeError"/>, flagged as unreliable.</summary>
+    public bool AllowUnreliable { get; init; }
+
+    /// <summary>Default of <see cref="MaxDerivativeError"/>: 5%.</summary>
+    public const double DefaultMaxDerivativeError = 0.05;
+
+    /// <summary>Largest <see cref="MaxDerivativeError"/> accepted (100 = 10000%, far beyond any useful derivative).</summary>
+    public const double MaxDerivativeErrorLimit = 100;
+
     /// <summary>Largest order accepted.</summary>
     public const int OrderLimit = 12;
 
@@ -130,5 +145,10 @@ public sealed record MeasurementOptions
         if (Pairs.Any(p => p.A < 0 || p.B < 0 || p.A == p.B)) throw new MeasurementInputException("pairs", "a class pair needs two different non-negative classes, e.g. 4-9.");
         if (Class is < 0) throw new MeasurementInputException("class", $"class {Class} is negative.");
         if (BootstrapResamples is < 0 or > 100_000) throw new MeasurementInputException("bootstrap", "bootstrap resamples must be between 0 and 100000.");
+        if (!(MaxDerivativeError > 0 && MaxDerivativeError <= MaxDerivativeErrorLimit))
+        {
+            throw new MeasurementInputException("maxDerivativeError",
+                $"maxDerivativeError must be a fraction > 0 and ≤ {MaxDerivativeErrorLimit} (got {MaxDerivativeError}); e.g. 0.05 accepts derivatives whose estimated median error is at most 5%.");
+        }
     }
 }

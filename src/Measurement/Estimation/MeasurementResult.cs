@@ -30,9 +30,15 @@ public sealed record ResolvedConfig(
     string DataSha256,
     string ModelFormat,
     int[] SampleShape,
-    double? FiniteDifferenceScale);
+    double? FiniteDifferenceScale,
+    double MaxDerivativeError,
+    bool AllowUnreliable);
 
-/// <summary>The curvature rate of a model on data, with everything needed to judge and repeat it.</summary>
+/// <summary>
+/// The curvature rate of a model on data, with everything needed to judge and repeat it. <see cref="Unreliable"/> is true
+/// when the engine's own error estimate of an order in the fit exceeded <see cref="MeasurementOptions.MaxDerivativeError"/>
+/// and the caller accepted the number anyway (<see cref="MeasurementOptions.AllowUnreliable"/>); a warning then says which orders.
+/// </summary>
 public sealed record MeasurementResult(
     double Lambda,
     double Intercept,
@@ -46,6 +52,7 @@ public sealed record MeasurementResult(
     string Device,
     string Precision,
     IReadOnlyList<OrderError>? DerivativeErrors,
+    bool Unreliable,
     ResolvedConfig Config,
     IReadOnlyList<string> Warnings,
     double? Accuracy,

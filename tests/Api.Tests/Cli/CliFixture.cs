@@ -5,7 +5,7 @@ using LambdaService.Measurement.Models;
 
 namespace LambdaService.Api.Tests.Cli;
 
-/// <summary>A temporary folder with a small ONNX classifier and a labelled CSV file, removed afterwards.</summary>
+/// <summary>A temporary folder with a small ONNX classifier and a labelled CSV file (and a ReLU CNN with images), removed afterwards.</summary>
 public sealed class CliFixture : IDisposable
 {
     public CliFixture()
@@ -34,6 +34,7 @@ public sealed class CliFixture : IDisposable
             csv.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{x1:R},{x2:R},{(x1 + x2 > 0 ? 1 : 0)}"));
         }
         File.WriteAllText(CsvPath, csv.ToString());
+        (ReluCnnPath, ImagesCsvPath) = ReluCnnFiles.Write(Folder);
     }
 
     public string Folder { get; }
@@ -45,6 +46,11 @@ public sealed class CliFixture : IDisposable
     public string OnnxPath => Path.Combine(Folder, "mlp.onnx");
 
     public string CsvPath => Path.Combine(Folder, "points.csv");
+
+    /// <summary>A ReLU CNN (<see cref="ReluCnnFiles"/>) and its 8×8 images with labels.</summary>
+    public string ReluCnnPath { get; }
+
+    public string ImagesCsvPath { get; }
 
     public (int Code, string Out, string Err) Run(params string[] args)
     {

@@ -12,7 +12,7 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.True(code == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
         var r = doc.RootElement;
-        foreach (var field in new[] { "lambda", "intercept", "r2", "ci95", "orders", "pointsUsed", "engine", "device", "config", "warnings", "accuracy", "ece", "hard20Accuracy" })
+        foreach (var field in new[] { "lambda", "intercept", "r2", "ci95", "orders", "pointsUsed", "engine", "device", "config", "warnings", "accuracy", "ece", "hard20Accuracy", "unreliable" })
         {
             Assert.True(r.TryGetProperty(field, out _), $"missing {field}");
         }
@@ -29,6 +29,9 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Equal(64, config.GetProperty("dataSha256").GetString()!.Length);
         Assert.Equal("true", config.GetProperty("labels").GetString());
         Assert.InRange(r.GetProperty("accuracy").GetDouble(), 0, 1);
+        Assert.False(r.GetProperty("unreliable").GetBoolean());
+        Assert.Equal(0.05, config.GetProperty("maxDerivativeError").GetDouble());
+        Assert.False(config.GetProperty("allowUnreliable").GetBoolean());
     }
 
     [Fact]
@@ -60,6 +63,9 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     [InlineData("--points", "pairs", "pair")]
     [InlineData("--input-shape", "3", "input shape")]
     [InlineData("--input-shape", "1,x", "input-shape")]
+    [InlineData("--max-derivative-error", "0", "maxDerivativeError must be a fraction > 0")]
+    [InlineData("--max-derivative-error", "-1", "maxDerivativeError must be a fraction > 0")]
+    [InlineData("--max-derivative-error", "x", "--max-derivative-error must be a number")]
     public void A_bad_option_is_one_line_on_stderr_with_exit_code_2(string option, string value, string mentioned)
     {
         var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, option, value);
@@ -98,6 +104,47 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         var (code, stdout, _) = fixture.Run("help");
         Assert.Equal(0, code);
         foreach (var verb in new[] { "validate", "measure", "bench" }) Assert.Contains(verb, stdout);
+        Assert.Contains("[--max-derivative-error 0.05] [--allow-unreliable]", stdout);
+    }
+
+    [Fact]
+    public void Finite_differences_on_a_relu_cnn_exit_with_code_2_saying_the_derivatives_are_unreliable()
+    {
+        var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.ReluCnnPath, "--data", fixture.ImagesCsvPath, "--engine", "finite-difference", "--seed", "1");
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+        Assert.StartsWith("error: derivatives unreliable:", stderr, StringComparison.Ordinal);
+        Assert.Contains("order 4 (median ", stderr, StringComparison.Ordinal);
+        Assert.Contains("use engine taylor or autograd (or auto)", stderr, StringComparison.Ordinal);
+        Assert.Contains("--allow-unreliable", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void With_allow_unreliable_the_relu_cnn_result_is_printed_and_marked_unreliable()
+    {
+        string[] args = ["measure", "--model", fixture.ReluCnnPath, "--data", fixture.ImagesCsvPath, "--engine", "finite-difference", "--seed", "1", "--allow-unreliable"];
+        var (code, stdout, stderr) = fixture.Run([.. args, "--json"]);
+        Assert.True(code == 0, stderr);
+        var r = JsonDocument.Parse(stdout).RootElement;
+        Assert.True(r.GetProperty("unreliable").GetBoolean());
+        Assert.True(r.GetProperty("config").GetProperty("allowUnreliable").GetBoolean());
+        Assert.Contains(r.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("derivatives unreliable:", StringComparison.Ordinal));
+
+        var (textCode, text, _) = fixture.Run(args);
+        Assert.Equal(0, textCode);
+        Assert.Contains("UNRELIABLE", text.Split('\n')[0], StringComparison.Ordinal);
+        Assert.Contains("warning: derivatives unreliable:", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_exact_default_engine_measures_the_relu_cnn_without_a_flag()
+    {
+        var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.ReluCnnPath, "--data", fixture.ImagesCsvPath, "--seed", "1", "--json");
+        Assert.True(code == 0, stderr);
+        var r = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal("taylor", r.GetProperty("engine").GetString());
+        Assert.False(r.GetProperty("unreliable").GetBoolean());
     }
 
     [Fact]

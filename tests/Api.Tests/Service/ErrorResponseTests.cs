@@ -78,6 +78,10 @@ public class ErrorResponseTests(ServiceFixture fixture) : IClassFixture<ServiceF
     [InlineData("""{ "modelId": "SCALAR", "datasetId": "DS" }""", "target")]
     [InlineData("""{ "modelId": "SCALAR", "datasetId": "DS", "target": "logit", "points": "boundary" }""", "points")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "directions": "four" }""", "directions")]
+    [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "maxDerivativeError": 0 }""", "maxDerivativeError")]
+    [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "maxDerivativeError": -1 }""", "maxDerivativeError")]
+    [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "maxDerivativeError": "x" }""", "maxDerivativeError")]
+    [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "allowUnreliable": "yes" }""", "allowUnreliable")]
     // Truncated JSON: System.Text.Json reports the path where reading stopped.
     [InlineData("""{ "modelId": "MODEL", "datasetId": """, "datasetId")]
     [InlineData("""[1, 2]""", "body")]

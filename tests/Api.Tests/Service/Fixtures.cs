@@ -4,7 +4,7 @@ using LambdaService.Measurement.Models;
 
 namespace LambdaService.Api.Tests.Service;
 
-/// <summary>Model and data files the end-to-end tests upload: a tanh MLP as ONNX and TorchScript, labelled CSV points.</summary>
+/// <summary>Model and data files the end-to-end tests upload: a tanh MLP as ONNX and TorchScript, labelled CSV points, a ReLU CNN with images.</summary>
 public sealed class TestFiles : IDisposable
 {
     public TestFiles()
@@ -55,6 +55,9 @@ public sealed class TestFiles : IDisposable
         var sb = new OnnxModelBuilder("x", 2);
         var linear = sb.Node("Gemm", [sb.Input, sb.Constant([3f, 3f], 1, 2), sb.Constant([0f], 1)], ("transB", 1L));
         OnnxModelBuilder.Save(sb.Build(sb.Node("Sin", [linear]), "y", 1), Scalar);
+
+        // A ReLU CNN and labelled 8×8 images: finite differences on it are refused as unreliable.
+        (ReluCnn, Images) = ReluCnnFiles.Write(Folder);
     }
 
     public string Folder { get; }
@@ -78,6 +81,10 @@ public sealed class TestFiles : IDisposable
     public string Garbage => Path.Combine(Folder, "garbage.onnx");
 
     public string Scalar => Path.Combine(Folder, "sin.onnx");
+
+    public string ReluCnn { get; }
+
+    public string Images { get; }
 
     public void Dispose() => Directory.Delete(Folder, recursive: true);
 }

@@ -99,6 +99,44 @@ public class MeasurementFlowTests(ServiceFixture fixture) : IClassFixture<Servic
     }
 
     [Fact]
+    public async Task Finite_differences_on_a_relu_cnn_fail_the_job_as_derivatives_unreliable_unless_allowed()
+    {
+        using var client = fixture.Service.Client();
+        var model = await ApiClient.UploadId(client, "v1/models", fixture.Files.ReluCnn);
+        var dataset = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Images);
+
+        var refused = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, engine = "finite-difference", seed = 1 }),
+            TimeSpan.FromMinutes(2));
+        Assert.Equal("failed", refused["status"]!.GetValue<string>());
+        Assert.Null(refused["result"]);
+        var error = refused["error"]!;
+        Assert.Equal(422, error["status"]!.GetValue<int>());
+        Assert.Equal("Derivatives unreliable", error["title"]!.GetValue<string>());
+        Assert.Equal("engine", error["field"]!.GetValue<string>());
+        var detail = error["detail"]!.GetValue<string>();
+        Assert.StartsWith("derivatives unreliable:", detail, StringComparison.Ordinal);
+        Assert.Contains("order 4 (median ", detail, StringComparison.Ordinal);
+        Assert.Contains("use engine taylor or autograd (or auto)", detail, StringComparison.Ordinal);
+        // A user error is not retried.
+        Assert.Equal(1, refused["attempts"]!.GetValue<int>());
+
+        var allowed = await ApiClient.WaitFor(client,
+            await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, engine = "finite-difference", seed = 1, allowUnreliable = true }), TimeSpan.FromMinutes(2));
+        Assert.Equal("succeeded", allowed["status"]!.GetValue<string>());
+        var result = allowed["result"]!;
+        Assert.True(result["unreliable"]!.GetValue<bool>());
+        Assert.True(result["config"]!["allowUnreliable"]!.GetValue<bool>());
+        Assert.Contains(result["warnings"]!.AsArray(), w => w!.GetValue<string>().StartsWith("derivatives unreliable:", StringComparison.Ordinal));
+        Assert.True(allowed["request"]!["allowUnreliable"]!.GetValue<bool>());
+
+        // The default engine (auto: Taylor mode on the imported graph) measures the same model exactly, unflagged.
+        var exact = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, seed = 1 }), TimeSpan.FromMinutes(2));
+        Assert.Equal("succeeded", exact["status"]!.GetValue<string>());
+        Assert.Equal("taylor", exact["result"]!["engine"]!.GetValue<string>());
+        Assert.False(exact["result"]!["unreliable"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public async Task Lists_are_paged_and_newest_first()
     {
         using var client = fixture.Service.Client();

@@ -77,7 +77,7 @@ public static class RunnerVerb
         {
             try
             {
-                WriteAtomically(outPath, JsonSerializer.Serialize(new RunnerUserError(e.Field, e.Message), RunnerProtocol.Json));
+                WriteAtomically(outPath, JsonSerializer.Serialize(new RunnerUserError(e.Field, e.Message, e.Title), RunnerProtocol.Json));
             }
             catch (Exception write) when (write is IOException or UnauthorizedAccessException)
             {
