@@ -53,6 +53,8 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
         var values = new double[lines * (k + 1)];
         var relErrors = new double[k + 1][];
         for (var n = 0; n <= k; n++) relErrors[n] = new double[lines];
+        var absoluteError = new double[k + 1];
+        var magnitude = new double[k + 1];
         var perLine = windows.Length * samples;
 
         for (var start = 0; start < lines; start += _s.LinesPerChunk)
@@ -121,6 +123,8 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
                     var value = estimates[best, n];
                     values[baseIndex + n] = value;
                     relErrors[n][line] = value == 0 ? (bestChange == 0 ? 0 : double.PositiveInfinity) : bestChange / Math.Abs(value);
+                    absoluteError[n] += bestChange;
+                    magnitude[n] += Math.Abs(value);
                 }
             }
             progress?.Report((double)(start + count) / lines);
@@ -128,7 +132,8 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
         var errors = Enumerable.Range(1, k).Select(n =>
         {
             var sorted = relErrors[n].Order().ToArray();
-            return new OrderError(n, Statistics.Quantile(sorted, 0.5), Statistics.Quantile(sorted, 0.9));
+            var ofNorm = magnitude[n] > 0 ? absoluteError[n] / magnitude[n] : absoluteError[n] == 0 ? 0 : double.PositiveInfinity;
+            return new OrderError(n, Statistics.Quantile(sorted, 0.5), Statistics.Quantile(sorted, 0.9), ofNorm);
         }).ToArray();
         return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, errors);
     }

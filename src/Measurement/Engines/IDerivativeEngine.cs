@@ -24,8 +24,12 @@ public sealed record DerivativeResult(double[] Values, int PointCount, int Direc
     public double this[int p, int d, int n] => Values[((p * DirectionsPerPoint) + d) * (MaxOrder + 1) + n];
 }
 
-/// <summary>Estimated relative error of one order's derivatives: median and 90th percentile over lines.</summary>
-public sealed record OrderError(int N, double Median, double P90);
+/// <summary>
+/// Estimated relative error of one order's derivatives: median and 90th percentile over lines, and the error of their
+/// mean magnitude <c>v_n</c>, <c>OfNorm = Σ_lines err_l / Σ_lines |Dⁿ_l|</c> (each line's absolute error estimate; a few lines
+/// that are far off can dominate <c>v_n</c> while the median stays small).
+/// </summary>
+public sealed record OrderError(int N, double Median, double P90, double OfNorm);
 
 /// <summary>A way of computing directional derivatives; the estimator does not know which one runs.</summary>
 public interface IDerivativeEngine

@@ -203,7 +203,7 @@ public static class CurvatureRate
         if (unreliable.Length > 0)
         {
             var finding = $"derivatives unreliable: the {engine.Name} engine's error estimate exceeds maxDerivativeError {Percent(options.MaxDerivativeError)} at "
-                + string.Join(", ", unreliable.Select(e => $"order {e.N} (median {Percent(e.Median)})"));
+                + string.Join(", ", unreliable.Select(e => $"order {e.N} (median {Percent(e.Median)} over lines, {Percent(e.OfNorm)} of v_{e.N})"));
             if (!options.AllowUnreliable)
             {
                 // auto only runs finite differences where no exact engine applies (the runner's notes say why), so it cannot suggest one.
@@ -254,14 +254,15 @@ public static class CurvatureRate
     public const string UnreliableTitle = "Derivatives unreliable";
 
     /// <summary>
-    /// The orders in the fit whose median error estimate exceeds <see cref="MeasurementOptions.MaxDerivativeError"/> (an estimate
+    /// The orders in the fit whose median error estimate over lines, or the estimated error of their v_n, exceeds
+    /// <see cref="MeasurementOptions.MaxDerivativeError"/> (an estimate
     /// that is not a number counts as exceeding it); none for engines without error estimates (the exact ones).
     /// </summary>
     private static OrderError[] UnreliableOrders(DerivativeResult derivatives, IReadOnlyList<OrderNorm> orders, MeasurementOptions options)
     {
         if (derivatives.Errors is not { } errors) return [];
         var fitted = orders.Where(o => o.UsedInFit).Select(o => o.N).ToHashSet();
-        return errors.Where(e => fitted.Contains(e.N) && !(e.Median <= options.MaxDerivativeError)).OrderBy(e => e.N).ToArray();
+        return errors.Where(e => fitted.Contains(e.N) && !(e.Median <= options.MaxDerivativeError && e.OfNorm <= options.MaxDerivativeError)).OrderBy(e => e.N).ToArray();
     }
 
     /// <summary>A fraction as a percentage with three significant digits: 0.05 → 5%, 5.07 → 507%.</summary>

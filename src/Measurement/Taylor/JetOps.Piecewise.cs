@@ -19,6 +19,18 @@ public static partial class JetOps
     }
 
     /// <summary>
+    /// Parametric ReLU (torch.nn.PReLU, ONNX PRelu): <c>yₙ = s·xₙ</c> with s = 1 where x(t) &gt; 0 for small t &gt; 0 and
+    /// s = <paramref name="slope"/> (broadcast against one coefficient, e.g. <c>[C, 1, 1]</c>) elsewhere.
+    /// </summary>
+    public static Jet PRelu(Jet x, Tensor slope)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(slope);
+        var s = where(PositiveSide(x), ones(Array.Empty<long>(), dtype: x.DType, device: x.Leading.device), Like(slope, x.Leading));
+        return x.With(x.Leading * s);
+    }
+
+    /// <summary>
     /// Elementwise maximum (with broadcasting): <c>y = a</c> where a(t) &gt; b(t) for small t &gt; 0 (the sign of the
     /// first non-zero coefficient of a − b), else <c>y = b</c>; the chosen operand's coefficients.
     /// </summary>

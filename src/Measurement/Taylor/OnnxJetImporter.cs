@@ -38,7 +38,7 @@ public static class OnnxJetImporter
     /// <summary>The operator types the importer knows (default ONNX domain).</summary>
     public static IReadOnlyList<string> SupportedOperators { get; } =
     [
-        "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Sqrt", "Reciprocal", "Conv", "ConvTranspose", "Relu", "LeakyRelu", "Tanh",
+        "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Sqrt", "Reciprocal", "Conv", "ConvTranspose", "Relu", "LeakyRelu", "PRelu", "Tanh",
         "Sigmoid", "Softplus", "Gelu", "Erf", "Exp", "Log", "Sin", "Cos", "Abs", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu", "Mish", "Min",
         "Max", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "LayerNormalization",
         "InstanceNormalization", "GroupNormalization", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Dropout", "Flatten", "Reshape",
@@ -48,11 +48,11 @@ public static class OnnxJetImporter
 
     /// <summary>Operators whose rule picks a branch per element from the value at t = 0 (the side rule of <see cref="JetOps.Relu"/>).</summary>
     public static IReadOnlyList<string> PiecewiseOperators { get; } =
-        ["Relu", "LeakyRelu", "MaxPool", "Abs", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu", "Min", "Max", "ReduceMax", "ReduceMin"];
+        ["Relu", "LeakyRelu", "PRelu", "MaxPool", "Abs", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu", "Min", "Max", "ReduceMax", "ReduceMin"];
 
     /// <summary>The piecewise operators whose pieces are affine (so a network of only these and linear maps has zero logit derivatives of order ≥ 2).</summary>
     public static IReadOnlyList<string> PiecewiseLinearOperators { get; } =
-        ["Relu", "LeakyRelu", "MaxPool", "Abs", "Clip", "HardSigmoid", "Min", "Max", "ReduceMax", "ReduceMin"];
+        ["Relu", "LeakyRelu", "PRelu", "MaxPool", "Abs", "Clip", "HardSigmoid", "Min", "Max", "ReduceMax", "ReduceMin"];
 
     /// <summary>
     /// The nodes of <paramref name="model"/> whose operator type the importer does not know at all, as
@@ -290,6 +290,9 @@ public static class OnnxJetImporter
                 case "LeakyRelu":
                     var alpha = a.Float("alpha", 0.01f);
                     return Unary(t => nn.functional.leaky_relu(t, alpha), j => JetOps.LeakyRelu(j, alpha));
+                case "PRelu":
+                    NeedConstant(node, 1, "the slope");
+                    return Make(t => where(t[0]!.gt(0), t[0]!, t[0]! * t[1]!), (j, _) => Wrap(JetOps.PRelu(j[0].Jet!, j[1].Constant)));
                 case "Tanh":
                     return Unary(t => t.tanh(), JetOps.Tanh);
                 case "Sigmoid":

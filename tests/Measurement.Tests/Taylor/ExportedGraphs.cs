@@ -138,7 +138,7 @@ internal static class ExportedGraphs
     }
 
     /// <summary>
-    /// HardSigmoid, HardSwish, Elu, Selu, Mish, Abs, Sqrt, Reciprocal, Clip (ReLU6-like, attributes before opset 11),
+    /// HardSigmoid, HardSwish, Elu, PRelu, Selu, Mish, Abs, Sqrt, Reciprocal, Clip (ReLU6-like, attributes before opset 11),
     /// Min, Max and Pow (constant exponent 1.5 and constant base 2) side by side after a Linear layer, concatenated, Linear(3).
     /// </summary>
     public static Graph Elementwise(int opset)
@@ -155,6 +155,7 @@ internal static class ExportedGraphs
         [
             b.Node("HardSigmoid", [hs], ("alpha", 0.3f), ("beta", 0.4f)),
             b.Node("Elu", [h], ("alpha", 0.9f)),
+            b.Node("PRelu", [h, b.Constant(Rand(rng, 4, 0.3), 4)]),
             b.Node("Selu", [h]),
             b.Node("Sqrt", [positive]),
             b.Node("Reciprocal", [positive]),

@@ -129,6 +129,7 @@ public class JetOpRuleTests
         ["pad with a constant value and a crop"] = new([2, 4, 5], x => nn.functional.pad(x.exp(), [1, -1, 2, 0], PaddingModes.Constant, 0.5).sin(),
             j => JetOps.Sin(JetOps.Pad(JetOps.Exp(j), [1, -1, 2, 0], PaddingModes.Constant, 0.5))),
         ["constant base to a jet power"] = new([5], x => tensor(2.0).pow(x), j => JetOps.Exp(JetOps.Scale(j, Math.Log(2)))),
+        ["parametric relu"] = new([3, 4], x => nn.functional.prelu(x, P(34, 3)).exp(), j => JetOps.Exp(JetOps.PRelu(j, P(34, 3).view(3, 1)))),
         ["dropout in evaluation mode"] = new([5], x => nn.functional.dropout(x, 0.5, training: false).exp(), j => JetOps.Exp(JetOps.Dropout(j))),
     };
 

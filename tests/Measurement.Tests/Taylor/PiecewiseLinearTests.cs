@@ -94,7 +94,7 @@ public class PiecewiseLinearTests
         var (model, _) = ExportedGraphs.Elementwise(18);
         Assert.True(JetGraph.TryImport(model, out var graph, out _, ScalarType.Float64));
         using var g = graph!;
-        Assert.Equal(["Abs", "Clip", "HardSigmoid", "Elu", "Selu", "Min", "Max", "HardSwish"], g.PiecewiseOperators);   // in order of first appearance
-        Assert.Equal(["Abs", "Clip", "HardSigmoid", "Min", "Max"], g.PiecewiseLinearOperators);
+        Assert.Equal(["Abs", "Clip", "HardSigmoid", "Elu", "PRelu", "Selu", "Min", "Max", "HardSwish"], g.PiecewiseOperators);   // in order of first appearance
+        Assert.Equal(["Abs", "Clip", "HardSigmoid", "PRelu", "Min", "Max"], g.PiecewiseLinearOperators);
     }
 }
