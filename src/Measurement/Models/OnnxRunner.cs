@@ -66,7 +66,7 @@ public sealed class OnnxRunner : IModelRunner
         if (kinks.Count > 0)
         {
             _notes.Add($"the graph has piecewise-linear operators ({string.Join(", ", kinks)}): finite differences of order ≥ 2 are unreliable for lines "
-                + "that pass near a switch of these operators; an exact engine (a TorchScript export measured with autograd) avoids this.");
+                + "that pass near a switch of these operators; an exact engine (taylor or autograd, which engine auto picks where the graph's operators allow) avoids this.");
         }
         Precision = _float64 ? "float64" : "float32";
         _inputShape = [1, .. sampleShape.Select(d => (long)d)];
@@ -77,7 +77,8 @@ public sealed class OnnxRunner : IModelRunner
         Signature = new ModelSignature(ModelFormat.Onnx, file.Inputs, file.Outputs, kind, outputs, file.Sha256);
     }
 
-    private static readonly HashSet<string> PiecewiseOperators = ["Relu", "LeakyRelu", "PRelu", "MaxPool", "GlobalMaxPool", "Clip", "Max", "Min", "Abs", "HardSigmoid", "HardSwish", "ThresholdedRelu"];
+    private static readonly HashSet<string> PiecewiseOperators =
+        ["Relu", "LeakyRelu", "PRelu", "MaxPool", "GlobalMaxPool", "Clip", "Max", "Min", "Abs", "HardSigmoid", "HardSwish", "ThresholdedRelu", "Elu", "Selu", "ReduceMax", "ReduceMin"];
 
     /// <summary>Creates a runner for samples of <paramref name="sampleShape"/>.</summary>
     public static OnnxRunner Create(ModelFile file, int[] sampleShape, OnnxRunnerOptions? options = null) =>
