@@ -37,6 +37,7 @@ public static class OpenApiSetup
                 });
                 return Task.CompletedTask;
             });
+            OpenApiContract.Apply(options);
             options.AddSchemaTransformer((schema, context, _) =>
             {
                 if (context.JsonTypeInfo.Type == typeof(Measurements.MeasurementRequest))
@@ -44,6 +45,13 @@ public static class OpenApiSetup
                     schema.Examples ??= [];
                     schema.Examples.Add(System.Text.Json.Nodes.JsonNode.Parse("""
                         { "modelId": "mdl_…", "datasetId": "ds_…", "target": "loss", "points": "all", "orders": { "min": 1, "max": 4 }, "directions": 4, "maxPoints": 256, "seed": 0 }
+                        """)!);
+                }
+                if (context.JsonTypeInfo.Type == typeof(Training.TrainingRunRequest))
+                {
+                    schema.Examples ??= [];
+                    schema.Examples.Add(System.Text.Json.Nodes.JsonNode.Parse("""
+                        { "dataset": { "builtin": "two-moons", "samples": 1000, "labelNoise": 0.3 }, "method": "crr", "crr": { "scale": 0.003, "orders": { "min": 2, "max": 3 } }, "epochs": 50, "seed": 0 }
                         """)!);
                 }
                 return Task.CompletedTask;

@@ -88,6 +88,19 @@ public sealed class JobsOptions
     public string? RunnerCommand { get; set; }
 }
 
+/// <summary>What the OpenAPI document says about the deployment (section <c>OpenApi</c>).</summary>
+public sealed class OpenApiDocumentOptions
+{
+    /// <summary>The licence name in <c>info.license</c>.</summary>
+    public string LicenseName { get; set; } = "Proprietary";
+
+    /// <summary>Its SPDX identifier (a <c>LicenseRef-</c> for a licence outside the SPDX list); used when <see cref="LicenseUrl"/> is not set.</summary>
+    public string LicenseIdentifier { get; set; } = "LicenseRef-Proprietary";
+
+    /// <summary>A URL of the licence text, instead of the identifier.</summary>
+    public string? LicenseUrl { get; set; }
+}
+
 /// <summary>Request limits (section <c>Limits</c>).</summary>
 public sealed class LimitsOptions
 {

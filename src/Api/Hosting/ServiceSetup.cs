@@ -28,6 +28,7 @@ public static class ServiceSetup
         services.Configure<JobsOptions>(configuration.GetSection("Jobs"));
         services.Configure<LimitsOptions>(configuration.GetSection("Limits"));
         services.Configure<AuthOptions>(configuration.GetSection("Auth"));
+        services.Configure<OpenApiDocumentOptions>(configuration.GetSection("OpenApi"));
         return services;
     }
 
