@@ -97,6 +97,7 @@ public static class DatasetEndpoints
             CreatedAt = DateTime.UtcNow,
         };
         var (created, id) = idempotency.Create(tenant, idempotencyKey, "dataset", hash, record.Id, db => db.Insert(record));
+        if (created == Idempotency.Lookup.New) ServiceMetrics.UploadAccepted("dataset", stored.SizeBytes);
         return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/datasets/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
     }
 

@@ -32,12 +32,14 @@ public static class ServiceHost
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseLambdaHttpMetrics();
         app.UseAuthentication();
         app.UseRateLimiter();
         app.UseAuthorization();
         app.MapLambdaOpenApi();
         app.MapLambdaDashboard();
         app.MapHealth();
+        app.MapLambdaMetrics();
         app.MapNodes();
         app.MapModels(limits);
         app.MapDatasets(limits);
@@ -54,7 +56,8 @@ public static class ServiceHost
         var builder = Host.CreateApplicationBuilder(args);
         builder.Services.AddLambdaOptions(builder.Configuration)
             .AddLambdaStorage()
-            .AddLambdaJobs(runServer: true, role: "worker");
+            .AddLambdaJobs(runServer: true, role: "worker")
+            .AddLambdaWorkerMetrics(builder.Configuration);
         return builder.Build();
     }
 

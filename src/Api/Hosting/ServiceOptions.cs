@@ -39,6 +39,19 @@ public sealed class StorageOptions
     }
 }
 
+/// <summary>Prometheus metrics (section <c>Metrics</c>).</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>Whether the HTTP service serves <c>/metrics</c> (default true; no API key is asked, and nothing in it names a tenant).</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// The port on which a <c>worker</c> node (which serves no HTTP API) serves <c>/metrics</c> on all interfaces; 0 (the default)
+    /// serves none. The HTTP service ignores it: it serves <c>/metrics</c> on its own address.
+    /// </summary>
+    public int WorkerPort { get; set; }
+}
+
 /// <summary>Background jobs (section <c>Jobs</c>).</summary>
 public sealed class JobsOptions
 {

@@ -29,6 +29,7 @@ public static class ServiceSetup
         services.Configure<LimitsOptions>(configuration.GetSection("Limits"));
         services.Configure<AuthOptions>(configuration.GetSection("Auth"));
         services.Configure<OpenApiDocumentOptions>(configuration.GetSection("OpenApi"));
+        services.Configure<MetricsOptions>(configuration.GetSection("Metrics"));
         return services;
     }
 

@@ -158,6 +158,7 @@ public sealed class SandboxJob(
         }, CancellationToken.None);
 
         SandboxOutcome outcome;
+        var elapsed = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             outcome = await sandbox.RunAsync(spec, sandboxLimits, report =>
@@ -171,6 +172,7 @@ public sealed class SandboxJob(
             await run.CancelAsync();
             await watcher;
         }
+        ServiceMetrics.JobAttemptEnded(job.Kind, job.Queue, outcome, canceledByUser, elapsed.Elapsed);
 
         switch (outcome)
         {

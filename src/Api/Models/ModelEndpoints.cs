@@ -85,6 +85,7 @@ public static class ModelEndpoints
             CreatedAt = DateTime.UtcNow,
         };
         var (created, id) = idempotency.Create(tenant, idempotencyKey, "model", hash, record.Id, db => db.Insert(record));
+        if (created == Idempotency.Lookup.New) ServiceMetrics.UploadAccepted("model", stored.SizeBytes);
         return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/models/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
     }
 

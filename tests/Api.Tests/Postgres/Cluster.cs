@@ -31,8 +31,11 @@ public sealed class Cluster : IDisposable
         Add(new ServiceProcess(With(new() { ["Jobs__NodeName"] = name, ["Jobs__WorkerCount"] = "0" })));
 
     /// <summary>A worker node (the <c>worker</c> verb) with <paramref name="workers"/> job workers.</summary>
-    public ServiceProcess StartWorker(string name, int workers = 1) =>
-        Add(new ServiceProcess(With(new() { ["Jobs__NodeName"] = name, ["Jobs__WorkerCount"] = workers.ToString(System.Globalization.CultureInfo.InvariantCulture) }), worker: true));
+    public ServiceProcess StartWorker(string name, int workers = 1, Dictionary<string, string>? settings = null)
+    {
+        var all = new Dictionary<string, string>(settings ?? []) { ["Jobs__NodeName"] = name, ["Jobs__WorkerCount"] = workers.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        return Add(new ServiceProcess(With(all), worker: true));
+    }
 
     /// <summary>Kills a node and every sandbox it started with SIGKILL, at once (a node that dies with its jobs).</summary>
     public static void KillWithSandboxes(ServiceProcess node)

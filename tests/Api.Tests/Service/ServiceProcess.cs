@@ -139,7 +139,7 @@ public sealed class ServiceProcess : IDisposable
         lock (_log) _log.AppendLine(line);
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
