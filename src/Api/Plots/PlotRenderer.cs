@@ -77,16 +77,18 @@ public static class PlotRenderer
         var nBar = used.Average(i => (double)data.Orders[i]);
         var yBar = data.Intercept + data.Lambda * nBar;
 
+        // The band between the two pivoting lines (the grid contains n̄, where they cross) under the fit line; its dashed edges in a
+        // contrasting colour over it, so that a band only a pixel or two wide still shows.
+        double[] xs = [], lower = [], upper = [];
         if (band is { } ci)
         {
-            // Band between the two pivoting lines; the grid contains n̄, where they cross.
-            var xs = Enumerable.Range(0, 41).Select(k => nMin + (nMax - nMin) * k / 40.0).Append(nBar).Distinct().Order().ToArray();
-            var lower = xs.Select(x => Math.Min(yBar + ci.Low * (x - nBar), yBar + ci.High * (x - nBar))).ToArray();
-            var upper = xs.Select(x => Math.Max(yBar + ci.Low * (x - nBar), yBar + ci.High * (x - nBar))).ToArray();
+            xs = Enumerable.Range(0, 41).Select(k => nMin + (nMax - nMin) * k / 40.0).Append(nBar).Distinct().Order().ToArray();
+            lower = xs.Select(x => Math.Min(yBar + ci.Low * (x - nBar), yBar + ci.High * (x - nBar))).ToArray();
+            upper = xs.Select(x => Math.Max(yBar + ci.Low * (x - nBar), yBar + ci.High * (x - nBar))).ToArray();
             var fill = plot.Add.FillY(xs, lower, upper);
-            fill.FillColor = Colors.SteelBlue.WithAlpha(0.22);
+            fill.FillColor = Colors.DarkOrange.WithAlpha(0.3);
             fill.LineWidth = 0;
-            fill.LegendText = string.Create(Inv, $"95% interval of λ (lines pivot at n̄ = {nBar:0.##})");
+            fill.LegendText = "95% confidence band of the slope";
         }
 
         var line = plot.Add.Line(nMin, data.Intercept + data.Lambda * nMin, nMax, data.Intercept + data.Lambda * nMax);
@@ -94,6 +96,12 @@ public static class PlotRenderer
         line.LineWidth = 2;
         line.MarkerSize = 0;
         line.LegendText = "fit: " + LineFormula(data.Intercept, data.Lambda, "G4", "n");
+        foreach (var edge in band is null ? [] : new[] { lower, upper })
+        {
+            var border = plot.Add.ScatterLine(xs, edge, Colors.DarkOrange);
+            border.LinePattern = LinePattern.Dashed;
+            border.LineWidth = 1.5f;
+        }
 
         var fitted = plot.Add.Markers(used.Select(i => (double)data.Orders[i]).ToArray(), used.Select(i => data.LogNorms[i]).ToArray(), MarkerShape.FilledCircle, 9, Colors.Black);
         fitted.LegendText = "log v_n (in the fit)";
@@ -109,7 +117,7 @@ public static class PlotRenderer
         plot.YLabel("log v_n");
         var interval = band is { } b ? string.Create(Inv, $" [{b.Low:G4}, {b.High:G4}]") : "";
         plot.Title(Prefix(data.Title) + string.Create(Inv, $"λ = {data.Lambda:G4}{interval}, R² = {data.R2:0.000}"));
-        plot.ShowLegend(data.Lambda >= 0 ? Alignment.UpperLeft : Alignment.UpperRight);
+        ShowLegend(plot, data.Lambda >= 0 ? Alignment.UpperLeft : Alignment.UpperRight, width);
         return Render(plot, format, width, height);
     }
 
@@ -147,13 +155,13 @@ public static class PlotRenderer
         var error = plot.Add.Scatter(epochs, data.TestErrors, Colors.FireBrick);
         error.LineWidth = 2;
         error.MarkerSize = n > 60 ? 0 : 5;
-        error.LegendText = "test error (left)";
+        error.LegendText = "test error";
         if (data.TrainLosses is not null)
         {
             var loss = plot.Add.Scatter(epochs, data.TrainLosses, Colors.DimGray);
             loss.LinePattern = LinePattern.Dashed;
             loss.MarkerSize = 0;
-            loss.LegendText = "train loss (left)";
+            loss.LegendText = "training loss";
         }
         var measured = Enumerable.Range(0, n).Where(i => data.Lambdas[i].HasValue).ToArray();
         if (measured.Length > 0)
@@ -162,14 +170,15 @@ public static class PlotRenderer
             lambda.Axes.YAxis = plot.Axes.Right;
             lambda.MarkerShape = MarkerShape.FilledSquare;
             lambda.MarkerSize = 7;
-            lambda.LegendText = "λ (right)";
-            plot.Axes.Right.Label.Text = "λ";
+            lambda.LineWidth = 2;
+            lambda.LegendText = "λ (right axis)";
+            plot.Axes.Right.Label.Text = "curvature rate λ";
         }
         if (n <= 20) plot.Axes.Bottom.SetTicks(epochs, data.Epochs.Select(e => e.ToString(Inv)).ToArray());
         plot.XLabel("epoch");
-        plot.YLabel(data.TrainLosses is null ? "test error" : "test error, train loss");
+        plot.YLabel(data.TrainLosses is null ? "test error" : "test error and training loss");
         plot.Title(data.Title);
-        plot.ShowLegend(Alignment.UpperRight);
+        ShowLegend(plot, Alignment.UpperRight, width);
         return Render(plot, format, width, height);
     }
 
@@ -246,7 +255,8 @@ public static class PlotRenderer
         plot.XLabel(log ? data.XLabel + (scales[0] == 0 ? " (log scale; 0 drawn one decade below the smallest scale)" : " (log scale)") : data.XLabel);
         plot.YLabel(data.YLabel);
         plot.Title(data.Title);
-        plot.ShowLegend(Edge.Right);
+        if (width < NarrowWidth) plot.ShowLegend(Edge.Bottom);
+        else plot.ShowLegend(Edge.Right);
         return Render(plot, format, width, height);
     }
 
@@ -291,7 +301,7 @@ public static class PlotRenderer
         plot.XLabel("λ");
         plot.YLabel("test error");
         plot.Title(Prefix(data.Title) + string.Create(Inv, $"r = {data.R:0.000}, p = {data.PValue:G3}, n = {n}"));
-        plot.ShowLegend(data.Slope >= 0 ? Alignment.UpperLeft : Alignment.UpperRight);
+        ShowLegend(plot, data.Slope >= 0 ? Alignment.UpperLeft : Alignment.UpperRight, width);
         return Render(plot, format, width, height);
     }
 
@@ -324,6 +334,82 @@ public static class PlotRenderer
 
     private static string Prefix(string title) => string.IsNullOrWhiteSpace(title) ? "" : title + " — ";
 
+    /// <summary>Below this width legends go under the plot instead of over (or beside) the data, where they would not fit.</summary>
+    private const int NarrowWidth = 600;
+
+    /// <summary>The legend in a corner of the data area, or under the plot when the canvas is narrow.</summary>
+    private static void ShowLegend(Plot plot, Alignment corner, int width)
+    {
+        if (width < NarrowWidth) plot.ShowLegend(Edge.Bottom);
+        else plot.ShowLegend(corner);
+    }
+
+    /// <summary>Space kept free on each side of the title, in pixels.</summary>
+    private const float TitleMargin = 12;
+
+    /// <summary>Smallest font size a title or axis label is shrunk to before it is cut.</summary>
+    private const float MinTitleFontSize = 10;
+
+    /// <summary>
+    /// Makes the title and the x-axis label fit the canvas. Both are centred over the data area, whose place is known only after a
+    /// layout, so the plot is laid out once first; each text then gets the width between the centre and the nearer canvas edge
+    /// (less <see cref="TitleMargin"/>) on both sides, and is kept as one line if it fits; else broken into lines (the title after
+    /// its first <c>" — "</c>, then both at spaces); then its font is shrunk down to <see cref="MinTitleFontSize"/>; then each line
+    /// is cut with an ellipsis. Measured with each label's own font.
+    /// </summary>
+    private static void FitTexts(Plot plot, int width, int height)
+    {
+        using (plot.GetImage(width, height)) { }
+        var data = plot.LastRender.DataRect;
+        var centre = (data.Left + data.Right) / 2;
+        var available = 2 * Math.Min(centre, width - centre) - 2 * TitleMargin;
+        Fit(plot.Axes.Title.Label, available, " — ");
+        Fit(plot.Axes.Bottom.Label, available, null);
+    }
+
+    private static void Fit(LabelStyle label, float available, string? breakAfter)
+    {
+        var text = label.Text;
+        if (string.IsNullOrEmpty(text)) return;
+        using var paint = Paint.NewDisposablePaint();
+        float Measure(string s) => new LabelStyle { FontName = label.FontName, FontSize = label.FontSize, Bold = label.Bold, Text = s }.Measure(paint).Width;
+
+        var parts = breakAfter is null ? [text] : SplitOnce(text, breakAfter);
+        var lines = Measure(text) <= available ? [text] : parts.SelectMany(part => Wrap(part, available, Measure)).ToList();
+        while (lines.Max(Measure) > available && label.FontSize > MinTitleFontSize) label.FontSize -= 1;
+        for (var i = 0; i < lines.Count; i++)
+            while (Measure(lines[i]) > available && lines[i].Length > 1)
+                lines[i] = lines[i][..^(lines[i].EndsWith('…') ? 2 : 1)].TrimEnd() + "…";
+        label.Text = string.Join("\n", lines);
+    }
+
+    /// <summary>The text split at the first separator (which stays at the end of the first part), or whole when it has none.</summary>
+    private static IEnumerable<string> SplitOnce(string text, string separator)
+    {
+        var at = text.IndexOf(separator, StringComparison.Ordinal);
+        return at < 0 ? [text] : [text[..at].TrimEnd() + " —", text[(at + separator.Length)..]];
+    }
+
+    /// <summary>Greedy word wrap of one part to <paramref name="available"/> pixels (a single long word stays one line).</summary>
+    private static IEnumerable<string> Wrap(string text, float available, Func<string, float> measure)
+    {
+        var line = "";
+        foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = line.Length == 0 ? word : line + " " + word;
+            if (line.Length > 0 && measure(candidate) > available)
+            {
+                yield return line;
+                line = word;
+            }
+            else
+            {
+                line = candidate;
+            }
+        }
+        if (line.Length > 0) yield return line;
+    }
+
     private static IEnumerable<double> Decades(double min, double max)
     {
         for (var k = (int)Math.Floor(Math.Log10(min)); k <= (int)Math.Ceiling(Math.Log10(max)); k++) yield return Math.Pow(10, k);
@@ -351,10 +437,14 @@ public static class PlotRenderer
             "No font is installed, so the plot would have no text. Install one under /usr/share/fonts (Debian/Ubuntu: apt-get install fonts-dejavu-core).");
     }
 
-    private static byte[] Render(Plot plot, PlotFormat format, int width, int height) => format switch
+    private static byte[] Render(Plot plot, PlotFormat format, int width, int height)
     {
-        PlotFormat.Svg => new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(plot.GetSvgXml(width, height)),
-        PlotFormat.Png => plot.GetImageBytes(width, height, ImageFormat.Png),
-        _ => throw new ArgumentOutOfRangeException(nameof(format), format, "The format must be svg or png."),
-    };
+        FitTexts(plot, width, height);
+        return format switch
+        {
+            PlotFormat.Svg => new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(plot.GetSvgXml(width, height)),
+            PlotFormat.Png => plot.GetImageBytes(width, height, ImageFormat.Png),
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "The format must be svg or png."),
+        };
+    }
 }

@@ -248,7 +248,7 @@ public static class TrainingRunEndpoints
             history.Select(e => ResultNumbers.Number(e.GetProperty("testError"))).ToArray(),
             history.Select(e => e.TryGetProperty("lambda", out var l) && l.ValueKind != JsonValueKind.Null ? ResultNumbers.Number(l) : (double?)null).ToArray(),
             history.Select(e => ResultNumbers.Number(e.GetProperty("trainLoss"))).ToArray(),
-            $"Training run {id} ({document.RootElement.GetProperty("method").GetString()})");
+            HistoryTitle(document.RootElement, JsonSerializer.Deserialize<TrainingRunRequest>(job.RequestJson, Json)!, store, user.Tenant()));
         try
         {
             return PlotResponses.File(PlotRenderer.RunHistory(data, plotFormat, w, h), plotFormat);
@@ -257,6 +257,40 @@ public static class TrainingRunEndpoints
         {
             return Problems.Field(422, "id", $"this run's history cannot be drawn: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// A history plot's title: what was trained and how it ended, e.g. <c>CRR on Two Moons (30% label noise) — test error 12.5%,
+    /// λ = 1.23</c> (λ of the final measurement, else the last tracked one; left out when neither exists).
+    /// </summary>
+    internal static string HistoryTitle(JsonElement result, TrainingRunRequest request, MetadataStore store, string tenant)
+    {
+        var method = result.GetProperty("method").GetString() switch
+        {
+            "baseline" => "Baseline",
+            { } m => m.ToUpperInvariant(),
+            null => "Training",
+        };
+        var d = request.Dataset;
+        string dataset;
+        if (d?.DatasetId is { } datasetId)
+        {
+            var name = store.Read(db => db.Query<DatasetRecord>("SELECT * FROM datasets WHERE Id = ? AND Tenant = ?", datasetId, tenant).FirstOrDefault())?.Name;
+            dataset = $"dataset {(name is null ? datasetId : "'" + name + "'")}";
+        }
+        else
+        {
+            dataset = d?.Builtin == "mnist" ? "MNIST" : "Two Moons";
+        }
+        if (d?.LabelNoise is > 0 and var noise) dataset += string.Create(System.Globalization.CultureInfo.InvariantCulture, $" ({noise:0.#%} label noise)");
+        var title = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{method} on {dataset} — test error {ResultNumbers.Number(result.GetProperty("testError")):0.0%}");
+        double? lambda = result.TryGetProperty("lambda", out var measured) && measured.ValueKind == JsonValueKind.Object
+            ? ResultNumbers.Number(measured.GetProperty("lambda"))
+            : result.GetProperty("history").EnumerateArray()
+                .Select(e => e.TryGetProperty("lambda", out var l) && l.ValueKind != JsonValueKind.Null ? ResultNumbers.Number(l) : (double?)null)
+                .LastOrDefault(l => l.HasValue);
+        return lambda is { } v && double.IsFinite(v) ? title + string.Create(System.Globalization.CultureInfo.InvariantCulture, $", λ = {v:0.###}") : title;
     }
 
     internal static TrainingRunResponse ToResponse(JobRecord j, MetadataStore store) => new(

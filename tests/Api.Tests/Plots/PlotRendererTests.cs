@@ -73,7 +73,7 @@ public class PlotRendererTests
         var texts = Texts(ParseSvg(PlotRenderer.MeasurementFit(data, PlotFormat.Svg)));
         Assert.Contains("tanh MLP — λ = 2.533 [2.278, 2.662], R² = 0.969", texts);
         Assert.Contains("log v_n (not in the fit)", texts);
-        Assert.Contains(texts, t => t.StartsWith("95% interval of λ", StringComparison.Ordinal));
+        Assert.Contains("95% confidence band of the slope", texts);
     }
 
     [Fact]
@@ -82,7 +82,7 @@ public class PlotRendererTests
         // LambdaMeasurement.Ci95 is [NaN, NaN] when no bootstrap ran.
         var data = Fit() with { Ci95 = [double.NaN, double.NaN] };
         var texts = Texts(ParseSvg(PlotRenderer.MeasurementFit(data, PlotFormat.Svg)));
-        Assert.DoesNotContain(texts, t => t.StartsWith("95% interval", StringComparison.Ordinal));
+        Assert.DoesNotContain(texts, t => t.StartsWith("95%", StringComparison.Ordinal));
         Assert.Contains(texts, t => t.Contains("λ = 1.5, R² = 0.990", StringComparison.Ordinal));
     }
 
@@ -90,11 +90,67 @@ public class PlotRendererTests
     public void The_history_plot_labels_lambda_on_the_right_axis_and_the_optional_train_loss()
     {
         var texts = Texts(ParseSvg(PlotRenderer.RunHistory(History(), PlotFormat.Svg)));
-        Assert.Contains("λ (right)", texts);
-        Assert.Contains("train loss (left)", texts);
+        Assert.Contains("λ (right axis)", texts);
+        Assert.Contains("curvature rate λ", texts);
+        Assert.Contains("training loss", texts);
+        Assert.Contains("test error", texts);
+        Assert.DoesNotContain(texts, t => t.Contains("(left)", StringComparison.Ordinal));
         var withoutLoss = Texts(ParseSvg(PlotRenderer.RunHistory(History() with { TrainLosses = null, Lambdas = new double?[6] }, PlotFormat.Svg)));
-        Assert.DoesNotContain("train loss (left)", withoutLoss);
-        Assert.DoesNotContain("λ (right)", withoutLoss);
+        Assert.DoesNotContain("training loss", withoutLoss);
+        Assert.DoesNotContain("λ (right axis)", withoutLoss);
+        Assert.DoesNotContain("curvature rate λ", withoutLoss);
+    }
+
+    public static TheoryData<string, int> EveryPlotAtNarrowAndWideSizes()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var plot in new[] { "fit", "history", "scale", "error" })
+            foreach (var width in new[] { 320, 480, 800 })
+                data.Add(plot, width);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(EveryPlotAtNarrowAndWideSizes))]
+    public void No_text_is_clipped_even_with_a_long_title_on_a_narrow_canvas(string plot, int width)
+    {
+        // Clipped text runs into the canvas edge: ScottPlot draws nothing else there (white figure, no border), so any pixel in
+        // the outermost 3 px that is not the background is cut-off ink. The title is the run id plus a measured λ, as the
+        // service writes it, long enough to need 2–3 lines at 320 px.
+        const string title = "Measurement msr_0123456789abcdef0123456789abcdef on model mdl_0123456789abcdef";
+        var bytes = Render(plot, PlotFormat.Png, (width, 400), title).Bytes;
+        using var bitmap = SKBitmap.Decode(bytes);
+        var background = bitmap.GetPixel(bitmap.Width / 2, 0);
+        var ink = new List<(int X, int Y)>();
+        for (var y = 0; y < bitmap.Height; y++)
+            for (var x = 0; x < bitmap.Width; x++)
+                if ((x < 3 || y < 3 || x >= bitmap.Width - 3 || y >= bitmap.Height - 3) && bitmap.GetPixel(x, y) != background)
+                    ink.Add((x, y));
+        Assert.True(ink.Count == 0, $"{ink.Count} pixels of ink on the canvas edge, e.g. at {string.Join(", ", ink.Take(5))}");
+
+        // The whole title is there (in lines that fit, shrunk or wrapped, not cut with an ellipsis).
+        var texts = Texts(ParseSvg(Render(plot, PlotFormat.Svg, (width, 400), title).Bytes));
+        foreach (var word in title.Split(' ')) Assert.Contains(texts, t => t.Contains(word, StringComparison.Ordinal));
+        Assert.DoesNotContain(texts, t => t.Contains('…'));
+    }
+
+    [Fact]
+    public void A_narrow_confidence_band_is_still_visible()
+    {
+        // λ = 1.5 with the interval [1.49, 1.51]: at n = 1 and 4 the band is 0.03 wide in log v_n, about 2 px at 800×500.
+        // Against the same plot without a band, at least 1,000 pixels must change clearly (a channel by 60 or more of 255):
+        // the dashed edges (two lines across the plot) and the fill between them.
+        var narrow = Fit() with { Ci95 = [1.49, 1.51] };
+        using var with = SKBitmap.Decode(PlotRenderer.MeasurementFit(narrow, PlotFormat.Png));
+        using var without = SKBitmap.Decode(PlotRenderer.MeasurementFit(narrow with { Ci95 = null }, PlotFormat.Png));
+        var changed = 0;
+        for (var y = 0; y < with.Height; y++)
+            for (var x = 0; x < with.Width; x++)
+            {
+                SKColor a = with.GetPixel(x, y), b = without.GetPixel(x, y);
+                if (Math.Max(Math.Abs(a.Red - b.Red), Math.Max(Math.Abs(a.Green - b.Green), Math.Abs(a.Blue - b.Blue))) >= 60) changed++;
+            }
+        Assert.True(changed >= 1000, $"only {changed} pixels show the band");
     }
 
     [Fact]
@@ -197,15 +253,15 @@ public class PlotRendererTests
 
     private static ErrorLambdaData Error() => new([0.3, 0.5, 0.8, 1.0, 1.1, 1.3, 1.6, 2.0], [0.06, 0.08, 0.07, 0.1, 0.09, 0.1, 0.12, 0.13], 0.04, 0.05, 0.62, 0.0012, "CRR sweep");
 
-    private static (byte[] Bytes, string Title) Render(string plot, PlotFormat format, (int W, int H)? size)
+    private static (byte[] Bytes, string Title) Render(string plot, PlotFormat format, (int W, int H)? size, string? title = null)
     {
         var (w, h) = size ?? (PlotRenderer.DefaultWidth, PlotRenderer.DefaultHeight);
         return plot switch
         {
-            "fit" => (PlotRenderer.MeasurementFit(Fit(), format, w, h), "fit title"),
-            "history" => (PlotRenderer.RunHistory(History(), format, w, h), "history title"),
-            "scale" => (PlotRenderer.SweepScaleCurve(Scale(), format, w, h), "scale title"),
-            "error" => (PlotRenderer.SweepErrorVsLambda(Error(), format, w, h), "CRR sweep"),
+            "fit" => (PlotRenderer.MeasurementFit(Fit() with { Title = title ?? "fit title" }, format, w, h), title ?? "fit title"),
+            "history" => (PlotRenderer.RunHistory(History() with { Title = title ?? "history title" }, format, w, h), title ?? "history title"),
+            "scale" => (PlotRenderer.SweepScaleCurve(Scale() with { Title = title ?? "scale title" }, format, w, h), title ?? "scale title"),
+            "error" => (PlotRenderer.SweepErrorVsLambda(Error() with { Title = title ?? "CRR sweep" }, format, w, h), title ?? "CRR sweep"),
             _ => throw new ArgumentException(plot),
         };
     }

@@ -100,7 +100,10 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
             Assert.True(double.IsFinite(measured["result"]!["lambda"]!.GetValue<double>()));
 
             // Pictures of both: an SVG document and a PNG of the asked size.
-            await AssertSvg(client, $"v1/training-runs/{id}/plot", $"Training run {id}");
+            // Titled with what was trained and how it ended: method, data, final test error and λ of the final measurement.
+            var title = string.Create(CultureInfo.InvariantCulture,
+                $"CRR on Two Moons (10% label noise) — test error {result["testError"]!.GetValue<double>():0.0%}, λ = {result["lambda"]!["lambda"]!.GetValue<double>():0.###}");
+            await AssertSvg(client, $"v1/training-runs/{id}/plot", title);
             await AssertPng(client, $"v1/training-runs/{id}/plot?format=png&width=640&height=360", 640, 360);
             await AssertSvg(client, $"v1/measurements/{measurement}/plot?format=svg", $"Measurement {measurement}");
             await AssertPng(client, $"v1/measurements/{measurement}/plot?format=png", 800, 500);
