@@ -51,13 +51,20 @@ public class TrainingRunTests
     }
 
     [Fact]
-    public void Crr_with_scale_zero_gives_exactly_the_parameters_of_baseline()
+    public void Crr_with_scale_zero_trains_as_baseline_up_to_float32_rounding()
     {
+        // CRR reads the loss from the order-0 coefficient of its jet pass instead of a second forward pass: the same function
+        // of the same parameters, rounded differently (a batched matmul over the stacked coefficients, logsumexp with its own
+        // shift). In float32 that is ~1e-7 relative per step; after 3 epochs (18 steps of 16 points) the parameters agree to 1e-5.
         var request = Small() with { Epochs = 3 };
         using var baseline = TrainingRun.Train(request, null, null, default);
         using var crr = TrainingRun.Train(request with { Method = "crr", Crr = new CrrSettings { Scale = 0, Orders = new OrderSpan(1, 3), Directions = 2 } }, null, null, default);
-        Assert.Equal(ParameterAccess.Get(baseline.Model.Network), ParameterAccess.Get(crr.Model.Network));
-        Assert.Equal(baseline.Result.History.Select(h => h.TrainLoss), crr.Result.History.Select(h => h.TrainLoss));
+        var expected = ParameterAccess.Get(baseline.Model.Network);
+        var actual = ParameterAccess.Get(crr.Model.Network);
+        Assert.Equal(expected.Length, actual.Length);
+        Assert.All(Enumerable.Range(0, expected.Length), i => Assert.Equal(expected[i], actual[i], 1e-5));
+        Assert.All(baseline.Result.History.Zip(crr.Result.History), p => Assert.Equal(p.First.TrainLoss, p.Second.TrainLoss, 1e-5));
+        Assert.NotEqual(expected, actual);   // the shared pass is really taken (bitwise equal only if the loss came from a second pass)
         Assert.All(crr.Result.History, h => Assert.True(h.Penalty > 0));
     }
 

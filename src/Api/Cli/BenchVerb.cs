@@ -38,7 +38,12 @@ public static class BenchVerb
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
     {
-        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions"], ["json", "skip-training"]);
+        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions"], ["json", "skip-training", "profile"]);
+        if (a.Has("profile"))
+        {
+            CrrProfile.Print(CrrProfile.Run(), stdout);
+            return 0;
+        }
         var orders = (a.Get("orders") ?? "2,4,6,8").Split(',').Select(t => int.TryParse(t, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= MeasurementOptions.OrderLimit
             ? k : throw new LambdaService.Measurement.MeasurementInputException("orders", $"--orders lists orders 1..{MeasurementOptions.OrderLimit}, e.g. 2,4,6,8; got '{t}'.")).ToArray();
         var repeats = a.Int("repeats", 1, 100) ?? 3;

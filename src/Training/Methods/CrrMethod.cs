@@ -137,6 +137,13 @@ public sealed class CrrMethod : ITrainingMethod
         }
     }
 
+    /// <summary>
+    /// Whether the network computes differently in training mode (dropout, batch normalisation): then the penalty's pass (in
+    /// evaluation mode) cannot stand in for the training-mode forward pass of the loss.
+    /// </summary>
+    private static bool ModeDependent(nn.Module network) =>
+        network.modules().Any(m => m.GetType().Name.Contains("Dropout", StringComparison.Ordinal) || m.GetType().Name.Contains("BatchNorm", StringComparison.Ordinal));
+
     /// <inheritdoc />
     public StepLoss Step(nn.Module<Tensor, Tensor> network, Tensor x, Tensor y, optim.Optimizer optimizer, long step)
     {
@@ -144,6 +151,19 @@ public sealed class CrrMethod : ITrainingMethod
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(optimizer);
         optimizer.zero_grad();
+        if (step % Every == 0 && taylor && network is IJetModule jet && !ModeDependent(network))
+        {
+            // One jet pass gives both terms: its order-0 coefficient along a point's first line is the plain forward pass, so
+            // CE(f(x_i), y_i) is read from it instead of being computed (and differentiated) a second time.
+            var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype);
+            var lines = TaylorMode.ObjectiveDerivatives(jet, x.repeat_interleave(Directions, 0), v, MaxOrder, TargetKind.Loss, y.repeat_interleave(Directions, 0));
+            var pointLoss = lines.select(1, 0).view(x.shape[0], Directions).select(1, 0);
+            var sharedCe = pointLoss.mean();
+            var p = lines.narrow(1, MinOrder, MaxOrder - MinOrder + 1).square().mean([0]).sum();
+            (sharedCe + Scale * p).backward();
+            optimizer.step();
+            return new StepLoss(sharedCe.ToDouble(), p.ToDouble());
+        }
         var ce = nn.functional.cross_entropy(network.call(x), y);
         var total = ce;
         double? penalty = null;

@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using LambdaService.Measurement.Engines;
+using LambdaService.Measurement.Models;
+using LambdaService.Measurement.Taylor;
+using LambdaService.Training;
+using LambdaService.Training.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LambdaService.Api.Cli;
+
+/// <summary>
+/// Where the time of one training step goes, baseline against CRR 1–4 in Taylor mode (as <see cref="Training.Methods.CrrMethod"/>
+/// steps now, with the loss read from the jet's order-0 coefficient, and as it stepped before, with a forward pass of its own for
+/// the loss), on the Two Moons setup of
+/// <see cref="BenchVerb"/> (2-32-32-2 tanh MLP, batch 32, one direction, float32, Adam): each phase timed with a stopwatch
+/// over many steps (libtorch on the CPU runs synchronously, so a phase's wall time is its cost). The CRR forward pass is
+/// taken apart layer by layer with the same jet rules <see cref="Mlp.Forward(Jet)"/> uses.
+/// </summary>
+public static class CrrProfile
+{
+    /// <summary>One phase: its name and its mean time per step in microseconds, for baseline or CRR.</summary>
+    public sealed record Phase(string Step, string Name, double Microseconds);
+
+    /// <summary>Profiles <paramref name="steps"/> steps of each after as many untimed ones.</summary>
+    public static IReadOnlyList<Phase> Run(int steps = 400, int batch = 32, int maxOrder = 4)
+    {
+        TorchRuntime.EnsureConfigured();
+        var network = TrainingRun.CreateNetwork(new ModelSpec { Hidden = [32, 32] }, [2], 2, seed: 3);
+        using var owned = network;
+        var mlp = (Mlp)network;
+        var weights = network.parameters().ToArray();   // layers.i.weight, layers.i.bias in order
+        using var optimizer = optim.Adam(network.parameters(), lr: 0.001);
+        var rng = new Random(5);
+        var x = tensor(Enumerable.Range(0, batch * 2).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 2]);
+        var y = tensor(Enumerable.Range(0, batch).Select(i => (long)(i % 2)).ToArray());
+        var v = tensor(Enumerable.Range(0, batch * 2).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 2]);
+        v = v / v.norm(1, keepdim: true);
+
+        var baseline = new Dictionary<string, double>();
+        var crr = new Dictionary<string, double>();
+        var separate = new Dictionary<string, double>();
+        var clock = new Stopwatch();
+        void Time(Dictionary<string, double> into, string phase, Action action)
+        {
+            clock.Restart();
+            action();
+            into[phase] = into.GetValueOrDefault(phase) + clock.Elapsed.TotalMicroseconds;
+        }
+
+        // Pass 0 warms up (the JIT, the heap); pass 1 is the one reported.
+        for (var pass = 0; pass < 2; pass++)
+        {
+            baseline.Clear();
+            crr.Clear();
+            separate.Clear();
+            for (var s = 0; s < steps; s++)
+            {
+                using (NewDisposeScope())
+                {
+                    Tensor loss = null!;
+                    Time(baseline, "zero_grad", () => optimizer.zero_grad());
+                    Time(baseline, "forward + cross-entropy", () => loss = nn.functional.cross_entropy(network.call(x), y));
+                    Time(baseline, "backward", () => loss.backward());
+                    Time(baseline, "optimizer step", () => optimizer.step());
+                    Time(baseline, "read the loss", () => loss.ToDouble());
+                }
+                using (NewDisposeScope())
+                {
+                    // The step as it was before the loss was read from the jet: a plain forward pass for the loss, then the jet pass.
+                    Tensor ce = null!, objective = null!, loss = null!;
+                    Time(separate, "zero_grad", () => optimizer.zero_grad());
+                    Time(separate, "forward + cross-entropy", () => ce = nn.functional.cross_entropy(network.call(x), y));
+                    Time(separate, "jet pass (line, layers, head)", () => objective = TaylorMode.Objective(mlp.Forward(Jet.Line(x, v, maxOrder)), TargetKind.Loss, y).Derivatives());
+                    Time(separate, "loss + penalty terms", () => loss = ce + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
+                    Time(separate, "backward", () => loss.backward());
+                    Time(separate, "optimizer step", () => optimizer.step());
+                    Time(separate, "read the loss", () => loss.ToDouble());
+                }
+                using (NewDisposeScope())
+                {
+                    Jet h = null!;
+                    Tensor objective = null!, loss = null!;
+                    Time(crr, "zero_grad", () => optimizer.zero_grad());
+                    Time(crr, "line jet x + t·v", () => h = Jet.Line(x, v, maxOrder));
+                    for (var layer = 0; layer < mlp.Widths.Length - 1; layer++)
+                    {
+                        var w = weights[2 * layer];
+                        var b = weights[2 * layer + 1];
+                        Time(crr, "jet: linear layers", () => h = JetOps.Linear(h, w, b));
+                        if (layer < mlp.Widths.Length - 2) Time(crr, "jet: tanh rules", () => h = JetOps.Tanh(h));
+                    }
+                    Time(crr, "jet: cross-entropy head", () => objective = TaylorMode.Objective(h, TargetKind.Loss, y).Derivatives());
+                    Time(crr, "loss + penalty terms", () => loss = objective.select(0, 0).mean() + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
+                    Time(crr, "backward", () => loss.backward());
+                    Time(crr, "optimizer step", () => optimizer.step());
+                    Time(crr, "read the loss", () => loss.ToDouble());
+                }
+            }
+        }
+        return
+        [
+            .. baseline.Select(p => new Phase("baseline", p.Key, p.Value / steps)),
+            .. separate.Select(p => new Phase("crr 1-4 (taylor), loss from its own pass (before)", p.Key, p.Value / steps)),
+            .. crr.Select(p => new Phase("crr 1-4 (taylor), loss read from the jet (now)", p.Key, p.Value / steps)),
+        ];
+    }
+
+    /// <summary>Prints the profile as a Markdown table with each phase's share of its step.</summary>
+    public static void Print(IReadOnlyList<Phase> phases, TextWriter stdout)
+    {
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        var baselineTotal = phases.Where(p => p.Step == "baseline").Sum(p => p.Microseconds);
+        stdout.WriteLine("| step | phase | µs per step | share of its step |");
+        stdout.WriteLine("|---|---|---|---|");
+        foreach (var group in phases.GroupBy(p => p.Step))
+        {
+            var total = group.Sum(p => p.Microseconds);
+            foreach (var p in group) stdout.WriteLine(string.Format(c, "| {0} | {1} | {2:F0} | {3:P0} |", p.Step, p.Name, p.Microseconds, p.Microseconds / total));
+            stdout.WriteLine(string.Format(c, "| {0} | **total** | **{1:F0}** | {2:F2}× baseline |", group.Key, total, total / baselineTotal));
+        }
+    }
+}
