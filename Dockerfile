@@ -4,11 +4,16 @@
 # Nodes:  docker compose up (compose.yaml: PostgreSQL, an API node, a CPU worker, a GPU worker)
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0-noble AS build
+# cpu (default) or cuda: the GPU image (`docker build --build-arg TORCH_BACKEND=cuda -t lambdaservice:cuda .`) takes TorchSharp's
+# CUDA natives (src/Measurement: TorchBackend, LibTorchCudaPackage) and needs a runtime stage with the CUDA 12.8 libraries for
+# libtorch and CUDA 13 (libcublasLt.so.13) for ONNX Runtime's CUDA provider, e.g. nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
+# plus the ASP.NET runtime; the NVIDIA container toolkit mounts the driver.
+ARG TORCH_BACKEND=cpu
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props LambdaService.sln appsettings.json ./
 COPY build/ build/
 COPY src/ src/
-RUN dotnet publish src/Api/Api.csproj -c Release -o /app
+RUN dotnet publish src/Api/Api.csproj -c Release -o /app -p:TorchBackend=$TORCH_BACKEND
 
 # The ASP.NET runtime image is Ubuntu 24.04 based: its libstdc++ provides GLIBCXX_3.4.32, so the build's
 # libstdc++ patch for libLibTorchSharp.so does nothing there (it only acts where the symbol version is missing).

@@ -157,6 +157,9 @@ public sealed record TrainingRequest
     /// <summary>What is recorded per epoch.</summary>
     public TrackSettings Track { get; init; } = new();
 
+    /// <summary>Where training runs: <c>auto</c> (CUDA where this process has a device, else the CPU), <c>cpu</c> or <c>cuda</c> (see <see cref="Measurement.Models.ComputeDevice"/>).</summary>
+    public string Device { get; init; } = "auto";
+
     /// <summary>Largest accepted CRR order.</summary>
     public const int CrrOrderLimit = 8;
 
@@ -171,6 +174,7 @@ public sealed record TrainingRequest
         if (Track is null) throw new MeasurementInputException("track", "track is missing.");
 
         if (Method is not ("baseline" or "crr" or "sam")) throw new MeasurementInputException("method", $"method '{Method}' is not known; use baseline, crr or sam.");
+        Measurement.Models.ComputeDevice.Check(Device);
         if (Epochs is < 1 or > 100_000) throw new MeasurementInputException("epochs", $"epochs must be between 1 and 100000 (got {Epochs}).");
         if (BatchSize is < 1 or > 1_000_000) throw new MeasurementInputException("batchSize", $"batchSize must be between 1 and 1000000 (got {BatchSize}).");
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new MeasurementInputException("learningRate", $"learningRate must be a finite number > 0 (got {LearningRate}); e.g. 0.001.");

@@ -65,6 +65,7 @@ public static class TrainingRun
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
         var threads = TorchRuntime.EnsureConfigured();
+        var device = ComputeDevice.Torch(request.Device);
         request = request with
         {
             Data = request.Data with { Seed = request.Data.Seed ?? request.Seed },
@@ -90,6 +91,7 @@ public static class TrainingRun
             manual_seed(request.Seed);
             network = CreateNetwork(request.Model, data.SampleShape, data.Classes, request.Seed);
         }
+        network.to(device);
         try
         {
             var method = CreateMethod(request);
@@ -109,7 +111,7 @@ public static class TrainingRun
 
             var widths = network is Mlp mlp ? mlp.Widths : [];
             var config = new ResolvedTraining(request, method.Formula, widths, data.SampleShape, data.Classes, data.TrainCount, data.TestCount,
-                data.NoisyTrainLabels, data.Source, "float32", "cpu", Versions(threads));
+                data.NoisyTrainLabels, data.Source, "float32", ComputeDevice.Name(device), Versions(threads));
             var result = new TrainingResult(method.Name, metrics.Accuracy, 1 - metrics.Accuracy, metrics.Ece, metrics.Hard20Accuracy, trainAccuracy,
                 history[^1].TrainLoss, lambda, pairLambdas, trainSeconds, measureSeconds, history, config, warnings);
             return new TrainingOutcome(result, new TrainedModel(network, request.Model, data.SampleShape, data.Classes));
@@ -258,8 +260,11 @@ public static class TrainingRun
         TrainingRequest request, TrainingData data, IProgress<TrainingProgress>? progress, List<string> warnings, CancellationToken cancellationToken)
     {
         long[] shape = [.. data.SampleShape.Select(d => (long)d)];
-        using var trainX = tensor(data.TrainX, [data.TrainCount, .. shape]);
-        using var trainY = tensor(data.TrainY.Select(y => (long)y).ToArray(), [data.TrainCount]);
+        var device = DeviceOf(network);
+        using var hostX = tensor(data.TrainX, [data.TrainCount, .. shape]);
+        using var hostY = tensor(data.TrainY.Select(y => (long)y).ToArray(), [data.TrainCount]);
+        using var trainX = hostX.to(device);
+        using var trainY = hostY.to(device);
         using var optimizer = optim.Adam(network.parameters(), lr: request.LearningRate, weight_decay: request.WeightDecay);
         var order = Seeds.Stream(request.Seed, 11);
         var history = new List<EpochRecord>(request.Epochs);
@@ -281,7 +286,7 @@ public static class TrainingRun
                 cancellationToken.ThrowIfCancellationRequested();
                 var count = Math.Min(request.BatchSize, data.TrainCount - start);
                 using var scope = NewDisposeScope();
-                var index = tensor(permutation.AsSpan(start, count).ToArray().Select(i => (long)i).ToArray(), [count]);
+                var index = tensor(permutation.AsSpan(start, count).ToArray().Select(i => (long)i).ToArray(), [count]).to(device);
                 var loss = method.Step(network, trainX.index_select(0, index), trainY.index_select(0, index), optimizer, step++);
                 lossSum += loss.Loss * count;
                 if (loss.Penalty is { } p)
@@ -317,13 +322,14 @@ public static class TrainingRun
     {
         var size = sampleShape.Aggregate(1, (a, b) => a * b);
         var result = new List<double>();
+        var device = DeviceOf(network);
         using var noGrad = no_grad();
         for (var start = 0; start < count; start += EvaluationBatch)
         {
             var n = Math.Min(EvaluationBatch, count - start);
             using var scope = NewDisposeScope();
-            var input = tensor(x.AsSpan(start * size, n * size).ToArray(), [n, .. sampleShape.Select(d => (long)d)]);
-            result.AddRange(network.call(input).to(ScalarType.Float64).reshape(-1).data<double>().ToArray());
+            var input = tensor(x.AsSpan(start * size, n * size).ToArray(), [n, .. sampleShape.Select(d => (long)d)]).to(device);
+            result.AddRange(network.call(input).to(ScalarType.Float64).cpu().reshape(-1).data<double>().ToArray());
         }
         return [.. result];
     }
@@ -336,7 +342,7 @@ public static class TrainingRun
         MeasurementOptions options, (int A, int B)? pair, List<string>? warnings, CancellationToken cancellationToken)
     {
         using var copy = Copy(network, spec, data);
-        using var runner = TorchModelRunner.FromModule(copy, data.SampleShape);
+        using var runner = TorchModelRunner.FromModule(copy, data.SampleShape, device: DeviceOf(network));
         var points = pair is { } p ? $"pair {p.A}-{p.B}" : options.Points == PointSelection.All ? "all" : "boundary";
         MeasurementResult? result;
         try
@@ -384,7 +390,7 @@ public static class TrainingRun
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
         using var copy = Copy(model.Network, model.Spec, data);
-        using var runner = TorchModelRunner.FromModule(copy, data.SampleShape);
+        using var runner = TorchModelRunner.FromModule(copy, data.SampleShape, device: DeviceOf(model.Network));
         return CurvatureRate.Estimate(runner, TestDataset(data), options, null, cancellationToken);
     }
 
@@ -403,6 +409,9 @@ public static class TrainingRun
         foreach (var (target, source) in copy.buffers().Zip(network.buffers())) target.copy_(source);
         return copy;
     }
+
+    /// <summary>The device a network's parameters live on.</summary>
+    private static Device DeviceOf(nn.Module network) => network.parameters().FirstOrDefault()?.device ?? CPU;
 
     private static Dataset TestDataset(TrainingData data)
     {

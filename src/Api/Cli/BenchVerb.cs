@@ -38,10 +38,12 @@ public static class BenchVerb
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
     {
-        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions"], ["json", "skip-training", "profile"]);
+        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions", "device"], ["json", "skip-training", "profile"]);
+        var requested = a.Get("device") ?? "cpu";
+        var device = ComputeDevice.Torch(requested);   // cuda without a device: exit code 2, "CUDA was requested but …"
         if (a.Has("profile"))
         {
-            CrrProfile.Print(CrrProfile.Run(), stdout);
+            CrrProfile.Print(CrrProfile.Run(device: device), stdout);
             return 0;
         }
         var orders = (a.Get("orders") ?? "2,4,6,8").Split(',').Select(t => int.TryParse(t, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= MeasurementOptions.OrderLimit
@@ -56,9 +58,10 @@ public static class BenchVerb
             ? $"keeps freed memory for reuse (mmap threshold {GlibcAllocator.MmapThresholdBytes >> 20} MiB, trim threshold {GlibcAllocator.TrimThresholdBytes >> 20} MiB)"
             : "at its defaults")}."));
         var rows = new List<BenchRow>();
-        rows.AddRange(EngineRows(Mlp(), "tanh MLP 2-64-64-2", mlpPoints, directions, orders, repeats, notes, cancellationToken));
-        rows.AddRange(EngineRows(Cnn(), "CNN 1x28x28 (conv 16, conv 32, maxpool, 128)", cnnPoints, directions, orders, repeats, notes, cancellationToken));
-        var training = a.Has("skip-training") ? [] : TrainingCosts(notes, cancellationToken);
+        notes.Add($"device: {ComputeDevice.Name(device)} (libtorch: engines and training); finite differences: ONNX Runtime with device {requested}.");
+        rows.AddRange(EngineRows(Mlp(), "tanh MLP 2-64-64-2", mlpPoints, directions, orders, repeats, notes, requested, device, cancellationToken));
+        rows.AddRange(EngineRows(Cnn(), "CNN 1x28x28 (conv 16, conv 32, maxpool, 128)", cnnPoints, directions, orders, repeats, notes, requested, device, cancellationToken));
+        var training = a.Has("skip-training") ? [] : TrainingCosts(notes, cancellationToken, requested);
         var report = new BenchReport([$"tanh MLP 2-64-64-2: {mlpPoints} points × {directions} directions", $"CNN: {cnnPoints} points × {directions} directions"], rows, training, notes);
         if (a.Has("json"))
         {
@@ -66,7 +69,7 @@ public static class BenchVerb
             return 0;
         }
         var c = CultureInfo.InvariantCulture;
-        stdout.WriteLine($"median of {repeats} runs; {string.Join("; ", report.Models)}; all in float64 on the CPU");
+        stdout.WriteLine($"median of {repeats} runs; {string.Join("; ", report.Models)}; engines in float64 on {ComputeDevice.Name(device)}");
         stdout.WriteLine("| model | orders | taylor (ms) | autograd (ms) | finite-diff. (ms) | autograd / taylor | FD / taylor | taylor in forward passes | max rel. diff. taylor–autograd | median FD error |");
         stdout.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
@@ -107,20 +110,20 @@ public static class BenchVerb
 
     /// <summary>Times the three engines for orders 1..K on the same lines of one network, K from <paramref name="orders"/>.</summary>
     private static List<BenchRow> EngineRows((nn.Module<Tensor, Tensor> Module, int[] Shape, Func<double> Input) net, string name, int points, int directions,
-        int[] orders, int repeats, List<string> notes, CancellationToken ct)
+        int[] orders, int repeats, List<string> notes, string requested, Device device, CancellationToken ct)
     {
         var (module, shape, input) = net;
         using var owned = module;
         module.eval();
         var onnx = ModelFile.FromBytes("bench.onnx", ModelExport.OnnxBytes(module));
-        using var onnxRunner = OnnxRunner.Create(onnx, shape);
-        using var torch = TorchModelRunner.FromModule(module, shape);   // float64 from here on
+        using var onnxRunner = OnnxRunner.Create(onnx, shape, new OnnxRunnerOptions { Device = requested });
+        using var torch = TorchModelRunner.FromModule(module, shape, device: device);   // float64 from here on
         var size = shape.Aggregate(1, (p, q) => p * q);
         var x = Enumerable.Range(0, points * size).Select(_ => input()).ToArray();
         var v = CurvatureRate.Directions(points, directions, size, seed: 5);
         var classes = torch.Signature.Classes;
         var labels = Enumerable.Range(0, points).Select(i => i % classes).ToArray();
-        var taylor = new TaylorEngine(torch.JetModule!, shape);
+        var taylor = new TaylorEngine(torch.JetModule!, shape, device: device);
         var piecewise = torch.JetModule!.PiecewiseLinearOperators.Count > 0;
         var autograd = new AutogradEngine(torch);
         var fd = new FiniteDifferenceEngine(onnxRunner, new FiniteDifferenceSettings(Scale: 0.5));
@@ -202,7 +205,7 @@ public static class BenchVerb
     private static double MaxAbs(double[] values) => values.Length == 0 ? 0 : values.Max(Math.Abs);
 
     /// <summary>The same run with each method, timed in this process one after the other: Two Moons (MLP), and MNIST (CNN) when its cache exists.</summary>
-    public static IReadOnlyList<TrainingRow> TrainingCosts(List<string> notes, CancellationToken cancellationToken)
+    public static IReadOnlyList<TrainingRow> TrainingCosts(List<string> notes, CancellationToken cancellationToken, string device = "cpu")
     {
         var rows = new List<TrainingRow>();
         var moons = new TrainingRequest
@@ -212,6 +215,7 @@ public static class BenchVerb
             Epochs = 30,
             LearningRate = 0.01,
             Seed = 1,
+            Device = device,
         };
         rows.AddRange(Costs("Two Moons, 700 train, 2-32-32-2 tanh MLP, 30 epochs, batch 32", moons, null, cancellationToken));
         if (Mnist.IsAvailable())
@@ -225,6 +229,7 @@ public static class BenchVerb
                 BatchSize = 128,
                 Seed = 1,
                 Measure = new LambdaSettings { Points = "all", MaxPoints = 32, Directions = 2, BootstrapResamples = 0 },
+                Device = device,
             };
             rows.AddRange(Costs("MNIST, 1000 train digits, the paper's CNN, 1 epoch, batch 128", cnn, data, cancellationToken));
         }

@@ -66,13 +66,14 @@ public static class CliApp
                   [--points all|boundary|pairs] [--band 0.45,0.65] [--pairs 4-9,3-8] [--orders 1-4]
                   [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
                   [--engine auto|taylor|autograd|finite-difference] [--label-column NAME] [--seed S]
-                  [--input-shape 1,28,28] [--max-data-mb 1024] [--max-derivative-error 0.05] [--allow-unreliable] [--json]
+                  [--input-shape 1,28,28] [--max-data-mb 1024] [--max-derivative-error 0.05] [--allow-unreliable]
+                  [--device auto|cpu|cuda] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data. Finite differences whose estimated median error
               exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
           train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam] [--crr-scale X]
                 [--crr-orders 2-3] [--crr-engine auto|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
-                [--pairs 4-9,3-8] [--export DIR] [--json]
+                [--pairs 4-9,3-8] [--export DIR] [--device auto|cpu|cuda] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.
           sweep --request FILE.json [--max-runs N] [--json]
               a POST /v1/sweeps body ({ base, grid, seeds }) run here: per-cell mean, sd and 95% interval of test
@@ -80,9 +81,11 @@ public static class CliApp
           reproduce two-moons|mnist [--scale small|paper] [--out DIR]
               the paper's protocol (Two Moons §5.2; MNIST §5.3–5.6) end to end: a Markdown report with tables
               and plots (default DIR: docs/reproduction/<experiment>).
-          bench [--orders 2,4,6,8] [--repeats N] [--mlp-points N] [--cnn-points N] [--directions D] [--skip-training] [--json]
+          bench [--orders 2,4,6,8] [--repeats N] [--mlp-points N] [--cnn-points N] [--directions D] [--skip-training]
+                [--device cpu|cuda|auto] [--profile] [--json]
               time of the taylor, autograd and finite-difference engines for orders 1..K on a tanh MLP and the
-              paper's CNN, and training time per method relative to baseline and SAM, in one run.
+              paper's CNN, and training time per method relative to baseline and SAM, in one run (default device cpu;
+              --device cuda on a GPU node). --profile: where the time of one CRR step goes, phase by phase.
           bench-nodes [--postgres CONNECTION] [--jobs 200] [--latency-jobs 20] [--json]
               the deployment on this machine: submit→result p50/p99 of a small measurement embedded (SQLite) and on
               PostgreSQL (API node + worker node), and jobs/second with one and with two worker nodes on one database

@@ -23,18 +23,20 @@ public static class CrrProfile
     public sealed record Phase(string Step, string Name, double Microseconds);
 
     /// <summary>Profiles <paramref name="steps"/> steps of each after as many untimed ones.</summary>
-    public static IReadOnlyList<Phase> Run(int steps = 400, int batch = 32, int maxOrder = 4)
+    public static IReadOnlyList<Phase> Run(int steps = 400, int batch = 32, int maxOrder = 4, Device? device = null)
     {
         TorchRuntime.EnsureConfigured();
+        device ??= CPU;
         var network = TrainingRun.CreateNetwork(new ModelSpec { Hidden = [32, 32] }, [2], 2, seed: 3);
         using var owned = network;
+        network.to(device);
         var mlp = (Mlp)network;
         var weights = network.parameters().ToArray();   // layers.i.weight, layers.i.bias in order
         using var optimizer = optim.Adam(network.parameters(), lr: 0.001);
         var rng = new Random(5);
-        var x = tensor(Enumerable.Range(0, batch * 2).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 2]);
-        var y = tensor(Enumerable.Range(0, batch).Select(i => (long)(i % 2)).ToArray());
-        var v = tensor(Enumerable.Range(0, batch * 2).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 2]);
+        var x = tensor(Enumerable.Range(0, batch * 2).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 2]).to(device);
+        var y = tensor(Enumerable.Range(0, batch).Select(i => (long)(i % 2)).ToArray()).to(device);
+        var v = tensor(Enumerable.Range(0, batch * 2).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 2]).to(device);
         v = v / v.norm(1, keepdim: true);
 
         var baseline = new Dictionary<string, double>();

@@ -11,7 +11,7 @@ public static class MeasureVerb
     private static readonly string[] Flags = ["json", "allow-unreliable"];
 
     private static readonly string[] Valued =
-        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error"];
+        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error", "device"];
 
     /// <summary>
     /// Parses the options into the same <see cref="MeasurementRequest"/> the HTTP API takes, so that both
@@ -39,7 +39,8 @@ public static class MeasureVerb
             Seed: a.Int("seed"),
             InputShape: a.Shape("input-shape"),
             MaxDerivativeError: a.Double("max-derivative-error"),
-            AllowUnreliable: a.Has("allow-unreliable") ? true : null);
+            AllowUnreliable: a.Has("allow-unreliable") ? true : null,
+            Device: a.Get("device"));
     }
 
     /// <summary>Runs the verb.</summary>

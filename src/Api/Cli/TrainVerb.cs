@@ -15,7 +15,7 @@ public static class TrainVerb
     [
         "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "crr-engine", "sam-rho",
         "epochs", "batch-size", "lr", "weight-decay", "seed", "label-noise", "samples", "noise", "test-fraction",
-        "model", "hidden", "activation", "lambda-every", "pairs", "export",
+        "model", "hidden", "activation", "lambda-every", "pairs", "export", "device",
     ];
 
     /// <summary>Runs the verb.</summary>
@@ -95,6 +95,7 @@ public static class TrainVerb
             Seed = a.Int("seed") ?? 0,
             Measure = defaults.Measure with { Pairs = a.Get("pairs")?.Split(',', StringSplitOptions.TrimEntries) ?? [] },
             Track = defaults.Track with { LambdaEvery = a.Int("lambda-every", 0) ?? 0 },
+            Device = a.Get("device") ?? defaults.Device,
         };
     }
 

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.Json.Nodes;
 using LambdaService.Measurement.Estimation;
+using LambdaService.Measurement.Models;
 using LambdaService.Training;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.OpenApi;
@@ -42,9 +43,12 @@ public static class OpenApiContract
         [(typeof(Measurements.MeasurementRequest), "norm")] = ["mean-abs", "rms"],
         [(typeof(Measurements.MeasurementRequest), "normalization")] = ["raw", "taylor"],
         [(typeof(Measurements.MeasurementRequest), "engine")] = ["auto", "taylor", "autograd", "finite-difference"],
+        [(typeof(Measurements.MeasurementRequest), "device")] = ComputeDevice.Choices,
+        [(typeof(ResolvedConfig), "device")] = ComputeDevice.Choices,
         [(typeof(Models.ModelResponse), "format")] = ["onnx", "torchscript"],
         [(typeof(Datasets.DatasetResponse), "format")] = ["npz", "npy", "csv"],
         [(typeof(Training.TrainingRunRequest), "method")] = ["baseline", "crr", "sam"],
+        [(typeof(Training.TrainingRunRequest), "device")] = ComputeDevice.Choices,
         [(typeof(Training.TrainingDatasetRequest), "builtin")] = ["two-moons", "mnist"],
         [(typeof(Training.TrainingModelRequest), "kind")] = ["mlp", "cnn"],
         [(typeof(Training.TrainingModelRequest), "activation")] = ["tanh", "relu", "sigmoid", "softplus", "gelu"],

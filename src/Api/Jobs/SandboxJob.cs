@@ -183,10 +183,10 @@ public sealed class SandboxJob(
                 Finish(job, token, JobStatus.Succeeded, s.ResultJson, null);
                 break;
             case SandboxOutcome.UserError u when job.Kind == JobRecord.TrainKind:
-                Finish(job, token, JobStatus.Failed, null, Problem(422, u.Error.Title ?? "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
+                Finish(job, token, JobStatus.Failed, null, Problem(StatusOf(u.Error), u.Error.Title ?? "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
                 break;
             case SandboxOutcome.UserError u:
-                Finish(job, token, JobStatus.Failed, null, Problem(422, u.Error.Title ?? "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
+                Finish(job, token, JobStatus.Failed, null, Problem(StatusOf(u.Error), u.Error.Title ?? "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
                 break;
             case SandboxOutcome.Canceled when canceledByUser:
                 logger.LogInformation("Job {JobId} canceled", jobId);
@@ -361,6 +361,9 @@ public sealed class SandboxJob(
         }));
         logger.LogInformation("Training run {JobId} finished (stored: {Stored}); models {OnnxModelId}, {TorchScriptModelId}", job.Id, stored, records[0].Id, records[1].Id);
     }
+
+    /// <summary>422 for what the request or its inputs got wrong; 503 when it asked for CUDA on a node without a device (the deployment cannot serve it here).</summary>
+    private static int StatusOf(RunnerUserError error) => error.Title == ComputeDevice.UnavailableTitle ? 503 : 422;
 
     private static string TitleOf(SandboxOutcome outcome) => outcome switch
     {

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Globalization;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Estimation;
+using LambdaService.Measurement.Models;
 
 namespace LambdaService.Api.Measurements;
 
@@ -34,7 +35,9 @@ public sealed record MeasurementRequest(
     [property: Description("Queue the job waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null,
     [property: Description("Largest accepted median error estimate of the derivatives of an order in the fit, as a fraction (default 0.05 = 5%; > 0 and ≤ 100). "
         + "Only finite differences estimate their error; above it the measurement fails with a 'Derivatives unreliable' problem unless allowUnreliable is true.")] double? MaxDerivativeError = null,
-    [property: Description("Return λ even when the derivative error estimates exceed maxDerivativeError: the result then has unreliable: true and a warning (default false).")] bool? AllowUnreliable = null)
+    [property: Description("Return λ even when the derivative error estimates exceed maxDerivativeError: the result then has unreliable: true and a warning (default false).")] bool? AllowUnreliable = null,
+    [property: Description("Where the engine runs: auto (default: CUDA where the node running the job has a device, else the CPU), cpu or cuda. "
+        + "cuda on a node without a device fails the job with a 503 problem titled 'CUDA unavailable'; send such jobs to the gpu queue.")] string? Device = null)
 {
     /// <summary>
     /// The measurement options this request stands for. Unknown words and out-of-range values raise
@@ -77,6 +80,7 @@ public sealed record MeasurementRequest(
             SampleShape = InputShape,
             MaxDerivativeError = MaxDerivativeError ?? MeasurementOptions.DefaultMaxDerivativeError,
             AllowUnreliable = AllowUnreliable ?? false,
+            Device = Word("device", Device, "auto", ComputeDevice.Choices),
         };
         if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d < 1)))
         {

@@ -67,7 +67,9 @@ public sealed record TrainingRunRequest(
     [property: Description("Seed of initialisation, batch order, CRR directions, and the default of the data and measurement seeds (default 0).")] int? Seed = null,
     TrainingMeasureRequest? Measure = null,
     TrainingTrackRequest? Track = null,
-    [property: Description("Queue the run waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null)
+    [property: Description("Queue the run waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null,
+    [property: Description("Where the run trains and measures: auto (default: CUDA where the node running the job has a device, else the CPU), cpu or cuda. "
+        + "cuda on a node without a device fails the run with a 503 problem titled 'CUDA unavailable'; send such runs to the gpu queue.")] string? Device = null)
 {
     /// <summary>
     /// The library's request this body stands for, validated. Errors name the field as it is written in this body
@@ -154,6 +156,7 @@ public sealed record TrainingRunRequest(
                 Pairs = track.Pairs ?? [],
             },
             Track = defaults.Track with { LambdaEvery = track.LambdaEvery ?? 0 },
+            Device = Device ?? defaults.Device,
         };
         try
         {

@@ -37,12 +37,13 @@ public sealed class AutogradEngine(TorchModelRunner model, int linesPerPass = 10
         var dtype = model.DType;
         long[] full = [n, .. sampleShape];
         long[] tShape = [n, .. sampleShape.Select(_ => 1L)];
-        var xt = tensor(x, full, ScalarType.Float64).to(dtype);
-        var vt = tensor(v, full, ScalarType.Float64).to(dtype);
-        var t = zeros([n], dtype: dtype, requires_grad: true);
+        var device = model.TorchDevice;
+        var xt = tensor(x, full, ScalarType.Float64).to(dtype, device);
+        var vt = tensor(v, full, ScalarType.Float64).to(dtype, device);
+        var t = zeros([n], dtype: dtype, device: device, requires_grad: true);
         var output = model.ForwardTensor(xt + t.view(tShape) * vt);
         if (output.dim() == 1) output = output.unsqueeze(1);
-        var g = Objective.Evaluate(target, output, tensor(cls, ScalarType.Int64));
+        var g = Objective.Evaluate(target, output, tensor(cls, ScalarType.Int64).to(device));
         var orders = new List<Tensor> { g.detach() };
         for (var order = 1; order <= k; order++)
         {
@@ -50,15 +51,15 @@ public sealed class AutogradEngine(TorchModelRunner model, int linesPerPass = 10
             // depend on t would abort the process. Such a value has all further derivatives zero.
             if (!g.requires_grad)
             {
-                for (var rest = order; rest <= k; rest++) orders.Add(zeros([n], dtype: dtype));
+                for (var rest = order; rest <= k; rest++) orders.Add(zeros([n], dtype: dtype, device: device));
                 break;
             }
             var more = order < k;
             var d = autograd.grad([g.sum()], [t], retain_graph: more, create_graph: more, allow_unused: true)[0];
-            g = d is null || d.IsInvalid ? zeros([n], dtype: dtype) : d;
+            g = d is null || d.IsInvalid ? zeros([n], dtype: dtype, device: device) : d;
             orders.Add(g.detach());
         }
-        var stacked = stack(orders, 1).to(ScalarType.Float64).contiguous();
+        var stacked = stack(orders, 1).to(ScalarType.Float64).cpu().contiguous();
         return stacked.data<double>().ToArray();
     }
 }

@@ -25,7 +25,7 @@ public static class CurvatureRate
         options.Validate();
         var file = ModelFile.Open(modelPath);
         var data = DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions());
-        using var runner = CreateRunner(file, data, options.SampleShape, engine: options.Engine);
+        using var runner = CreateRunner(file, data, options.SampleShape, new OnnxRunnerOptions { Device = options.Device }, options.Engine, options.Device);
         return Estimate(runner, data, options, progress, cancellationToken);
     }
 
@@ -37,8 +37,14 @@ public static class CurvatureRate
     /// the exact engines can run it; with other operators auto falls back to ONNX Runtime (and finite differences)
     /// and says which operators, while taylor and autograd are refused naming them.
     /// </summary>
+    /// <param name="file">The model.</param>
+    /// <param name="data">The data it will run on.</param>
+    /// <param name="sampleShape">Shape of one sample as fed to the model, or null.</param>
+    /// <param name="onnxOptions">ONNX Runtime's settings (its device among them).</param>
+    /// <param name="engine">The engine that will run: decides whether an ONNX graph is imported into libtorch.</param>
+    /// <param name="device">Where libtorch runs the exact engines: auto, cpu or cuda (<see cref="ComputeDevice"/>); ONNX Runtime takes <paramref name="onnxOptions"/>.</param>
     public static IModelRunner CreateRunner(ModelFile file, Dataset data, int[]? sampleShape = null, OnnxRunnerOptions? onnxOptions = null,
-        EngineChoice engine = EngineChoice.FiniteDifference)
+        EngineChoice engine = EngineChoice.FiniteDifference, string device = "auto")
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(data);
@@ -58,7 +64,7 @@ public static class CurvatureRate
             if (engine == EngineChoice.FiniteDifference) return OnnxRunner.Create(file, shape, onnxOptions);
             if (Taylor.JetGraph.TryImport(file.Onnx!, out var graph, out var unsupported, TorchSharp.torch.ScalarType.Float64))
             {
-                return TorchModelRunner.FromOnnxGraph(graph!, file, shape);
+                return TorchModelRunner.FromOnnxGraph(graph!, file, shape, ComputeDevice.Torch(device));
             }
             var names = string.Join("; ", unsupported);
             if (engine != EngineChoice.Auto)
@@ -76,7 +82,7 @@ public static class CurvatureRate
             throw new MeasurementInputException("engine",
                 "the taylor engine needs a model whose structure it can read: an ONNX graph of supported operators (or the project's own exports); TorchScript is opaque to it. Use engine autograd or auto for TorchScript.");
         }
-        return TorchModelRunner.LoadTorchScript(file, data.SampleShape);
+        return TorchModelRunner.LoadTorchScript(file, data.SampleShape, ComputeDevice.Torch(device));
     }
 
     /// <summary>Measures λ with the engine that <paramref name="options"/> names (auto: autograd for TorchSharp/TorchScript, finite differences for ONNX).</summary>
@@ -88,7 +94,7 @@ public static class CurvatureRate
         var scale = FeatureScale(data);
         IDerivativeEngine engine = (options.Engine, model) switch
         {
-            (EngineChoice.Auto or EngineChoice.Taylor, TorchModelRunner { JetModule: { } jet } torch) => new TaylorEngine(jet, torch.SampleShape, torch.DType),
+            (EngineChoice.Auto or EngineChoice.Taylor, TorchModelRunner { JetModule: { } jet } torch) => new TaylorEngine(jet, torch.SampleShape, torch.DType, device: torch.TorchDevice),
             (EngineChoice.Taylor, _) => throw new MeasurementInputException("engine",
                 "the taylor engine needs a model whose structure it can read (an ONNX graph of supported operators, the project's own networks); use engine autograd or finite-difference."),
             (EngineChoice.Auto or EngineChoice.Autograd, TorchModelRunner torch) => new AutogradEngine(torch),
@@ -243,7 +249,8 @@ public static class CurvatureRate
             model.SampleShape,
             finiteDifferenceScale,
             options.MaxDerivativeError,
-            options.AllowUnreliable);
+            options.AllowUnreliable,
+            options.Device);
         return new MeasurementResult(
             fit.Line.Slope, fit.Line.Intercept, fit.Line.RSquared, fit.Ci95, fit.Orders, fit.PerPoint, pointCount, eligible.Length,
             engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, unreliable.Length > 0, config, warnings,

@@ -104,6 +104,9 @@ public sealed record MeasurementOptions
     /// <summary>Engine.</summary>
     public EngineChoice Engine { get; init; } = EngineChoice.Auto;
 
+    /// <summary>Where the engine runs: <c>auto</c> (CUDA where this process has a device, else the CPU), <c>cpu</c> or <c>cuda</c> (see <see cref="Models.ComputeDevice"/>).</summary>
+    public string Device { get; init; } = "auto";
+
     /// <summary>Seed of the point subset, the directions and the bootstrap.</summary>
     public int Seed { get; init; }
 
@@ -135,6 +138,7 @@ public sealed record MeasurementOptions
     public void Validate()
     {
         if (Target is not ("loss" or "logit")) throw new MeasurementInputException("target", $"target '{Target}' is not known; use loss or logit.");
+        Models.ComputeDevice.Check(Device);
         if (MinOrder < 1) throw new MeasurementInputException("orders", $"the lowest order is {MinOrder}; orders start at 1 (e.g. 1-4).");
         if (MaxOrder > OrderLimit) throw new MeasurementInputException("orders", $"the highest order is {MaxOrder}; at most {OrderLimit} is supported.");
         if (MaxOrder - MinOrder < 1) throw new MeasurementInputException("orders", $"orders {MinOrder}-{MaxOrder} give fewer than two points for the fit; use a range such as 1-4.");

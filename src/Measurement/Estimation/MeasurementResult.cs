@@ -32,7 +32,8 @@ public sealed record ResolvedConfig(
     int[] SampleShape,
     double? FiniteDifferenceScale,
     double MaxDerivativeError,
-    bool AllowUnreliable);
+    bool AllowUnreliable,
+    string Device);
 
 /// <summary>
 /// The curvature rate of a model on data, with everything needed to judge and repeat it. <see cref="Unreliable"/> is true

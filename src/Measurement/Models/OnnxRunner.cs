@@ -157,7 +157,7 @@ public sealed class OnnxRunner : IModelRunner
             }
             catch (OnnxRuntimeException e)
             {
-                throw new MeasurementInputException("device", $"CUDA was requested but ONNX Runtime's CUDA execution provider cannot start: {FirstLine(e.Message)}", e);
+                throw ComputeDevice.Unavailable("device", $"ONNX Runtime's CUDA execution provider cannot start ({FirstLine(e.Message)})", e);
             }
         }
         using var cpu = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };

@@ -13,17 +13,20 @@ public sealed class TorchModelRunner : IModelRunner
     private readonly nn.Module _module;
     private readonly nn.IModule<Tensor, Tensor> _forward;
     private readonly bool _owns;
+    private readonly Device _device;
     private readonly List<string> _notes = [];
 
     private TorchModelRunner(nn.Module module, nn.IModule<Tensor, Tensor> forward, bool owns, int[] sampleShape, ModelFormat format,
-        IReadOnlyList<TensorInfo> inputs, string sha256)
+        IReadOnlyList<TensorInfo> inputs, string sha256, Device? device)
     {
         TorchRuntime.EnsureConfigured();
         _module = module;
         _forward = forward;
         _owns = owns;
+        _device = device ?? CPU;
         SampleShape = sampleShape;
         _module.eval();
+        _module.to(_device);
         _module.to(ScalarType.Float64);
         DType = ScalarType.Float64;
         double[] probe;
@@ -59,7 +62,7 @@ public sealed class TorchModelRunner : IModelRunner
     }
 
     /// <summary>Loads a TorchScript file (already checked by <see cref="ModelFile"/>) for samples of <paramref name="sampleShape"/>.</summary>
-    public static TorchModelRunner LoadTorchScript(ModelFile file, int[] sampleShape)
+    public static TorchModelRunner LoadTorchScript(ModelFile file, int[] sampleShape, Device? device = null)
     {
         if (file.Format != ModelFormat.TorchScript) throw new ArgumentException("Not a TorchScript file.", nameof(file));
         jit.ScriptModule<Tensor, Tensor> module;
@@ -72,25 +75,25 @@ public sealed class TorchModelRunner : IModelRunner
             throw new MeasurementInputException("model", $"libtorch cannot load the TorchScript model: {e.Message.Split('\n', 2)[0]}", e);
         }
         var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], "float32") };
-        return new TorchModelRunner(module, module, owns: true, sampleShape, ModelFormat.TorchScript, inputs, file.Sha256);
+        return new TorchModelRunner(module, module, owns: true, sampleShape, ModelFormat.TorchScript, inputs, file.Sha256, device);
     }
 
-    /// <summary>Wraps a TorchSharp module (not owned: the caller disposes it; its dtype is changed to float64).</summary>
-    public static TorchModelRunner FromModule(nn.Module<Tensor, Tensor> module, int[] sampleShape, string sha256 = "")
+    /// <summary>Wraps a TorchSharp module (not owned: the caller disposes it; its dtype is changed to float64 and it is moved to <paramref name="device"/>, default the CPU).</summary>
+    public static TorchModelRunner FromModule(nn.Module<Tensor, Tensor> module, int[] sampleShape, string sha256 = "", Device? device = null)
     {
         var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], "float64") };
-        return new TorchModelRunner(module, module, owns: false, sampleShape, ModelFormat.TorchScript, inputs, sha256);
+        return new TorchModelRunner(module, module, owns: false, sampleShape, ModelFormat.TorchScript, inputs, sha256, device);
     }
 
     /// <summary>
     /// Runs an ONNX graph imported into TorchSharp (<see cref="Taylor.JetGraph"/>, already in float64; owned: disposed
     /// with the runner), so that the exact engines (Taylor mode, autograd) can differentiate it.
     /// </summary>
-    public static TorchModelRunner FromOnnxGraph(Taylor.JetGraph graph, ModelFile file, int[] sampleShape)
+    public static TorchModelRunner FromOnnxGraph(Taylor.JetGraph graph, ModelFile file, int[] sampleShape, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(file);
-        var runner = new TorchModelRunner(graph, graph, owns: true, sampleShape, ModelFormat.Onnx, file.Inputs, file.Sha256);
+        var runner = new TorchModelRunner(graph, graph, owns: true, sampleShape, ModelFormat.Onnx, file.Inputs, file.Sha256, device);
         runner._notes.Add($"the ONNX graph ({string.Join(", ", graph.Operators)}) was imported into libtorch for exact derivatives.");
         return runner;
     }
@@ -111,7 +114,10 @@ public sealed class TorchModelRunner : IModelRunner
     public ScalarType DType { get; private set; }
 
     /// <inheritdoc />
-    public string Device => "cpu";
+    public string Device => ComputeDevice.Name(_device);
+
+    /// <summary>The libtorch device the module and its inputs live on.</summary>
+    public Device TorchDevice => _device;
 
     /// <inheritdoc />
     public string Precision => DType == ScalarType.Float64 ? "float64" : "float32";
@@ -136,14 +142,14 @@ public sealed class TorchModelRunner : IModelRunner
             var n = Math.Min(MaxBatch, batch - start);
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var input = tensor(data.AsSpan(start * SampleSize, n * SampleSize).ToArray(), [n, .. SampleShape.Select(d => (long)d)], ScalarType.Float64).to(DType);
+            var input = tensor(data.AsSpan(start * SampleSize, n * SampleSize).ToArray(), [n, .. SampleShape.Select(d => (long)d)], ScalarType.Float64).to(DType, _device);
             var output = ForwardTensor(input);
             if (output.dim() == 0 || output.dim() > 2 || output.shape[0] != n)
             {
                 throw new MeasurementInputException("model",
                     $"the model's output has shape [{string.Join(",", output.shape)}] for a batch of {n}; expected [N, C] (classifier) or [N] / [N, 1] (scalar model).");
             }
-            result.AddRange(output.to(ScalarType.Float64).reshape(-1).data<double>().ToArray());
+            result.AddRange(output.to(ScalarType.Float64).cpu().reshape(-1).data<double>().ToArray());
         }
         return [.. result];
     }

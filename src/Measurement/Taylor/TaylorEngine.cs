@@ -14,8 +14,11 @@ namespace LambdaService.Measurement.Taylor;
 /// <param name="sampleShape">Shape of one input sample (without the batch axis).</param>
 /// <param name="dtype">Float64 (default) or Float32: the precision of the pass (parameters are cast to it).</param>
 /// <param name="linesPerPass">Lines per batched pass.</param>
-public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType dtype = ScalarType.Float64, int linesPerPass = 1024) : IDerivativeEngine
+/// <param name="device">Where the module's parameters live and the pass runs (default the CPU).</param>
+public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType dtype = ScalarType.Float64, int linesPerPass = 1024, Device? device = null) : IDerivativeEngine
 {
+    private readonly Device _device = device ?? CPU;
+
     private readonly IJetModule _model = model ?? throw new ArgumentNullException(nameof(model));
     private readonly int[] _shape = sampleShape is { Length: > 0 } && sampleShape.All(d => d > 0)
         ? sampleShape
@@ -31,7 +34,7 @@ public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType
     public string Name => "taylor";
 
     /// <inheritdoc />
-    public string Device => "cpu";
+    public string Device => Models.ComputeDevice.Name(_device);
 
     /// <summary><c>float64</c> or <c>float32</c>.</summary>
     public string Precision => _dtype == ScalarType.Float64 ? "float64" : "float32";
@@ -49,7 +52,7 @@ public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType
             throw new ArgumentException($"Expected {request.PointCount}×{size} point values and {lines}×{size} direction values for samples of [{string.Join(",", _shape)}].", nameof(request));
         }
         var values = LinePasses.Run(request, size, _linesPerPass,
-            (x, v, cls, n) => TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype), progress, cancellationToken);
+            (x, v, cls, n) => TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype, _device), progress, cancellationToken);
         return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, Precision, null);
     }
 }

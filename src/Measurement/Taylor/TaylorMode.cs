@@ -68,7 +68,7 @@ public static class TaylorMode
     /// <c>[line, order]</c> row-major, <c>lines × (K+1)</c>, computed in <paramref name="dtype"/> without a graph.
     /// </summary>
     public static double[] ObjectiveDerivatives(IJetModule model, double[] x, double[] v, int lines, int[] sampleShape, int maxOrder,
-        TargetKind target, long[]? classes, ScalarType dtype = ScalarType.Float64)
+        TargetKind target, long[]? classes, ScalarType dtype = ScalarType.Float64, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(v);
@@ -78,11 +78,12 @@ public static class TaylorMode
         if (x.Length != size || v.Length != size) throw new ArgumentException($"Expected {size} values for {lines} lines of [{string.Join(",", sampleShape)}]; got {x.Length} and {v.Length}.", nameof(x));
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var xt = tensor(x, shape, ScalarType.Float64).to(dtype);
-        var vt = tensor(v, shape, ScalarType.Float64).to(dtype);
-        var cls = classes is null || classes.Length == 0 ? null : tensor(classes);
+        device ??= CPU;
+        var xt = tensor(x, shape, ScalarType.Float64).to(dtype, device);
+        var vt = tensor(v, shape, ScalarType.Float64).to(dtype, device);
+        var cls = classes is null || classes.Length == 0 ? null : tensor(classes).to(device);
         var d = ObjectiveDerivatives(model, xt, vt, maxOrder, target, cls);
-        return d.to(ScalarType.Float64).contiguous().data<double>().ToArray();
+        return d.to(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
     }
 
     private static Jet ObjectiveOf(Jet output, TargetKind target, Tensor? classes, long batch)

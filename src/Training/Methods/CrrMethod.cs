@@ -94,7 +94,7 @@ public sealed class CrrMethod : ITrainingMethod
     /// Draws the directions for a batch of <paramref name="batch"/> points: <c>[batch·D, sample…]</c>, point-major
     /// (the D directions of point 0 first), from the method's stream.
     /// </summary>
-    public Tensor DrawDirections(long batch, long[] sampleShape, ScalarType dtype)
+    public Tensor DrawDirections(long batch, long[] sampleShape, ScalarType dtype, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(sampleShape);
         var size = (int)sampleShape.Aggregate(1L, (a, b) => a * b);
@@ -103,7 +103,7 @@ public sealed class CrrMethod : ITrainingMethod
         for (var l = 0; l < lines; l++) Seeds.UnitVector(directionStream, values.AsSpan(l * size, size));
         // `raw` is referenced until the conversion returns: an unreferenced temporary could be finalized during it.
         using var raw = tensor(values, [lines, .. sampleShape]);
-        return raw.to(dtype);
+        return raw.to(dtype, device ?? CPU);
     }
 
     /// <summary>
@@ -155,7 +155,7 @@ public sealed class CrrMethod : ITrainingMethod
         {
             // One jet pass gives both terms: its order-0 coefficient along a point's first line is the plain forward pass, so
             // CE(f(x_i), y_i) is read from it instead of being computed (and differentiated) a second time.
-            var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype);
+            var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype, x.device);
             var lines = TaylorMode.ObjectiveDerivatives(jet, x.repeat_interleave(Directions, 0), v, MaxOrder, TargetKind.Loss, y.repeat_interleave(Directions, 0));
             var pointLoss = lines.select(1, 0).view(x.shape[0], Directions).select(1, 0);
             var sharedCe = pointLoss.mean();
@@ -169,7 +169,7 @@ public sealed class CrrMethod : ITrainingMethod
         double? penalty = null;
         if (step % Every == 0)
         {
-            var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype);
+            var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype, x.device);
             var p = Penalty(network, x, y, v);
             total = ce + Scale * p;
             penalty = p.ToDouble();

@@ -69,6 +69,7 @@ public class ErrorResponseTests(ServiceFixture fixture) : IClassFixture<ServiceF
     [InlineData("""{ "modelId": "MODEL", "datasetId": "ds_nope" }""", "datasetId")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "orders": { "min": 0, "max": 4 } }""", "orders")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "engine": "quantum" }""", "engine")]
+    [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "device": "tpu" }""", "device")]
     [InlineData("""{ "modelId": "UNSUPPORTED", "datasetId": "DS", "engine": "taylor" }""", "engine")]
     [InlineData("""{ "modelId": "UNSUPPORTED", "datasetId": "DS", "engine": "autograd" }""", "engine")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "band": [0.9, 0.1] }""", "band")]

@@ -137,6 +137,45 @@ public class MeasurementFlowTests(ServiceFixture fixture) : IClassFixture<Servic
     }
 
     [Fact]
+    public async Task Cuda_requested_on_a_node_without_a_device_fails_as_a_503_problem_naming_device_and_cpu_runs_where_asked()
+    {
+        // This build's libtorch and the machines the suite runs on have no CUDA device (a test on a GPU node would see one).
+        Assert.False(TorchSharp.torch.cuda.is_available(), "this test expects a machine without CUDA");
+        using var client = fixture.Service.Client();
+        var model = await ApiClient.UploadId(client, "v1/models", fixture.Files.Onnx);
+        var dataset = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        foreach (var engine in new[] { "taylor", "finite-difference" })
+        {
+            // libtorch (taylor) and ONNX Runtime's CUDA provider (finite differences) each say why.
+            var job = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, engine, device = "cuda", maxPoints = 8 }),
+                TimeSpan.FromMinutes(1));
+            Assert.Equal("failed", job["status"]!.GetValue<string>());
+            var error = job["error"]!;
+            Assert.Equal(503, error["status"]!.GetValue<int>());
+            Assert.Equal("CUDA unavailable", error["title"]!.GetValue<string>());
+            Assert.Equal("device", error["field"]!.GetValue<string>());
+            Assert.Contains("use device auto or cpu", error["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.Equal(1, job["attempts"]!.GetValue<int>());
+        }
+
+        var cpu = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, device = "cpu", maxPoints = 8 }), TimeSpan.FromMinutes(1));
+        Assert.Equal("succeeded", cpu["status"]!.GetValue<string>());
+        Assert.Equal("cpu", cpu["result"]!["device"]!.GetValue<string>());
+        Assert.Equal("cpu", cpu["result"]!["config"]!["device"]!.GetValue<string>());
+        var auto = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, maxPoints = 8 }), TimeSpan.FromMinutes(1));
+        Assert.Equal("cpu", auto["result"]!["device"]!.GetValue<string>());
+        Assert.Equal("auto", auto["result"]!["config"]!["device"]!.GetValue<string>());
+
+        // The command line: exit code 2 and the same sentence.
+        var stderr = new StringWriter();
+        Assert.Equal(2, CliApp.Run(["measure", "--model", fixture.Files.Onnx, "--data", fixture.Files.Csv, "--device", "cuda"], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains("CUDA was requested but", stderr.ToString(), StringComparison.Ordinal);
+        stderr = new StringWriter();
+        Assert.Equal(2, CliApp.Run(["bench", "--device", "cuda", "--profile"], new StringWriter(), stderr, CancellationToken.None));
+        Assert.Contains("CUDA was requested but", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Lists_are_paged_and_newest_first()
     {
         using var client = fixture.Service.Client();

@@ -239,6 +239,20 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
     }
 
     [Fact]
+    public async Task A_run_asking_for_cuda_on_a_node_without_a_device_fails_as_a_503_problem_naming_device()
+    {
+        Assert.False(TorchSharp.torch.cuda.is_available(), "this test expects a machine without CUDA");
+        using var client = _service.Client();
+        var id = await SubmitRun(client, new { dataset = new { samples = 100 }, epochs = 1, device = "cuda" });
+        var run = await Finished(client, id);
+        Assert.Equal("failed", run["status"]!.GetValue<string>());
+        Assert.Equal(503, run["error"]!["status"]!.GetValue<int>());
+        Assert.Equal("CUDA unavailable", run["error"]!["title"]!.GetValue<string>());
+        Assert.Equal("device", run["error"]!["field"]!.GetValue<string>());
+        Assert.Null(run["models"]);
+    }
+
+    [Fact]
     public async Task Bad_training_requests_get_problem_details_naming_the_field()
     {
         using var client = _service.Client();
@@ -261,6 +275,7 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
             (new { model = new { activation = "swish" } }, "model.activation"),
             (new { track = new { pairs = new[] { "0-7" } } }, "track.pairs"),
             (new { track = new { lambdaEvery = -1 } }, "track.lambdaEvery"),
+            (new { device = "tpu" }, "device"),
         ];
         foreach (var (body, field) in cases)
         {
