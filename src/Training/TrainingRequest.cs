@@ -50,6 +50,58 @@ public sealed record ModelSpec
     public string Activation { get; init; } = "tanh";
 }
 
+/// <summary>
+/// λ-targeting CRR (method <c>crr-target</c>): the band λ is held in and the controller's constants (see
+/// <see cref="Methods.LambdaBandController"/>). λ is measured on <see cref="MonitorPoints"/> training samples held out
+/// from training, every <see cref="Every"/> steps, with the run's measurement settings (<c>measure</c>) and no bootstrap.
+/// </summary>
+public sealed record CrrTargetSettings
+{
+    /// <summary>Lower edge of the band.</summary>
+    public double Min { get; init; } = double.NaN;
+
+    /// <summary>Upper edge of the band (≥ Min).</summary>
+    public double Max { get; init; } = double.NaN;
+
+    /// <summary>Steps between two measurements of λ (the first is before step 0).</summary>
+    public int Every { get; init; } = 10;
+
+    /// <summary>The scale at the start (0: off until λ rises above the band).</summary>
+    public double InitialScale { get; init; } = 0.001;
+
+    /// <summary>Change of log s per unit of λ outside the band.</summary>
+    public double Gain { get; init; } = 1.0;
+
+    /// <summary>Largest change of log s in one update (default 0.5: at most ×1.65 or ÷1.65).</summary>
+    public double MaxStep { get; init; } = 0.5;
+
+    /// <summary>Below this the scale becomes 0 (off); a restart from 0 begins here.</summary>
+    public double MinScale { get; init; } = 1e-5;
+
+    /// <summary>Largest scale.</summary>
+    public double MaxScale { get; init; } = 10;
+
+    /// <summary>Training samples held out for the measurements of λ (default: a fifth of the training samples, at most 200, at least 8).</summary>
+    public int? MonitorPoints { get; init; }
+
+    /// <summary>The monitor samples for <paramref name="trainCount"/> training samples: <see cref="MonitorPoints"/>, else min(200, max(8, trainCount / 5)).</summary>
+    public int ResolvedMonitorPoints(int trainCount) => MonitorPoints ?? Math.Min(200, Math.Max(8, trainCount / 5));
+
+    /// <summary>Checks every field; throws <see cref="MeasurementInputException"/> naming <c>crr.target.*</c>.</summary>
+    public void Validate()
+    {
+        if (!double.IsFinite(Min) || !double.IsFinite(Max)) throw new MeasurementInputException("crr.target", "method crr-target needs a band: crr.target { min, max } (or { value, tolerance }), e.g. { min: 1.2, max: 1.5 }.");
+        if (Min > Max) throw new MeasurementInputException("crr.target", $"the band's min {Min} is above its max {Max}; give min ≤ max.");
+        if (Every is < 1 or > 1_000_000) throw new MeasurementInputException("crr.target.every", $"every must be between 1 and 1000000 steps (got {Every}).");
+        if (!(MinScale > 0) || !double.IsFinite(MinScale)) throw new MeasurementInputException("crr.target.minScale", $"minScale must be a finite number > 0 (got {MinScale}); e.g. 1e-5.");
+        if (!(MaxScale >= MinScale) || !double.IsFinite(MaxScale)) throw new MeasurementInputException("crr.target.maxScale", $"maxScale must be finite and ≥ minScale {MinScale} (got {MaxScale}).");
+        if (!(InitialScale >= 0) || InitialScale > MaxScale) throw new MeasurementInputException("crr.target.initialScale", $"initialScale must lie in [0, maxScale {MaxScale}] (got {InitialScale}).");
+        if (!(Gain > 0) || !double.IsFinite(Gain)) throw new MeasurementInputException("crr.target.gain", $"gain must be a finite number > 0 (got {Gain}); e.g. 1.");
+        if (!(MaxStep > 0) || MaxStep > 5) throw new MeasurementInputException("crr.target.maxStep", $"maxStep (largest change of log scale per update) must lie in (0, 5] (got {MaxStep}); e.g. 0.5.");
+        if (MonitorPoints is { } m && m is < 8 or > 100_000) throw new MeasurementInputException("crr.target.monitorPoints", $"monitorPoints must be between 8 and 100000 (got {MonitorPoints}).");
+    }
+}
+
 /// <summary>Curvature Rate Regularization settings (see <see cref="Methods.CrrMethod"/>).</summary>
 public sealed record CrrSettings
 {
@@ -67,6 +119,9 @@ public sealed record CrrSettings
 
     /// <summary>Derivative engine of the penalty: <c>auto</c> (default: Taylor mode for the project's mlp and cnn), <c>taylor</c> or <c>autograd</c> (nested reverse mode).</summary>
     public string Engine { get; init; } = "auto";
+
+    /// <summary>The band and controller of method <c>crr-target</c> (null for the other methods).</summary>
+    public CrrTargetSettings? Target { get; init; }
 }
 
 /// <summary>Sharpness-Aware Minimization settings (see <see cref="Methods.SamMethod"/>).</summary>
@@ -173,7 +228,16 @@ public sealed record TrainingRequest
         if (Measure is null) throw new MeasurementInputException("measure", "measure is missing.");
         if (Track is null) throw new MeasurementInputException("track", "track is missing.");
 
-        if (Method is not ("baseline" or "crr" or "sam")) throw new MeasurementInputException("method", $"method '{Method}' is not known; use baseline, crr or sam.");
+        if (Method is not ("baseline" or "crr" or "sam" or "crr-target")) throw new MeasurementInputException("method", $"method '{Method}' is not known; use baseline, crr, sam or crr-target.");
+        if (Method == "crr-target")
+        {
+            if (Crr.Target is null) throw new MeasurementInputException("crr.target", "method crr-target needs a band: crr.target { min, max } (or { value, tolerance }), e.g. { min: 1.2, max: 1.5 }.");
+            Crr.Target.Validate();
+        }
+        else if (Crr.Target is not null)
+        {
+            throw new MeasurementInputException("crr.target", $"crr.target goes with method crr-target (this request's method is {Method}); remove it or set method crr-target.");
+        }
         Measurement.Models.ComputeDevice.Check(Device);
         if (Epochs is < 1 or > 100_000) throw new MeasurementInputException("epochs", $"epochs must be between 1 and 100000 (got {Epochs}).");
         if (BatchSize is < 1 or > 1_000_000) throw new MeasurementInputException("batchSize", $"batchSize must be between 1 and 1000000 (got {BatchSize}).");

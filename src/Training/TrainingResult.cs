@@ -20,7 +20,11 @@ public sealed record TrainingProgress(int Epoch, int Epochs, double TrainLoss, d
 /// <param name="Penalty">Mean CRR penalty P over the epoch's penalised batches (before scaling); null for other methods.</param>
 /// <param name="TestError">Test error after the epoch.</param>
 /// <param name="Lambda">λ on the test set after the epoch (no bootstrap), when tracked this epoch.</param>
-public sealed record EpochRecord(int Epoch, double TrainLoss, double? Penalty, double TestError, double? Lambda);
+/// <param name="Scale">crr-target: the CRR scale in force at the end of the epoch.</param>
+/// <param name="MonitorLambda">crr-target: the last λ measured on the held-out monitor samples in the epoch.</param>
+/// <param name="TimeInBand">crr-target: the fraction of the epoch's measurements of λ that lay inside the band.</param>
+public sealed record EpochRecord(int Epoch, double TrainLoss, double? Penalty, double TestError, double? Lambda,
+    double? Scale = null, double? MonitorLambda = null, double? TimeInBand = null);
 
 /// <summary>λ measured on the test set of a trained network (a float64 copy of it, autograd engine).</summary>
 /// <param name="Lambda">Slope of log v_n against n.</param>
@@ -79,6 +83,7 @@ public sealed record ResolvedTraining(TrainingRequest Request, string Objective,
 /// <param name="History">Per-epoch records.</param>
 /// <param name="Config">The resolved configuration.</param>
 /// <param name="Warnings">Notes about the run (e.g. an empty boundary band).</param>
+/// <param name="TimeInBand">crr-target: the fraction of all measurements of λ on the monitor samples that lay inside the band.</param>
 public sealed record TrainingResult(
     string Method,
     double TestAccuracy,
@@ -93,4 +98,5 @@ public sealed record TrainingResult(
     double MeasurementSeconds,
     IReadOnlyList<EpochRecord> History,
     ResolvedTraining Config,
-    IReadOnlyList<string> Warnings);
+    IReadOnlyList<string> Warnings,
+    double? TimeInBand = null);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -84,6 +85,14 @@ public static class TrainingRun
         }
         var finalOptions = request.MeasurementOptions(null);
         var warnings = new List<string>();
+        Dataset? monitor = null;
+        if (request.Crr.Target is { } band && request.Method == "crr-target")
+        {
+            // The number of monitor samples is resolved here (it depends on the data) and echoed in the result's request.
+            band = band with { MonitorPoints = band.ResolvedMonitorPoints(data.TrainCount) };
+            request = request with { Crr = request.Crr with { Target = band } };
+            (data, monitor) = HoldOutMonitor(data, band.MonitorPoints!.Value, request.Seed);
+        }
 
         nn.Module<Tensor, Tensor> network;
         lock (SeedGate)
@@ -95,7 +104,7 @@ public static class TrainingRun
         try
         {
             var method = CreateMethod(request);
-            var (history, trainSeconds, measureSeconds) = Fit(network, method, request, data, progress, warnings, cancellationToken);
+            var (history, trainSeconds, measureSeconds) = Fit(network, method, request, data, monitor, progress, warnings, cancellationToken);
 
             var clock = Stopwatch.StartNew();
             network.eval();
@@ -113,7 +122,8 @@ public static class TrainingRun
             var config = new ResolvedTraining(request, method.Formula, widths, data.SampleShape, data.Classes, data.TrainCount, data.TestCount,
                 data.NoisyTrainLabels, data.Source, "float32", ComputeDevice.Name(device), Versions(threads));
             var result = new TrainingResult(method.Name, metrics.Accuracy, 1 - metrics.Accuracy, metrics.Ece, metrics.Hard20Accuracy, trainAccuracy,
-                history[^1].TrainLoss, lambda, pairLambdas, trainSeconds, measureSeconds, history, config, warnings);
+                history[^1].TrainLoss, lambda, pairLambdas, trainSeconds, measureSeconds, history, config, warnings,
+                (method as CrrTargetMethod)?.Controller.TimeInBand);
             return new TrainingOutcome(result, new TrainedModel(network, request.Model, data.SampleShape, data.Classes));
         }
         catch
@@ -250,15 +260,24 @@ public static class TrainingRun
         {
             "crr" => new CrrMethod(request.Crr.Scale, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every,
                 Seeds.Stream(request.Seed, 12), taylor: request.Crr.Engine != "autograd"),
+            "crr-target" => new CrrTargetMethod(
+                new CrrMethod(0, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every, Seeds.Stream(request.Seed, 12),
+                    taylor: request.Crr.Engine != "autograd"),
+                new LambdaBandController(request.Crr.Target ?? throw new MeasurementInputException("crr.target", "method crr-target needs crr.target { min, max }."))),
             "sam" => new SamMethod(request.Sam.Rho, request.Sam.Adaptive),
             "baseline" => new BaselineMethod(),
-            _ => throw new MeasurementInputException("method", $"method '{request.Method}' is not known; use baseline, crr or sam."),
+            _ => throw new MeasurementInputException("method", $"method '{request.Method}' is not known; use baseline, crr, sam or crr-target."),
         };
     }
 
     private static (List<EpochRecord> History, double TrainSeconds, double MeasureSeconds) Fit(nn.Module<Tensor, Tensor> network, ITrainingMethod method,
-        TrainingRequest request, TrainingData data, IProgress<TrainingProgress>? progress, List<string> warnings, CancellationToken cancellationToken)
+        TrainingRequest request, TrainingData data, Dataset? monitor, IProgress<TrainingProgress>? progress, List<string> warnings, CancellationToken cancellationToken)
     {
+        // crr-target: λ on the held-out monitor samples every `every` steps (counted in the training time: it is part of the method).
+        var target = method as CrrTargetMethod;
+        var monitorOptions = target is null ? null : request.MeasurementOptions(0) with { MaxPoints = monitor!.Rows };
+        var monitorWarnings = new List<string>();
+        double? lastMonitor = null;
         long[] shape = [.. data.SampleShape.Select(d => (long)d)];
         var device = DeviceOf(network);
         using var hostX = tensor(data.TrainX, [data.TrainCount, .. shape]);
@@ -281,13 +300,24 @@ public static class TrainingRun
             var permutation = Seeds.Permutation(order, data.TrainCount);
             double lossSum = 0, penaltySum = 0;
             var penalised = 0;
+            int updates = 0, inBand = 0;
             for (var start = 0; start < data.TrainCount; start += request.BatchSize)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var count = Math.Min(request.BatchSize, data.TrainCount - start);
                 using var scope = NewDisposeScope();
+                if (target is not null && step % target.Controller.Settings.Every == 0)
+                {
+                    var measured = MeasureLambda(network, request.Model, data, monitor!, monitorOptions!, null, monitorWarnings, cancellationToken)?.Lambda ?? double.NaN;
+                    target.Observe(measured);
+                    lastMonitor = measured;
+                    updates++;
+                    if (target.Controller.Contains(measured)) inBand++;
+                }
                 var index = tensor(permutation.AsSpan(start, count).ToArray().Select(i => (long)i).ToArray(), [count]).to(device);
+                var scaleInForce = target?.Scale;
                 var loss = method.Step(network, trainX.index_select(0, index), trainY.index_select(0, index), optimizer, step++);
+                if (target is not null) CrrTargetMethod.CheckFinite(loss, step - 1, epoch, scaleInForce!.Value);
                 lossSum += loss.Loss * count;
                 if (loss.Penalty is { } p)
                 {
@@ -309,11 +339,15 @@ public static class TrainingRun
                 lambda = MeasureLambda(network, request.Model, data, testSet!, trackOptions, null, trackWarnings, cancellationToken)?.Lambda;
                 measureClock.Stop();
             }
-            history.Add(new EpochRecord(epoch, trainLoss, penalised > 0 ? penaltySum / penalised : null, testError, lambda));
+            history.Add(target is null
+                ? new EpochRecord(epoch, trainLoss, penalised > 0 ? penaltySum / penalised : null, testError, lambda)
+                : new EpochRecord(epoch, trainLoss, penalised > 0 ? penaltySum / penalised : null, testError, lambda, target.Scale, lastMonitor,
+                    updates > 0 ? (double)inBand / updates : null));
             progress?.Report(new TrainingProgress(epoch, request.Epochs, trainLoss, testError, lambda));
         }
         network.eval();
         warnings.AddRange(trackWarnings.Distinct().Select(w => "tracking: " + w));
+        warnings.AddRange(monitorWarnings.Distinct().Select(w => "crr-target monitor: " + w));
         return (history, trainClock.Elapsed.TotalSeconds, measureClock.Elapsed.TotalSeconds);
     }
 
@@ -412,6 +446,34 @@ public static class TrainingRun
 
     /// <summary>The device a network's parameters live on.</summary>
     private static Device DeviceOf(nn.Module network) => network.parameters().FirstOrDefault()?.device ?? CPU;
+
+    /// <summary>
+    /// Splits <paramref name="points"/> training samples off (a seeded choice) as the monitor set of crr-target, labelled with their
+    /// clean labels like the test set; training goes on with the rest.
+    /// </summary>
+    private static (TrainingData Training, Dataset Monitor) HoldOutMonitor(TrainingData data, int points, int seed)
+    {
+        if (data.TrainCount - points < 2)
+        {
+            throw new MeasurementInputException("crr.target.monitorPoints",
+                $"holding out {points} monitor samples leaves {data.TrainCount - points} of the {data.TrainCount} training samples; use fewer monitorPoints or more data.");
+        }
+        var size = data.SampleSize;
+        var chosen = Seeds.Permutation(Seeds.Stream(seed, 13), data.TrainCount);
+        var held = chosen.Skip(data.TrainCount - points).Order().ToArray();
+        var kept = chosen.Take(data.TrainCount - points).Order().ToArray();
+        float[] Rows(int[] rows) => rows.SelectMany(r => data.TrainX.AsSpan(r * size, size).ToArray()).ToArray();
+        var training = data with
+        {
+            TrainX = Rows(kept),
+            TrainY = kept.Select(r => data.TrainY[r]).ToArray(),
+            CleanTrainY = kept.Select(r => data.CleanTrainY[r]).ToArray(),
+        };
+        var x = Rows(held);
+        var y = held.Select(r => data.CleanTrainY[r]).ToArray();
+        var hash = SHA256.HashData([.. MemoryMarshal.AsBytes(x.AsSpan()), .. MemoryMarshal.AsBytes(y.AsSpan())]);
+        return (training, new Dataset(x.Select(v => (double)v).ToArray(), points, data.SampleShape, y, "arrays", Convert.ToHexStringLower(hash)));
+    }
 
     private static Dataset TestDataset(TrainingData data)
     {

@@ -69,6 +69,53 @@ public class TrainingRunTests
     }
 
     [Fact]
+    public void Crr_target_raises_the_scale_while_lambda_is_above_the_band_and_brings_lambda_into_it()
+    {
+        // Two Moons with 30% label noise, a 2-16-16-2 tanh MLP, 15 epochs at lr 0.01: without a penalty λ on the test set climbs
+        // from about 0.3 to 0.5. A band of [−0.6, −0.2] lies below that, so the controller must raise the scale until λ falls in.
+        TrainingRequest Request(string method) => new()
+        {
+            Data = new DataSpec { Samples = 500, LabelNoise = 0.3 },
+            Model = new ModelSpec { Hidden = [16, 16] },
+            Method = method,
+            Crr = new CrrSettings { Orders = new OrderSpan(1, 4), Target = method == "crr-target" ? new CrrTargetSettings { Min = -0.6, Max = -0.2, Every = 5 } : null },
+            Epochs = 15,
+            LearningRate = 0.01,
+            Seed = 0,
+            Measure = new LambdaSettings { BootstrapResamples = 50 },
+        };
+        var baseline = TrainingRun.Run(Request("baseline"), null, default);
+        var target = TrainingRun.Run(Request("crr-target"), null, default);
+
+        Assert.Equal("crr-target", target.Method);
+        // 350 training samples: a fifth (70) held out as monitor samples, echoed in the request; 280 trained on.
+        Assert.Equal(70, target.Config.Request.Crr.Target!.MonitorPoints);
+        Assert.Equal(280, target.Config.TrainSamples);
+        var scales = target.History.Select(h => h.Scale!.Value).ToArray();
+        Assert.True(scales[^1] > 10 * 0.001, $"the scale rose only to {scales[^1]}");
+        // While λ stayed above the band the scale only rose; 3 updates per epoch (10 steps, every 5) change it by at most e^{1.5}.
+        for (var e = 1; e < scales.Length; e++) Assert.InRange(scales[e] / scales[e - 1], Math.Exp(-1.5) - 1e-9, Math.Exp(1.5) + 1e-9);
+        Assert.Contains(target.History, h => h.MonitorLambda is >= -0.6 and <= -0.2);
+        Assert.InRange(target.TimeInBand!.Value, 0.01, 1);
+        Assert.True(target.Lambda!.Lambda < baseline.Lambda!.Lambda - 0.3, $"λ {target.Lambda.Lambda} against the baseline's {baseline.Lambda.Lambda}");
+        Assert.All(baseline.History, h => Assert.Null(h.Scale));
+        Assert.Null(baseline.TimeInBand);
+        Assert.Contains("log s += clamp(1 * e, -0.5, 0.5)", target.Config.Objective, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Crr_target_needs_a_band_and_a_band_needs_crr_target()
+    {
+        var noBand = Assert.Throws<MeasurementInputException>(() => TrainingRun.Run(Small("crr-target"), null, default));
+        Assert.Equal("crr.target", noBand.Field);
+        var stray = Assert.Throws<MeasurementInputException>(() => TrainingRun.Run(Small("crr") with { Crr = new CrrSettings { Target = new CrrTargetSettings { Min = 0, Max = 1 } } }, null, default));
+        Assert.Equal("crr.target", stray.Field);
+        var tooMany = Assert.Throws<MeasurementInputException>(() => TrainingRun.Run(
+            Small("crr-target") with { Crr = new CrrSettings { Target = new CrrTargetSettings { Min = 0, Max = 1, MonitorPoints = 84 } } }, null, default));
+        Assert.Equal("crr.target.monitorPoints", tooMany.Field);
+    }
+
+    [Fact]
     public void The_same_request_gives_the_same_numbers()
     {
         var request = Small("sam") with { Sam = new SamSettings { Rho = 0.05, Adaptive = true } };

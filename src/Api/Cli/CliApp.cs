@@ -70,9 +70,10 @@ public static class CliApp
                   [--device auto|cpu|cuda] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data. Finite differences whose estimated median error
               exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
-          train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam] [--crr-scale X]
+          train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam|crr-target] [--crr-scale X]
                 [--crr-orders 2-3] [--crr-engine auto|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
+                [--crr-target 1.2,1.5 | 1.35+-0.15] [--crr-target-every 10]
                 [--pairs 4-9,3-8] [--export DIR] [--device auto|cpu|cuda] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.
           sweep --request FILE.json [--max-runs N] [--json]

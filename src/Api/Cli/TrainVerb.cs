@@ -15,7 +15,7 @@ public static class TrainVerb
     [
         "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "crr-engine", "sam-rho",
         "epochs", "batch-size", "lr", "weight-decay", "seed", "label-noise", "samples", "noise", "test-fraction",
-        "model", "hidden", "activation", "lambda-every", "pairs", "export", "device",
+        "model", "hidden", "activation", "lambda-every", "pairs", "export", "device", "crr-target", "crr-target-every",
     ];
 
     /// <summary>Runs the verb.</summary>
@@ -56,6 +56,29 @@ public static class TrainVerb
         return 0;
     }
 
+    /// <summary><c>--crr-target MIN,MAX</c> or <c>VALUE+-TOLERANCE</c> (with <c>--crr-target-every N</c>), or null.</summary>
+    private static CrrTargetSettings? CrrTarget(CliArguments a)
+    {
+        if (a.Get("crr-target") is not { } text) return null;
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        var style = System.Globalization.NumberStyles.Float;
+        double min, max;
+        var parts = text.Split("+-");
+        if (parts.Length == 2 && double.TryParse(parts[0], style, c, out var value) && double.TryParse(parts[1], style, c, out var tolerance) && tolerance >= 0)
+        {
+            (min, max) = (value - tolerance, value + tolerance);
+        }
+        else if (text.Split(',') is [var lo, var hi] && double.TryParse(lo, style, c, out min) && double.TryParse(hi, style, c, out max))
+        {
+        }
+        else
+        {
+            throw new LambdaService.Measurement.MeasurementInputException("crr-target", $"--crr-target takes MIN,MAX or VALUE+-TOLERANCE, e.g. 1.2,1.5 or 1.35+-0.15; got '{text}'.");
+        }
+        var d = new CrrTargetSettings();
+        return d with { Min = min, Max = max, Every = a.Int("crr-target-every", 1) ?? d.Every };
+    }
+
     /// <summary>The request the options describe (same names as the HTTP body).</summary>
     public static TrainingRequest ParseRequest(CliArguments a, string dataset)
     {
@@ -86,6 +109,7 @@ public static class TrainVerb
                 Directions = a.Int("crr-directions") ?? defaults.Crr.Directions,
                 Every = a.Int("crr-every") ?? defaults.Crr.Every,
                 Engine = a.Get("crr-engine") ?? defaults.Crr.Engine,
+                Target = CrrTarget(a),
             },
             Sam = defaults.Sam with { Rho = a.Double("sam-rho") ?? defaults.Sam.Rho, Adaptive = a.Has("adaptive") },
             Epochs = a.Int("epochs") ?? defaults.Epochs,

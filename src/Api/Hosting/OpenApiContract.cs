@@ -47,7 +47,7 @@ public static class OpenApiContract
         [(typeof(ResolvedConfig), "device")] = ComputeDevice.Choices,
         [(typeof(Models.ModelResponse), "format")] = ["onnx", "torchscript"],
         [(typeof(Datasets.DatasetResponse), "format")] = ["npz", "npy", "csv"],
-        [(typeof(Training.TrainingRunRequest), "method")] = ["baseline", "crr", "sam"],
+        [(typeof(Training.TrainingRunRequest), "method")] = ["baseline", "crr", "sam", "crr-target"],
         [(typeof(Training.TrainingRunRequest), "device")] = ComputeDevice.Choices,
         [(typeof(Training.TrainingDatasetRequest), "builtin")] = ["two-moons", "mnist"],
         [(typeof(Training.TrainingModelRequest), "kind")] = ["mlp", "cnn"],

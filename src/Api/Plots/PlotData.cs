@@ -35,7 +35,10 @@ public sealed record FitPlotData(int[] Orders, double[] LogNorms, bool[] UsedInF
 /// <param name="Lambdas">λ after each epoch; null where it was not measured.</param>
 /// <param name="TrainLosses">Mean training loss of each epoch, or null to leave it out.</param>
 /// <param name="Title">Title.</param>
-public sealed record RunHistoryData(int[] Epochs, double[] TestErrors, double?[] Lambdas, double[]? TrainLosses, string Title);
+/// <param name="MonitorLambdas">crr-target: λ on the held-out monitor samples at the end of each epoch (null where none), on the right axis.</param>
+/// <param name="Band">crr-target: the band <c>[min, max]</c> λ is held in, shaded on the right axis.</param>
+public sealed record RunHistoryData(int[] Epochs, double[] TestErrors, double?[] Lambdas, double[]? TrainLosses, string Title,
+    double?[]? MonitorLambdas = null, double[]? Band = null);
 
 /// <summary>One grid point of a sweep curve: the mean of a quantity over seeds at one CRR scale, with its interval.</summary>
 /// <param name="Scale">CRR scale (≥ 0; 0 is the unregularised baseline).</param>

@@ -163,6 +163,27 @@ public static class PlotRenderer
             loss.MarkerSize = 0;
             loss.LegendText = "training loss";
         }
+        if (data.MonitorLambdas is { } monitor && monitor.Length != n)
+            throw new ArgumentException($"MonitorLambdas ({monitor.Length}) must have one entry per epoch ({n}).", nameof(data));
+        if (ReadInterval(data.Band, "Band", allowNaN: false) is { } band)
+        {
+            var span = plot.Add.HorizontalSpan(band.Low, band.High);
+            span.Axes.YAxis = plot.Axes.Right;
+            span.FillStyle.Color = Colors.SeaGreen.WithAlpha(0.18);
+            span.LineStyle.Width = 0;
+            span.LegendText = string.Create(Inv, $"target band of λ [{band.Low:G3}, {band.High:G3}]");
+            plot.Axes.Right.Label.Text = "curvature rate λ";
+        }
+        var monitored = Enumerable.Range(0, n).Where(i => data.MonitorLambdas?[i] is { } m && double.IsFinite(m)).ToArray();
+        if (monitored.Length > 0)
+        {
+            var monitorLine = plot.Add.Scatter(monitored.Select(i => epochs[i]).ToArray(), monitored.Select(i => data.MonitorLambdas![i]!.Value).ToArray(), Colors.SeaGreen);
+            monitorLine.Axes.YAxis = plot.Axes.Right;
+            monitorLine.LineWidth = 2;
+            monitorLine.MarkerSize = n > 60 ? 0 : 5;
+            monitorLine.LegendText = "λ on the monitor samples (right axis)";
+            plot.Axes.Right.Label.Text = "curvature rate λ";
+        }
         var measured = Enumerable.Range(0, n).Where(i => data.Lambdas[i].HasValue).ToArray();
         if (measured.Length > 0)
         {

@@ -248,7 +248,9 @@ public static class TrainingRunEndpoints
             history.Select(e => ResultNumbers.Number(e.GetProperty("testError"))).ToArray(),
             history.Select(e => e.TryGetProperty("lambda", out var l) && l.ValueKind != JsonValueKind.Null ? ResultNumbers.Number(l) : (double?)null).ToArray(),
             history.Select(e => ResultNumbers.Number(e.GetProperty("trainLoss"))).ToArray(),
-            HistoryTitle(document.RootElement, JsonSerializer.Deserialize<TrainingRunRequest>(job.RequestJson, Json)!, store, user.Tenant()));
+            HistoryTitle(document.RootElement, JsonSerializer.Deserialize<TrainingRunRequest>(job.RequestJson, Json)!, store, user.Tenant()),
+            history.Select(e => e.TryGetProperty("monitorLambda", out var m) && m.ValueKind != JsonValueKind.Null ? ResultNumbers.Number(m) : (double?)null).ToArray(),
+            Band(document.RootElement));
         try
         {
             return PlotResponses.File(PlotRenderer.RunHistory(data, plotFormat, w, h), plotFormat);
@@ -268,6 +270,7 @@ public static class TrainingRunEndpoints
         var method = result.GetProperty("method").GetString() switch
         {
             "baseline" => "Baseline",
+            "crr-target" => "CRR holding λ in a band",
             { } m => m.ToUpperInvariant(),
             null => "Training",
         };
@@ -292,6 +295,13 @@ public static class TrainingRunEndpoints
                 .LastOrDefault(l => l.HasValue);
         return lambda is { } v && double.IsFinite(v) ? title + string.Create(System.Globalization.CultureInfo.InvariantCulture, $", λ = {v:0.###}") : title;
     }
+
+    /// <summary>The band of a crr-target run from its resolved request (<c>config.request.crr.target</c>), else null.</summary>
+    private static double[]? Band(JsonElement result) =>
+        result.TryGetProperty("config", out var config) && config.TryGetProperty("request", out var request) && request.TryGetProperty("crr", out var crr)
+        && crr.TryGetProperty("target", out var target) && target.ValueKind == JsonValueKind.Object
+            ? [ResultNumbers.Number(target.GetProperty("min")), ResultNumbers.Number(target.GetProperty("max"))]
+            : null;
 
     internal static TrainingRunResponse ToResponse(JobRecord j, MetadataStore store) => new(
         j.Id, j.Status, j.Progress,

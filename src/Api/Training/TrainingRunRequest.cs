@@ -28,7 +28,58 @@ public sealed record TrainingCrrRequest(
     [property: Description("Penalised orders, default { min: 2, max: 3 }.")] OrderRange? Orders = null,
     [property: Description("Random unit directions per batch point (default 1).")] int? Directions = null,
     [property: Description("Penalty on every k-th step (default 1).")] int? Every = null,
-    [property: Description("auto (default: Taylor mode), taylor or autograd (nested reverse mode, slower; for comparison).")] string? Engine = null);
+    [property: Description("auto (default: Taylor mode), taylor or autograd (nested reverse mode, slower; for comparison).")] string? Engine = null,
+    [property: Description("method crr-target: the band λ is held in, and the controller.")] TrainingCrrTargetRequest? Target = null);
+
+/// <summary>
+/// The band of λ-targeting CRR (method crr-target) and its controller: every <c>every</c> steps λ is measured on
+/// <c>monitorPoints</c> held-out training samples and <c>log scale += clamp(gain · e, −maxStep, maxStep)</c>, with e the distance
+/// of λ outside the band (0 inside).
+/// </summary>
+public sealed record TrainingCrrTargetRequest(
+    [property: Description("Lower edge of the band (with max), e.g. 1.2.")] double? Min = null,
+    [property: Description("Upper edge of the band (with min), e.g. 1.5.")] double? Max = null,
+    [property: Description("Centre of the band (with tolerance), instead of min and max.")] double? Value = null,
+    [property: Description("Half-width of the band around value, ≥ 0.")] double? Tolerance = null,
+    [property: Description("Steps between two measurements of λ (default 10).")] int? Every = null,
+    [property: Description("Scale at the start (default 0.001; 0: off until λ rises above the band).")] double? InitialScale = null,
+    [property: Description("Change of log scale per unit of λ outside the band (default 1).")] double? Gain = null,
+    [property: Description("Largest change of log scale per measurement (default 0.5, i.e. at most ×1.65).")] double? MaxStep = null,
+    [property: Description("Below this the scale is 0 (default 1e-5).")] double? MinScale = null,
+    [property: Description("Largest scale (default 10).")] double? MaxScale = null,
+    [property: Description("Training samples held out to measure λ on (default 200).")] int? MonitorPoints = null)
+{
+    /// <summary>The library's settings; a band given both ways, or half of one, names <c>crr.target</c>.</summary>
+    public CrrTargetSettings ToSettings()
+    {
+        var d = new CrrTargetSettings();
+        double min, max;
+        if (Value is { } value)
+        {
+            if (Min is not null || Max is not null) throw new MeasurementInputException("crr.target", "give the band as { min, max } or as { value, tolerance }, not both.");
+            if (Tolerance is not ({ } t and >= 0)) throw new MeasurementInputException("crr.target.tolerance", "a band given by value needs a tolerance ≥ 0, e.g. { value: 1.35, tolerance: 0.15 }.");
+            (min, max) = (value - t, value + t);
+        }
+        else
+        {
+            if (Tolerance is not null) throw new MeasurementInputException("crr.target.value", "tolerance goes with value, e.g. { value: 1.35, tolerance: 0.15 }.");
+            if (Min is null || Max is null) throw new MeasurementInputException("crr.target", "give the band as { min, max } (both) or as { value, tolerance }, e.g. { min: 1.2, max: 1.5 }.");
+            (min, max) = (Min.Value, Max.Value);
+        }
+        return d with
+        {
+            Min = min,
+            Max = max,
+            Every = Every ?? d.Every,
+            InitialScale = InitialScale ?? d.InitialScale,
+            Gain = Gain ?? d.Gain,
+            MaxStep = MaxStep ?? d.MaxStep,
+            MinScale = MinScale ?? d.MinScale,
+            MaxScale = MaxScale ?? d.MaxScale,
+            MonitorPoints = MonitorPoints ?? d.MonitorPoints,
+        };
+    }
+}
 
 /// <summary>Sharpness-Aware Minimization settings.</summary>
 public sealed record TrainingSamRequest(
@@ -57,7 +108,7 @@ public sealed record TrainingTrackRequest(
 public sealed record TrainingRunRequest(
     TrainingDatasetRequest? Dataset = null,
     TrainingModelRequest? Model = null,
-    [property: Description("baseline (default), crr or sam.")] string? Method = null,
+    [property: Description("baseline (default), crr, sam or crr-target (CRR whose scale holds λ inside crr.target's band).")] string? Method = null,
     TrainingCrrRequest? Crr = null,
     TrainingSamRequest? Sam = null,
     [property: Description("Passes over the training set (default 50).")] int? Epochs = null,
@@ -137,6 +188,7 @@ public sealed record TrainingRunRequest(
                 Directions = crr.Directions ?? defaults.Crr.Directions,
                 Every = crr.Every ?? defaults.Crr.Every,
                 Engine = crr.Engine ?? defaults.Crr.Engine,
+                Target = crr.Target?.ToSettings(),
             },
             Sam = defaults.Sam with { Rho = sam.Rho ?? defaults.Sam.Rho, Adaptive = sam.Adaptive ?? false },
             Epochs = Epochs ?? defaults.Epochs,

@@ -65,8 +65,12 @@ public sealed class CrrMethod : ITrainingMethod
         this.taylor = taylor && engine is null;
     }
 
-    /// <summary>Penalty weight.</summary>
-    public double Scale { get; }
+    /// <summary>Penalty weight (finite, ≥ 0); <see cref="CrrTargetMethod"/> changes it between steps.</summary>
+    public double Scale
+    {
+        get;
+        set => field = value >= 0 && double.IsFinite(value) ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "Scale must be finite and ≥ 0.");
+    }
 
     /// <summary>Lowest penalised order.</summary>
     public int MinOrder { get; }

@@ -65,7 +65,9 @@ public class OpenApiDocumentTests(ServiceFixture fixture) : IClassFixture<Servic
         string[] Enum(JsonNode schema) => [.. schema["enum"]!.AsArray().Select(v => v!.GetValue<string>())];
         Assert.Equal(["queued", "running", "succeeded", "failed", "canceled"], Enum(schemas["MeasurementResponse"]!["properties"]!["status"]!));
         Assert.Equal(["auto", "taylor", "autograd", "finite-difference"], Enum(schemas["MeasurementRequest"]!["properties"]!["engine"]!));
-        Assert.Equal(["baseline", "crr", "sam"], Enum(schemas["TrainingRunRequest"]!["properties"]!["method"]!));
+        Assert.Equal(["baseline", "crr", "sam", "crr-target"], Enum(schemas["TrainingRunRequest"]!["properties"]!["method"]!));
+        Assert.Equal(["auto", "cpu", "cuda"], Enum(schemas["MeasurementRequest"]!["properties"]!["device"]!));
+        Assert.Equal(["auto", "cpu", "cuda"], Enum(schemas["TrainingRunRequest"]!["properties"]!["device"]!));
         var plotFormat = doc["paths"]!["/v1/measurements/{id}/plot"]!["get"]!["parameters"]!.AsArray().Single(p => p!["name"]!.GetValue<string>() == "format")!;
         Assert.Equal(["svg", "png"], Enum(plotFormat["schema"]!));
         // A double: a number, or one of the named literals the service writes for non-finite values.

@@ -101,6 +101,18 @@ public class PlotRendererTests
         Assert.DoesNotContain("curvature rate λ", withoutLoss);
     }
 
+    [Fact]
+    public void A_crr_target_history_shades_its_band_and_draws_the_monitor_lambda_on_the_right_axis()
+    {
+        var data = History() with { MonitorLambdas = [0.9, 1.3, 1.6, 1.4, null, 1.35], Band = [1.2, 1.5] };
+        var texts = Texts(ParseSvg(PlotRenderer.RunHistory(data, PlotFormat.Svg)));
+        Assert.Contains("target band of λ [1.2, 1.5]", texts);
+        Assert.Contains("λ on the monitor samples (right axis)", texts);
+        Assert.Contains("curvature rate λ", texts);
+        Assert.Contains("one entry per epoch", Throws(() => PlotRenderer.RunHistory(History() with { MonitorLambdas = [1.0] }, PlotFormat.Svg)));
+        Assert.Contains("finite low ≤ high", Throws(() => PlotRenderer.RunHistory(History() with { Band = [1.5, 1.2] }, PlotFormat.Svg)));
+    }
+
     public static TheoryData<string, int> EveryPlotAtNarrowAndWideSizes()
     {
         var data = new TheoryData<string, int>();

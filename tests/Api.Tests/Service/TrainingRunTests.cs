@@ -239,6 +239,40 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
     }
 
     [Fact]
+    public async Task A_crr_target_run_over_http_reports_scale_monitor_lambda_and_time_in_band_per_epoch_and_plots_its_band()
+    {
+        using var client = _service.Client();
+        var id = await SubmitRun(client, new
+        {
+            dataset = new { builtin = "two-moons", samples = 400, labelNoise = 0.3 },
+            model = new { hidden = new[] { 16, 16 } },
+            method = "crr-target",
+            crr = new { orders = new { min = 1, max = 4 }, target = new { value = -0.4, tolerance = 0.2, every = 5 } },
+            epochs = 6,
+            learningRate = 0.01,
+            measure = new { maxPoints = 32, bootstrapResamples = 20 },
+        });
+        var run = await Finished(client, id);
+        Assert.True(run["status"]!.GetValue<string>() == "succeeded", run.ToJsonString());
+        var result = run["result"]!;
+        Assert.Equal("crr-target", result["method"]!.GetValue<string>());
+        // The band as { value, tolerance } is resolved to { min, max } in the echoed request: −0.4 ± 0.2.
+        var target = result["config"]!["request"]!["crr"]!["target"]!;
+        Assert.Equal(-0.6, target["min"]!.GetValue<double>(), 12);
+        Assert.Equal(-0.2, target["max"]!.GetValue<double>(), 12);
+        Assert.Equal(56, target["monitorPoints"]!.GetValue<int>());   // a fifth of the 280 training samples
+        Assert.All(result["history"]!.AsArray(), h =>
+        {
+            Assert.True(h!["scale"]!.GetValue<double>() >= 0);
+            Assert.NotNull(h["monitorLambda"]);
+            Assert.InRange(h["timeInBand"]!.GetValue<double>(), 0, 1);
+        });
+        Assert.InRange(result["timeInBand"]!.GetValue<double>(), 0, 1);
+        await AssertSvg(client, $"v1/training-runs/{id}/plot", "CRR holding λ in a band on Two Moons (30% label noise) — test error");
+        await AssertSvg(client, $"v1/training-runs/{id}/plot", "target band of λ [-0.6, -0.2]");
+    }
+
+    [Fact]
     public async Task A_run_asking_for_cuda_on_a_node_without_a_device_fails_as_a_503_problem_naming_device()
     {
         Assert.False(TorchSharp.torch.cuda.is_available(), "this test expects a machine without CUDA");
@@ -276,6 +310,13 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
             (new { track = new { pairs = new[] { "0-7" } } }, "track.pairs"),
             (new { track = new { lambdaEvery = -1 } }, "track.lambdaEvery"),
             (new { device = "tpu" }, "device"),
+            (new { method = "crr-target" }, "crr.target"),
+            (new { method = "crr-target", crr = new { target = new { min = 1.0 } } }, "crr.target"),
+            (new { method = "crr-target", crr = new { target = new { min = 1.5, max = 1.0 } } }, "crr.target"),
+            (new { method = "crr-target", crr = new { target = new { min = 1.0, max = 1.5, value = 1.2 } } }, "crr.target"),
+            (new { method = "crr-target", crr = new { target = new { value = 1.2, tolerance = -0.1 } } }, "crr.target.tolerance"),
+            (new { method = "crr-target", crr = new { target = new { min = 1.0, max = 1.5, maxStep = 9.0 } } }, "crr.target.maxStep"),
+            (new { method = "crr", crr = new { target = new { min = 1.0, max = 1.5 } } }, "crr.target"),
         ];
         foreach (var (body, field) in cases)
         {
