@@ -16,7 +16,9 @@ public sealed record CellMetrics(
     [property: Description("Expected calibration error.")] Summary? Ece,
     [property: Description("Accuracy on the hardest 20% of test points.")] Summary? Hard20Accuracy,
     [property: Description("λ on the test set (runs whose λ could not be measured are counted in nanCount).")] Summary? Lambda,
-    [property: Description("Training wall-clock seconds.")] Summary? TrainingSeconds);
+    [property: Description("Training wall-clock seconds.")] Summary? TrainingSeconds,
+    [property: Description("crr-target runs: the fraction of the monitor measurements of λ inside the band (null for other methods).")] Summary? TimeInBand = null,
+    [property: Description("crr-target runs: 1 when the final λ on the test set lies inside the band, else 0 — its mean is the fraction of seeds that ended in the band (null for other methods).")] Summary? FinalInBand = null);
 
 /// <summary>A cell of the report.</summary>
 public sealed record SweepCellReport(
@@ -45,7 +47,7 @@ public static class SweepReport
     public const int BootstrapResamples = 2_000;
 
     /// <summary>The metrics read from one succeeded run's result.</summary>
-    public sealed record RunMetrics(double TestError, double Ece, double Hard20Accuracy, double Lambda, double TrainingSeconds);
+    public sealed record RunMetrics(double TestError, double Ece, double Hard20Accuracy, double Lambda, double TrainingSeconds, double? TimeInBand = null, double? FinalInBand = null);
 
     /// <summary>Builds the summary of <paramref name="cells"/> parameter sets and the runs' states.</summary>
     public static SweepSummary Build(IReadOnlyList<IReadOnlyDictionary<string, JsonElement>> cells, IReadOnlyList<SweepRunState> runs)
@@ -59,7 +61,9 @@ public static class SweepReport
             var done = own.Where(r => metrics.ContainsKey(r.Id)).Select(r => metrics[r.Id]).ToList();
             return new SweepCellReport(index, parameters, own.Select(r => r.Id).ToList(), Count(own), new CellMetrics(
                 Summarize(done.Select(m => m.TestError)), Summarize(done.Select(m => m.Ece)), Summarize(done.Select(m => m.Hard20Accuracy)),
-                Summarize(done.Select(m => m.Lambda)), Summarize(done.Select(m => m.TrainingSeconds))));
+                Summarize(done.Select(m => m.Lambda)), Summarize(done.Select(m => m.TrainingSeconds)),
+                Summarize(done.Where(m => m.TimeInBand is not null).Select(m => m.TimeInBand!.Value)),
+                Summarize(done.Where(m => m.FinalInBand is not null).Select(m => m.FinalInBand!.Value))));
         }).ToList();
 
         var counts = Count(runs);
@@ -90,8 +94,15 @@ public static class SweepReport
         using var document = JsonDocument.Parse(resultJson);
         var r = document.RootElement;
         var lambda = r.TryGetProperty("lambda", out var l) && l.ValueKind == JsonValueKind.Object ? Number(l.GetProperty("lambda")) : double.NaN;
+        double? timeInBand = r.TryGetProperty("timeInBand", out var t) && t.ValueKind != JsonValueKind.Null ? Number(t) : null;
+        double? finalInBand = null;
+        if (timeInBand is not null && r.TryGetProperty("config", out var config) && config.GetProperty("request").GetProperty("crr").TryGetProperty("target", out var band)
+            && band.ValueKind == JsonValueKind.Object)
+        {
+            finalInBand = lambda >= Number(band.GetProperty("min")) && lambda <= Number(band.GetProperty("max")) ? 1 : 0;
+        }
         return new RunMetrics(Number(r.GetProperty("testError")), Number(r.GetProperty("ece")), Number(r.GetProperty("hard20Accuracy")), lambda,
-            Number(r.GetProperty("trainingSeconds")));
+            Number(r.GetProperty("trainingSeconds")), timeInBand, finalInBand);
     }
 
     private static double Number(JsonElement e) => Hosting.ResultNumbers.Number(e);
