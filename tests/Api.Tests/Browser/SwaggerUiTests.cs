@@ -29,7 +29,9 @@ public sealed class SwaggerUiTests(ServiceFixture fixture) : IClassFixture<Servi
             Args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
         });
         var page = await browser.NewPageAsync();
+        // Generous waits for a loaded CI machine (Playwright's assertions wait 5 s by default).
         page.SetDefaultTimeout(30_000);
+        SetDefaultExpectTimeout(30_000);
         await page.GotoAsync(new Uri(fixture.Service.BaseAddress, "swagger/index.html").ToString());
         await Expect(page.Locator(".swagger-ui .info .title")).ToContainTextAsync("LambdaService");
 
