@@ -11,7 +11,7 @@ public static class MeasureVerb
     private static readonly string[] Flags = ["json", "allow-unreliable"];
 
     private static readonly string[] Valued =
-        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error", "device"];
+        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error", "device", "at"];
 
     /// <summary>
     /// Parses the options into the same <see cref="MeasurementRequest"/> the HTTP API takes, so that both
@@ -40,7 +40,8 @@ public static class MeasureVerb
             InputShape: a.Shape("input-shape"),
             MaxDerivativeError: a.Double("max-derivative-error"),
             AllowUnreliable: a.Has("allow-unreliable") ? true : null,
-            Device: a.Get("device"));
+            Device: a.Get("device"),
+            At: a.Get("at"));
     }
 
     /// <summary>Runs the verb.</summary>
@@ -70,6 +71,7 @@ public static class MeasureVerb
         w.WriteLine($"target {r.Config.Target} (labels {r.Config.Labels}), orders {r.Config.MinOrder}-{r.Config.MaxOrder}, norm {r.Config.Norm}, normalization {r.Config.Normalization}");
         w.WriteLine($"points: {r.PointsUsed} used of {r.PointsEligible} eligible ({r.Config.Points}), {r.Config.Directions} directions each, seed {r.Config.Seed}");
         w.WriteLine($"engine: {r.Engine} on {r.Device} ({r.Precision}), {r.Seconds:F2} s");
+        if (r.Config.LayerShape is { } layerShape) w.WriteLine($"at layer {r.Config.At} (activation [{string.Join(",", layerShape)}] per sample)");
         w.WriteLine("   n    log v_n");
         foreach (var o in r.Orders) w.WriteLine($"{o.N,4} {o.LogNorm,10:F4}{(o.UsedInFit ? "" : "   (not fitted)")}");
         var q = r.PerPointSlopes;

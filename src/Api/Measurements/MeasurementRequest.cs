@@ -37,7 +37,11 @@ public sealed record MeasurementRequest(
         + "Only finite differences estimate their error; above it the measurement fails with a 'Derivatives unreliable' problem unless allowUnreliable is true.")] double? MaxDerivativeError = null,
     [property: Description("Return λ even when the derivative error estimates exceed maxDerivativeError: the result then has unreliable: true and a warning (default false).")] bool? AllowUnreliable = null,
     [property: Description("Where the engine runs: auto (default: CUDA where the node running the job has a device, else the CPU), cpu or cuda. "
-        + "cuda on a node without a device fails the job with a 503 problem titled 'CUDA unavailable'; send such jobs to the gpu queue.")] string? Device = null)
+        + "cuda on a node without a device fails the job with a 503 problem titled 'CUDA unavailable'; send such jobs to the gpu queue.")] string? Device = null,
+    [property: Description("Where the derivatives are taken: input (default) or a layer L of the model, e.g. act3 or /conv2/Conv_output_0. At a layer, the loss (or logit) "
+        + "of the rest of the network g_L is differentiated at the activation h_L(x) along random unit directions in the layer's space (paper §7). Layers are the ONNX "
+        + "graph's values that every path from the input passes through (also named by torch.onnx module scopes such as conv2) and the project's own names "
+        + "(mlp: fc1, act1, …; cnn: conv1, act1, conv2, act2, pool, hidden, act3); an unknown name gets a 400 listing the valid ones. Exact engines only.")] string? At = null)
 {
     /// <summary>
     /// The measurement options this request stands for. Unknown words and out-of-range values raise
@@ -81,6 +85,7 @@ public sealed record MeasurementRequest(
             MaxDerivativeError = MaxDerivativeError ?? MeasurementOptions.DefaultMaxDerivativeError,
             AllowUnreliable = AllowUnreliable ?? false,
             Device = Word("device", Device, "auto", ComputeDevice.Choices),
+            At = At ?? Measurement.Taylor.Layers.Input,
         };
         if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d < 1)))
         {

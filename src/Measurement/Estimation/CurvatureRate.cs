@@ -91,6 +91,8 @@ public static class CurvatureRate
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (!Layers.IsInput(options.At)) return EstimateAtLayer(model, data, options, progress, cancellationToken);
         var scale = FeatureScale(data);
         IDerivativeEngine engine = (options.Engine, model) switch
         {
@@ -105,9 +107,47 @@ public static class CurvatureRate
         return Estimate(model, engine, data, options, engine is FiniteDifferenceEngine ? scale : null, progress, cancellationToken);
     }
 
-    /// <summary>Measures λ with a given engine.</summary>
+    /// <summary>
+    /// λ at a layer L (<see cref="MeasurementOptions.At"/>): points, labels and metrics come from the whole model at x; the
+    /// engine differentiates <c>ℓ ∘ g_L</c> at <c>h_L(x)</c> along unit directions in the layer's space. Only the exact engines
+    /// (Taylor mode: the jet starts at L; nested autograd on g_L) run there.
+    /// </summary>
+    private static MeasurementResult EstimateAtLayer(IModelRunner model, Dataset data, MeasurementOptions options, IProgress<double>? progress,
+        CancellationToken cancellationToken)
+    {
+        if (options.Engine == EngineChoice.FiniteDifference)
+        {
+            throw new MeasurementInputException("engine",
+                $"at '{options.At}' needs an exact engine: finite differences run the whole model in ONNX Runtime and cannot start at a layer; use engine auto, taylor or autograd.");
+        }
+        if (model is not TorchModelRunner torch)
+        {
+            var why = string.Join("; ", model.Notes.Select(n => n.TrimEnd('.')));
+            throw new MeasurementInputException("at",
+                $"layer '{options.At}' cannot be reached: this model runs in ONNX Runtime{(why.Length > 0 ? $" ({why})" : "")}, where only '{Layers.Input}' is measured. "
+                + "Export it with operators the taylor engine supports to measure at a layer.");
+        }
+        using var cut = torch.Cut(options.At);
+        IDerivativeEngine engine = options.Engine == EngineChoice.Autograd
+            ? new AutogradEngine(cut.Suffix)
+            : new TaylorEngine(cut.SuffixModule, cut.Shape, torch.DType, device: torch.TorchDevice);
+        return Core(model, engine, data, options, null, cut, progress, cancellationToken);
+    }
+
+    /// <summary>Measures λ with a given engine (at the model's input: <see cref="MeasurementOptions.At"/> must be <c>input</c>).</summary>
     public static MeasurementResult Estimate(IModelRunner model, IDerivativeEngine engine, Dataset data, MeasurementOptions options,
         double? finiteDifferenceScale, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!Layers.IsInput(options.At))
+        {
+            throw new ArgumentException($"An engine given by the caller differentiates at the input; measure at '{options.At}' with Estimate(model, data, options, …).", nameof(options));
+        }
+        return Core(model, engine, data, options, finiteDifferenceScale, null, progress, cancellationToken);
+    }
+
+    private static MeasurementResult Core(IModelRunner model, IDerivativeEngine engine, Dataset data, MeasurementOptions options,
+        double? finiteDifferenceScale, LayerCut? cut, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(engine);
@@ -191,9 +231,10 @@ public static class CurvatureRate
             };
         }
 
-        // 4. Directions and derivatives.
-        var directions = Directions(pointCount, options.Directions, size, options.Seed);
-        var request = new DerivativeRequest(points, pointCount, directions, options.Directions, kind, targetClass, options.MaxOrder);
+        // 4. Directions and derivatives (at a layer: from the points' activations, along directions in the layer's space).
+        var directions = Directions(pointCount, options.Directions, cut?.Size ?? size, options.Seed);
+        var linePoints = cut is null ? points : cut.Activations(points, pointCount);
+        var request = new DerivativeRequest(linePoints, pointCount, directions, options.Directions, kind, targetClass, options.MaxOrder);
         var derivatives = engine.Compute(request, progress, cancellationToken);
 
         // 5. Norms, fit, bootstrap, per-point slopes.
@@ -250,7 +291,9 @@ public static class CurvatureRate
             finiteDifferenceScale,
             options.MaxDerivativeError,
             options.AllowUnreliable,
-            options.Device);
+            options.Device,
+            cut?.Layer ?? Layers.Input,
+            cut?.Shape);
         return new MeasurementResult(
             fit.Line.Slope, fit.Line.Intercept, fit.Line.RSquared, fit.Ci95, fit.Orders, fit.PerPoint, pointCount, eligible.Length,
             engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, unreliable.Length > 0, config, warnings,

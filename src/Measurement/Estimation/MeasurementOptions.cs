@@ -107,6 +107,14 @@ public sealed record MeasurementOptions
     /// <summary>Where the engine runs: <c>auto</c> (CUDA where this process has a device, else the CPU), <c>cpu</c> or <c>cuda</c> (see <see cref="Models.ComputeDevice"/>).</summary>
     public string Device { get; init; } = "auto";
 
+    /// <summary>
+    /// Where the derivatives are taken: <c>input</c> (default: λ in input space) or the name of a layer L, when the model's
+    /// structure is readable (an ONNX graph the exact engines import: a value name or a torch.onnx module scope; the project's
+    /// networks: <c>fc1</c>, <c>act1</c>, …). At a layer, <c>f = ℓ ∘ g_L</c> is differentiated at <c>h_L(x)</c> along random
+    /// unit directions in the layer's space (see <see cref="Taylor.ILayeredModule"/>); only the exact engines run there.
+    /// </summary>
+    public string At { get; init; } = Taylor.Layers.Input;
+
     /// <summary>Seed of the point subset, the directions and the bootstrap.</summary>
     public int Seed { get; init; }
 
@@ -139,6 +147,10 @@ public sealed record MeasurementOptions
     {
         if (Target is not ("loss" or "logit")) throw new MeasurementInputException("target", $"target '{Target}' is not known; use loss or logit.");
         Models.ComputeDevice.Check(Device);
+        if (string.IsNullOrWhiteSpace(At) || At.Length > 1000 || At.Any(char.IsControl))
+        {
+            throw new MeasurementInputException("at", "at names where the derivatives are taken: 'input' or a layer of the model (e.g. act1); it must be a non-empty name of at most 1000 characters.");
+        }
         if (MinOrder < 1) throw new MeasurementInputException("orders", $"the lowest order is {MinOrder}; orders start at 1 (e.g. 1-4).");
         if (MaxOrder > OrderLimit) throw new MeasurementInputException("orders", $"the highest order is {MaxOrder}; at most {OrderLimit} is supported.");
         if (MaxOrder - MinOrder < 1) throw new MeasurementInputException("orders", $"orders {MinOrder}-{MaxOrder} give fewer than two points for the fit; use a range such as 1-4.");

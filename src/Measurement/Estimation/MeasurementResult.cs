@@ -9,7 +9,10 @@ public sealed record OrderNorm(int N, double LogNorm, double Norm, bool UsedInFi
 /// <summary>Quantiles of the per-point slopes (each point's own <c>log v_n</c> against n, averaged over its directions).</summary>
 public sealed record SlopeQuantiles(int Count, double P05, double P25, double P50, double P75, double P95);
 
-/// <summary>The full configuration a measurement ran with, so that it can be repeated exactly.</summary>
+/// <summary>
+/// The full configuration a measurement ran with, so that it can be repeated exactly. <see cref="At"/> is where the derivatives were
+/// taken (<c>input</c> or a layer) and <see cref="LayerShape"/> the shape of one sample's activation there (null at the input).
+/// </summary>
 public sealed record ResolvedConfig(
     string Target,
     string Labels,
@@ -33,7 +36,9 @@ public sealed record ResolvedConfig(
     double? FiniteDifferenceScale,
     double MaxDerivativeError,
     bool AllowUnreliable,
-    string Device);
+    string Device,
+    string At,
+    int[]? LayerShape);
 
 /// <summary>
 /// The curvature rate of a model on data, with everything needed to judge and repeat it. <see cref="Unreliable"/> is true

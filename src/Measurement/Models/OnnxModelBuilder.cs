@@ -131,6 +131,22 @@ public sealed class OnnxModelBuilder
     }
 
     /// <summary>
+    /// Renames <paramref name="value"/>, the output of the last node added, to <paramref name="name"/> (e.g. a layer's name such
+    /// as <c>act1</c>, so that a measurement can be taken at it by that name) and returns the new name.
+    /// </summary>
+    public string Name(string value, string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        var node = _graph.Node.LastOrDefault(n => n.Output.Contains(value))
+            ?? throw new ArgumentException($"No node computes '{value}'.", nameof(value));
+        if (_graph.Node.Any(n => n.Input.Contains(value))) throw new InvalidOperationException($"'{value}' is already used by a node; name it right after it is computed.");
+        if (_graph.Node.Any(n => n.Output.Contains(name)) || _graph.Initializer.Any(i => i.Name == name) || name == Input)
+            throw new ArgumentException($"The name '{name}' is taken.", nameof(name));
+        node.Output[node.Output.IndexOf(value)] = name;
+        return name;
+    }
+
+    /// <summary>
     /// Declares <paramref name="value"/> as the graph output named <paramref name="outputName"/> with shape <c>[N, width]</c>
     /// (or <c>[N]</c> when width is 0), importing the default domain at <paramref name="opset"/>.
     /// </summary>
@@ -174,7 +190,12 @@ public sealed class OnnxModelBuilder
             var flat = new float[rows * cols];
             Buffer.BlockCopy(w, 0, flat, 0, flat.Length * sizeof(float));
             h = b.Node("Gemm", [h, b.Constant(flat, rows, cols), b.Constant(biases[i], rows)], ("transB", 1L));
-            if (i < weights.Count - 1) h = op == "Gelu" ? b.Gelu(h) : b.Node(op, [h]);
+            if (i < weights.Count - 1)
+            {
+                // The values carry the layer names of the project's Mlp (fc1, act1, …), so `at` means the same in both.
+                h = b.Name(h, $"fc{i + 1}");
+                h = b.Name(op == "Gelu" ? b.Gelu(h) : b.Node(op, [h]), $"act{i + 1}");
+            }
         }
         return b.Build(h, outputName, weights[^1].GetLength(0));
     }

@@ -17,7 +17,7 @@ namespace LambdaService.Measurement.Taylor;
 /// input's are cast to it on every pass (autograd-free copies), so a float32 graph can run in float64 without a
 /// conversion of its own.
 /// </remarks>
-public sealed class JetGraph : nn.Module<Tensor, Tensor>, IJetModule
+public sealed partial class JetGraph : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
 {
     private readonly IReadOnlyList<JetGraphNode> _nodes;
     private readonly Dictionary<string, string> _constantBuffers = new(StringComparer.Ordinal);
@@ -128,4 +128,8 @@ internal readonly record struct JetArg(Tensor? Tensor, Jet? Jet)
 }
 
 /// <summary>One node of a <see cref="JetGraph"/>: its plain tensor rule and its jet rule (used when an input is a jet).</summary>
-internal sealed record JetGraphNode(string OpType, string[] Inputs, string Output, Func<Tensor?[], Tensor> Plain, Func<JetArg[], int, JetArg> Jet);
+internal sealed record JetGraphNode(string OpType, string[] Inputs, string Output, Func<Tensor?[], Tensor> Plain, Func<JetArg[], int, JetArg> Jet)
+{
+    /// <summary>The ONNX node's name (e.g. <c>/conv2/Conv</c> from torch.onnx), empty when it has none.</summary>
+    public string NodeName { get; init; } = "";
+}

@@ -195,7 +195,7 @@ public static class OnnxJetImporter
                     continue;
                 }
                 var built = Node(node);
-                if (built is not null) nodes.Add(built);
+                if (built is not null) nodes.Add(built with { NodeName = node.Name });
             }
             _current = null;
             if (g.Output.Count == 1 && !_dependent.Contains(g.Output[0].Name)) Problem($"graph output '{g.Output[0].Name}' (it does not depend on the input)");

@@ -126,10 +126,11 @@ public static class ModelExport
         var p = cnn.Parameters();
         var act = o.Activation == "tanh" ? "Tanh" : "Relu";
         var b = new OnnxModelBuilder("x", o.InputChannels, o.ImageSize, o.ImageSize);
-        var h = b.Node(act, [b.Conv2d(b.Input, p.Conv1.Weight, p.Conv1.Bias)]);
-        h = b.Node(act, [b.Conv2d(h, p.Conv2.Weight, p.Conv2.Bias)]);
-        h = b.Flatten(b.MaxPool2d(h, 2, 2));
-        h = b.Node(act, [b.Linear(h, p.Hidden.Weight, p.Hidden.Bias)]);
+        // The values carry the layer names of the project's Cnn (conv1, act1, …, act3), so `at` means the same in both.
+        var h = b.Name(b.Node(act, [b.Name(b.Conv2d(b.Input, p.Conv1.Weight, p.Conv1.Bias), "conv1")]), "act1");
+        h = b.Name(b.Node(act, [b.Name(b.Conv2d(h, p.Conv2.Weight, p.Conv2.Bias), "conv2")]), "act2");
+        h = b.Flatten(b.Name(b.MaxPool2d(h, 2, 2), "pool"));
+        h = b.Name(b.Node(act, [b.Name(b.Linear(h, p.Hidden.Weight, p.Hidden.Bias), "hidden")]), "act3");
         h = b.Linear(h, p.Output.Weight, p.Output.Bias);
         return b.Build(h, "logits", o.Classes);
     }

@@ -84,7 +84,7 @@ public sealed record CnnParameters(ConvParameters Conv1, ConvParameters Conv2, L
 /// only) took about 26 s with the defaults and 67 s with the paper's widths. Pass <see cref="CnnOptions.Conv1Channels"/>
 /// = 32 and <see cref="CnnOptions.Conv2Channels"/> = 64 for the paper's network.
 /// </remarks>
-public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule
+public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -159,6 +159,78 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule
 
     /// <inheritdoc />
     public IReadOnlyList<string> PiecewiseLinearOperators => Options.Activation == "tanh" ? ["MaxPool"] : ["Relu", "MaxPool"];
+
+    /// <summary>
+    /// <c>conv1</c>, <c>act1</c> (after it), <c>conv2</c>, <c>act2</c>, <c>pool</c> (the pooled map <c>[C, H, W]</c>, before its dropout),
+    /// <c>hidden</c> (the fully connected layer's affine map) and <c>act3</c> (its activation: the last hidden layer, before its
+    /// dropout). The ONNX export names its values the same way.
+    /// </summary>
+    public IReadOnlyList<string> Layers => StageNames;
+
+    private static readonly string[] StageNames = ["conv1", "act1", "conv2", "act2", "pool", "hidden", "act3"];
+
+    /// <inheritdoc />
+    public Tensor ForwardTo(string layer, Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var o = Options;
+        var stop = Stage(layer);
+        var h = input.dim() == 4 ? input : input.reshape(-1, o.InputChannels, o.ImageSize, o.ImageSize);
+        for (var stage = 0; stage <= stop; stage++) h = Apply(stage, h);
+        return h;
+    }
+
+    /// <inheritdoc />
+    public Tensor ForwardFrom(string layer, Tensor activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        var h = activation;
+        for (var stage = Stage(layer) + 1; stage <= StageNames.Length; stage++) h = Apply(stage, h);
+        return h;
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">The network is in training mode (dropout would draw random masks).</exception>
+    public Jet ForwardFrom(string layer, Jet activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (training)
+        {
+            throw new InvalidOperationException("The Cnn is in training mode, where dropout draws random masks; Taylor jets need evaluation mode (call eval()).");
+        }
+        var h = activation;
+        for (var stage = Stage(layer) + 1; stage <= StageNames.Length; stage++)
+        {
+            h = stage switch
+            {
+                0 => JetOps.Conv2d(h, conv1.weight!, conv1.bias),
+                2 => JetOps.Conv2d(h, conv2.weight!, conv2.bias),
+                1 or 3 or 6 => Activate(h),
+                4 => JetOps.MaxPool2d(h, [2, 2], [2, 2]),
+                5 => JetOps.Linear(JetOps.Flatten(JetOps.Dropout(h, poolDropout.training), 1), hidden.weight!, hidden.bias),
+                _ => JetOps.Linear(JetOps.Dropout(h, hiddenDropout.training), output.weight!, output.bias),
+            };
+        }
+        return h;
+    }
+
+    /// <summary>Stage <paramref name="stage"/> of <see cref="forward"/> (7 is the output layer), so that cutting anywhere composes to the same network.</summary>
+    private Tensor Apply(int stage, Tensor h) => stage switch
+    {
+        0 => conv1.call(h),
+        2 => conv2.call(h),
+        1 or 3 or 6 => Activate(h),
+        4 => pool.call(h),
+        5 => hidden.call(poolDropout.call(h).flatten(1)),
+        _ => output.call(hiddenDropout.call(h)),
+    };
+
+    private static int Stage(string layer)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var index = Array.IndexOf(StageNames, layer);
+        return index >= 0 ? index : throw new ArgumentException($"'{layer}' is not a layer of this network; layers: {string.Join(", ", StageNames)}.", nameof(layer));
+    }
 
     private Jet Activate(Jet h) => Options.Activation == "tanh" ? JetOps.Tanh(h) : JetOps.Relu(h);
 

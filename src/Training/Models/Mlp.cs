@@ -9,7 +9,7 @@ namespace LambdaService.Training.Models;
 /// A multilayer perceptron <c>x → act(W₀x + b₀) → … → W_L h + b_L</c> (no activation after the last layer),
 /// flattening its input first. Weights follow torch.nn.Linear (<c>W_i</c> of shape <c>[out, in]</c>).
 /// </summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule
+public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
 {
     private readonly ModuleList<Linear> layers;
     private readonly string activation;
@@ -69,6 +69,51 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule
 
     /// <inheritdoc />
     public IReadOnlyList<string> PiecewiseLinearOperators => activation == "relu" ? ["Relu"] : [];
+
+    /// <summary>
+    /// Hidden layer i (1-based) gives two layers: <c>fc{i}</c>, its affine map <c>W h + b</c>, and <c>act{i}</c>, the activation
+    /// after it (the ONNX export names its values the same way). The output layer is not one (its value is the logits).
+    /// </summary>
+    public IReadOnlyList<string> Layers => [.. Enumerable.Range(1, layers.Count - 1).SelectMany(i => new[] { $"fc{i}", $"act{i}" })];
+
+    /// <inheritdoc />
+    public Tensor ForwardTo(string layer, Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var stop = Stage(layer);
+        var h = input.dim() > 2 ? input.flatten(1) : input;
+        for (var stage = 0; stage <= stop; stage++) h = stage % 2 == 0 ? layers[stage / 2].call(h) : Activate(h);
+        return h;
+    }
+
+    /// <inheritdoc />
+    public Tensor ForwardFrom(string layer, Tensor activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        var h = activation;
+        for (var stage = Stage(layer) + 1; stage < 2 * layers.Count - 1; stage++) h = stage % 2 == 0 ? layers[stage / 2].call(h) : Activate(h);
+        return h;
+    }
+
+    /// <inheritdoc />
+    public Jet ForwardFrom(string layer, Jet activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        var h = activation;
+        for (var stage = Stage(layer) + 1; stage < 2 * layers.Count - 1; stage++)
+        {
+            h = stage % 2 == 0 ? JetOps.Linear(h, layers[stage / 2].weight!, layers[stage / 2].bias) : Activate(h);
+        }
+        return h;
+    }
+
+    /// <summary>Stages in order: 0 = fc1, 1 = act1, 2 = fc2, …, 2L − 2 = the output layer.</summary>
+    private int Stage(string layer)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var index = Layers.ToList().IndexOf(layer);
+        return index >= 0 ? index : throw new ArgumentException($"'{layer}' is not a layer of this network; layers: {string.Join(", ", Layers)}.", nameof(layer));
+    }
 
     private Jet Activate(Jet h) => activation switch
     {

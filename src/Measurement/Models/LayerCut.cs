@@ -1,0 +1,68 @@
+using LambdaService.Measurement.Taylor;
+using static TorchSharp.torch;
+
+namespace LambdaService.Measurement.Models;
+
+/// <summary>
+/// A model runner cut at layer L (see <see cref="ILayeredModule"/>): <see cref="Activations"/> maps input samples to
+/// <c>h_L(x)</c>, and <see cref="Suffix"/> runs <c>g_L</c> on activations, so that the engines differentiate <c>g_L</c> at
+/// <c>h_L(x)</c> exactly as they differentiate a whole model at x.
+/// </summary>
+public sealed class LayerCut : IDisposable
+{
+    private readonly TorchModelRunner _model;
+    private readonly ILayeredModule _layers;
+
+    internal LayerCut(TorchModelRunner model, ILayeredModule layers, nn.Module<Tensor, Tensor> network, string layer)
+    {
+        _model = model;
+        _layers = layers;
+        Layer = layer;
+        Shape = Taylor.Layers.ActivationShape(layers, layer, model.SampleShape, model.DType, model.TorchDevice);
+        SuffixModule = Taylor.Layers.Suffix(network, layer);
+        Suffix = TorchModelRunner.FromModule(SuffixModule, Shape, model.Signature.Sha256, model.TorchDevice);
+    }
+
+    /// <summary>The layer's name.</summary>
+    public string Layer { get; }
+
+    /// <summary>Shape of one sample's activation at the layer (without the batch axis).</summary>
+    public int[] Shape { get; }
+
+    /// <summary>Values per activation.</summary>
+    public int Size => Shape.Aggregate(1, (a, b) => a * b);
+
+    /// <summary><c>g_L</c> as a module (on tensors and jets).</summary>
+    public LayerSuffix SuffixModule { get; }
+
+    /// <summary><c>g_L</c> as a runner, for the autograd engine.</summary>
+    public TorchModelRunner Suffix { get; }
+
+    /// <summary><c>h_L(x)</c> for <paramref name="count"/> row-major samples, row-major <c>count × Size</c>, in double precision.</summary>
+    public double[] Activations(double[] samples, int count)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        var inSize = _model.SampleSize;
+        if (samples.Length != (long)count * inSize) throw new ArgumentException($"Expected {count}×{inSize} values, got {samples.Length}.", nameof(samples));
+        var result = new double[(long)count * Size];
+        const int batch = 256;
+        for (var start = 0; start < count; start += batch)
+        {
+            var n = Math.Min(batch, count - start);
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var x = tensor(samples.AsSpan(start * inSize, n * inSize).ToArray(), [n, .. _model.SampleShape.Select(d => (long)d)], ScalarType.Float64)
+                .to(_model.DType, _model.TorchDevice);
+            var h = _layers.ForwardTo(Layer, x).to(ScalarType.Float64).cpu().contiguous();
+            h.data<double>().CopyTo(result.AsSpan(start * Size, n * Size));
+        }
+        return result;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Suffix.Dispose();
+        SuffixModule.Dispose();
+    }
+}
