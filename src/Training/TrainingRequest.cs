@@ -48,6 +48,27 @@ public sealed record ModelSpec
 
     /// <summary>Activation (MLP): tanh (default), relu, sigmoid, softplus or gelu.</summary>
     public string Activation { get; init; } = "tanh";
+
+    /// <summary>
+    /// The layers of this network that λ and the CRR penalty can be taken at (besides <c>input</c>): an mlp's <c>fc1</c>, <c>act1</c>, …
+    /// (two per hidden layer: the affine map and its activation), the cnn's <c>conv1</c>, <c>act1</c>, <c>conv2</c>, <c>act2</c>,
+    /// <c>pool</c>, <c>hidden</c>, <c>act3</c> (see <see cref="Models.Mlp.Layers"/>, <see cref="Models.Cnn.Layers"/>).
+    /// </summary>
+    public IReadOnlyList<string> Layers() => Kind == "cnn"
+        ? ["conv1", "act1", "conv2", "act2", "pool", "hidden", "act3"]
+        : [.. Enumerable.Range(1, Hidden?.Length ?? 0).SelectMany(i => new[] { $"fc{i}", $"act{i}" })];
+
+    /// <summary>Checks that <paramref name="at"/> is <c>input</c> or one of <see cref="Layers"/>; else a <see cref="MeasurementInputException"/> on <paramref name="field"/> listing them.</summary>
+    public void CheckLayer(string? at, string field)
+    {
+        if (at is null) throw new MeasurementInputException(field, $"{field} is missing; use 'input' or a layer ({string.Join(", ", Layers())}).");
+        if (Measurement.Taylor.Layers.IsInput(at) && at.Length > 0) return;
+        if (!Layers().Contains(at))
+        {
+            var names = Layers().Count == 0 ? "this network has no hidden layer" : "or one of: " + string.Join(", ", Layers());
+            throw new MeasurementInputException(field, $"'{at}' is not a layer of this {Kind}; use 'input' {names}.");
+        }
+    }
 }
 
 /// <summary>
@@ -122,6 +143,24 @@ public sealed record CrrSettings
 
     /// <summary>The band and controller of method <c>crr-target</c> (null for the other methods).</summary>
     public CrrTargetSettings? Target { get; init; }
+
+    /// <summary>
+    /// Where the penalty's derivatives are taken: <c>input</c> (default, the paper's CRR) or a layer L of the network
+    /// (<see cref="ModelSpec.Layers"/>): the loss of the rest of the network is differentiated at L's activation along random unit
+    /// directions in L's space (paper §7). With crr-target, the monitor's λ is measured there too.
+    /// </summary>
+    public string At { get; init; } = Measurement.Taylor.Layers.Input;
+
+    /// <summary>
+    /// Class pairs whose samples alone are penalised, e.g. ["4-9", "3-8", "5-6"] (paper §7's class-filtered experiment): the penalty
+    /// averages over the batch points whose (training) label is a class of one of the pairs; empty (default) for every point.
+    /// </summary>
+    public string[] Pairs { get; init; } = [];
+
+    /// <summary>The classes <see cref="Pairs"/> name, or null when every point is penalised.</summary>
+    public int[]? PenalisedClasses() => Pairs is { Length: > 0 }
+        ? [.. Pairs.Select(p => TrainingRequest.ParsePair(p, "crr.pairs")).SelectMany(p => new[] { p.A, p.B }).Distinct().Order()]
+        : null;
 }
 
 /// <summary>Sharpness-Aware Minimization settings (see <see cref="Methods.SamMethod"/>).</summary>
@@ -154,6 +193,9 @@ public sealed record LambdaSettings
 
     /// <summary>Class pairs for per-pair λ (test samples of either class), e.g. ["4-9"]; empty for none.</summary>
     public string[] Pairs { get; init; } = [];
+
+    /// <summary>Where λ is measured: <c>input</c> (default) or a layer of the network (<see cref="ModelSpec.Layers"/>).</summary>
+    public string At { get; init; } = Measurement.Taylor.Layers.Input;
 
     /// <summary>Bootstrap resamples of the final λ's 95% interval (tracked λ uses none).</summary>
     public int BootstrapResamples { get; init; } = 1000;
@@ -270,10 +312,14 @@ public sealed record TrainingRequest
         if (Crr.Directions is < 1 or > 64) throw new MeasurementInputException("crr.directions", $"crr directions must be between 1 and 64 (got {Crr.Directions}).");
         if (Crr.Engine is not ("auto" or "taylor" or "autograd")) throw new MeasurementInputException("crr.engine", $"crr engine '{Crr.Engine}' is not known; use auto, taylor or autograd.");
         if (Crr.Every is < 1 or > 1_000_000) throw new MeasurementInputException("crr.every", $"crr every must be ≥ 1 (got {Crr.Every}); 1 applies the penalty on every step.");
+        Model.CheckLayer(Crr.At, "crr.at");
+        if (Crr.Pairs is null) throw new MeasurementInputException("crr.pairs", "crr pairs must be a list, e.g. [\"4-9\", \"3-8\"].");
+        _ = Crr.PenalisedClasses();
 
         if (!(Sam.Rho > 0) || !double.IsFinite(Sam.Rho)) throw new MeasurementInputException("sam.rho", $"sam rho must be a finite number > 0 (got {Sam.Rho}); e.g. 0.05.");
 
         if (Measure.Points is not ("boundary" or "all")) throw new MeasurementInputException("measure.points", $"measure points '{Measure.Points}' is not known; use boundary or all.");
+        Model.CheckLayer(Measure.At, "measure.at");
         if (Track.LambdaEvery < 0) throw new MeasurementInputException("track.lambdaEvery", $"lambdaEvery must be ≥ 0 (got {Track.LambdaEvery}); 0 turns tracking off.");
         _ = MeasurementOptions(null);
     }
@@ -300,6 +346,7 @@ public sealed record TrainingRequest
             MaxPoints = Measure.MaxPoints,
             Seed = Measure.Seed ?? Seed,
             BootstrapResamples = bootstrap ?? Measure.BootstrapResamples,
+            At = Measure.At,
         };
         try
         {
@@ -312,10 +359,10 @@ public sealed record TrainingRequest
         return options;
     }
 
-    /// <summary>Parses a class pair written <c>"a-b"</c>.</summary>
-    internal static (int A, int B) ParsePair(string text)
+    /// <summary>Parses a class pair written <c>"a-b"</c>; an error names <paramref name="field"/>.</summary>
+    internal static (int A, int B) ParsePair(string text, string field = "measure.pairs")
     {
         if (ClassPair.TryParse(text, out var a, out var b) && a != b) return (a, b);
-        throw new MeasurementInputException("measure.pairs", $"'{text}' is not a pair of two different classes; write pairs like \"0-1\" or \"4-9\".");
+        throw new MeasurementInputException(field, $"'{text}' is not a pair of two different classes; write pairs like \"0-1\" or \"4-9\".");
     }
 }

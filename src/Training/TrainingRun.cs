@@ -75,13 +75,17 @@ public static class TrainingRun
         if (data is null) data = CreateData(request);
         else request = request with { Data = request.Data with { LabelNoise = data.LabelNoise } };
         CheckData(data);
-        var pairs = request.Measure.Pairs.Select(TrainingRequest.ParsePair).ToArray();
+        var pairs = request.Measure.Pairs.Select(p => TrainingRequest.ParsePair(p)).ToArray();
         foreach (var (a, b) in pairs)
         {
             if (a >= data.Classes || b >= data.Classes)
             {
                 throw new MeasurementInputException("measure.pairs", $"pair {a}-{b} names a class the data does not have (classes 0..{data.Classes - 1}).");
             }
+        }
+        if (request.Crr.PenalisedClasses() is { } penalised && penalised.FirstOrDefault(c => c >= data.Classes) is var missing && missing >= data.Classes)
+        {
+            throw new MeasurementInputException("crr.pairs", $"class {missing} does not exist in the data (classes 0..{data.Classes - 1}); name pairs of its classes.");
         }
         var finalOptions = request.MeasurementOptions(null);
         var warnings = new List<string>();
@@ -259,10 +263,10 @@ public static class TrainingRun
         return request.Method switch
         {
             "crr" => new CrrMethod(request.Crr.Scale, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every,
-                Seeds.Stream(request.Seed, 12), taylor: request.Crr.Engine != "autograd"),
+                Seeds.Stream(request.Seed, 12), taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses()),
             "crr-target" => new CrrTargetMethod(
                 new CrrMethod(0, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every, Seeds.Stream(request.Seed, 12),
-                    taylor: request.Crr.Engine != "autograd"),
+                    taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses()),
                 new LambdaBandController(request.Crr.Target ?? throw new MeasurementInputException("crr.target", "method crr-target needs crr.target { min, max }."))),
             "sam" => new SamMethod(request.Sam.Rho, request.Sam.Adaptive),
             "baseline" => new BaselineMethod(),
@@ -275,7 +279,8 @@ public static class TrainingRun
     {
         // crr-target: λ on the held-out monitor samples every `every` steps (counted in the training time: it is part of the method).
         var target = method as CrrTargetMethod;
-        var monitorOptions = target is null ? null : request.MeasurementOptions(0) with { MaxPoints = monitor!.Rows };
+        // The monitor measures λ where the penalty acts (crr.at).
+        var monitorOptions = target is null ? null : request.MeasurementOptions(0) with { MaxPoints = monitor!.Rows, At = request.Crr.At };
         var monitorWarnings = new List<string>();
         double? lastMonitor = null;
         long[] shape = [.. data.SampleShape.Select(d => (long)d)];

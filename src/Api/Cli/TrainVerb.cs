@@ -16,6 +16,7 @@ public static class TrainVerb
         "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "crr-engine", "sam-rho",
         "epochs", "batch-size", "lr", "weight-decay", "seed", "label-noise", "samples", "noise", "test-fraction",
         "model", "hidden", "activation", "lambda-every", "pairs", "export", "device", "crr-target", "crr-target-every",
+        "crr-at", "crr-pairs", "measure-at",
     ];
 
     /// <summary>Runs the verb.</summary>
@@ -110,6 +111,8 @@ public static class TrainVerb
                 Every = a.Int("crr-every") ?? defaults.Crr.Every,
                 Engine = a.Get("crr-engine") ?? defaults.Crr.Engine,
                 Target = CrrTarget(a),
+                At = a.Get("crr-at") ?? defaults.Crr.At,
+                Pairs = a.Get("crr-pairs")?.Split(',', StringSplitOptions.TrimEntries) ?? [],
             },
             Sam = defaults.Sam with { Rho = a.Double("sam-rho") ?? defaults.Sam.Rho, Adaptive = a.Has("adaptive") },
             Epochs = a.Int("epochs") ?? defaults.Epochs,
@@ -117,7 +120,11 @@ public static class TrainVerb
             LearningRate = a.Double("lr") ?? defaults.LearningRate,
             WeightDecay = a.Double("weight-decay") ?? 0,
             Seed = a.Int("seed") ?? 0,
-            Measure = defaults.Measure with { Pairs = a.Get("pairs")?.Split(',', StringSplitOptions.TrimEntries) ?? [] },
+            Measure = defaults.Measure with
+            {
+                Pairs = a.Get("pairs")?.Split(',', StringSplitOptions.TrimEntries) ?? [],
+                At = a.Get("measure-at") ?? defaults.Measure.At,
+            },
             Track = defaults.Track with { LambdaEvery = a.Int("lambda-every", 0) ?? 0 },
             Device = a.Get("device") ?? defaults.Device,
         };

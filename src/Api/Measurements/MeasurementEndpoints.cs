@@ -117,6 +117,32 @@ public static class MeasurementEndpoints
             if (options.Points == PointSelection.Pairs) return Problems.Field(400, "points", "points 'pairs' selects samples by label and the dataset has no labels; upload labels or use points all.");
             if (options.Labels == LabelSource.True) return Problems.Field(400, "labels", "labels 'true' needs a dataset with labels; upload labels or use labels predicted.");
         }
+        if (!Measurement.Taylor.Layers.IsInput(options.At))
+        {
+            // A layer: known now from the file (ONNX) or refused (TorchScript is opaque); the exact engines only.
+            if (options.Engine == EngineChoice.FiniteDifference)
+            {
+                return Problems.Field(400, "engine", $"at '{options.At}' needs an exact engine: finite differences run the whole model in ONNX Runtime; use engine auto, taylor or autograd.");
+            }
+            if (model.Format != "onnx")
+            {
+                return Problems.Field(400, "at",
+                    $"layer '{options.At}' cannot be found: a TorchScript model's structure is not readable here, so only 'input' is accepted. Upload the model as ONNX to measure at a layer.");
+            }
+            var graph = ModelFile.Open(artifacts.Fetch(model.Sha256)).Onnx!;
+            var unknown = OnnxJetImporter.UnknownOperators(graph);
+            if (unknown.Count > 0)
+            {
+                return Problems.Field(400, "at",
+                    $"layer '{options.At}' cannot be reached: the exact engines cannot import this ONNX graph (unsupported operators {string.Join("; ", unknown)}), so only 'input' is measured (with finite differences).");
+            }
+            var layers = OnnxJetImporter.LayerNames(graph);
+            if (!layers.Contains(options.At))
+            {
+                var names = layers.Count == 0 ? "none (no intermediate value lies on every path from the input to the output)" : string.Join(", ", layers);
+                return Problems.Field(400, "at", $"'{options.At}' is not a layer of this model; use 'input' or one of: {names}.");
+            }
+        }
         if (model.Format == "onnx")
         {
             if (options.Engine is EngineChoice.Autograd or EngineChoice.Taylor)

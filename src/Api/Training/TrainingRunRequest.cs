@@ -29,7 +29,11 @@ public sealed record TrainingCrrRequest(
     [property: Description("Random unit directions per batch point (default 1).")] int? Directions = null,
     [property: Description("Penalty on every k-th step (default 1).")] int? Every = null,
     [property: Description("auto (default: Taylor mode), taylor or autograd (nested reverse mode, slower; for comparison).")] string? Engine = null,
-    [property: Description("method crr-target: the band λ is held in, and the controller.")] TrainingCrrTargetRequest? Target = null);
+    [property: Description("method crr-target: the band λ is held in, and the controller.")] TrainingCrrTargetRequest? Target = null,
+    [property: Description("Where the penalty's derivatives are taken: input (default) or a layer of the network (mlp: fc1, act1, fc2, act2, …; "
+        + "cnn: conv1, act1, conv2, act2, pool, hidden, act3): the loss of the rest of the network is differentiated at the layer's activation along "
+        + "random unit directions in its space (paper §7). crr-target measures its monitor λ there too. An unknown name is a 400 listing the valid ones.")] string? At = null,
+    [property: Description("Class pairs whose samples alone are penalised, e.g. [\"4-9\", \"3-8\", \"5-6\"] (paper §7's class-filtered experiment); default every sample.")] string[]? Pairs = null);
 
 /// <summary>
 /// The band of λ-targeting CRR (method crr-target) and its controller: every <c>every</c> steps λ is measured on
@@ -94,7 +98,8 @@ public sealed record TrainingMeasureRequest(
     [property: Description("Random unit directions per point (default 4).")] int? Directions = null,
     [property: Description("At most this many points (default 256).")] int? MaxPoints = null,
     [property: Description("Bootstrap resamples of λ's 95% interval (default 1000).")] int? BootstrapResamples = null,
-    [property: Description("Seed of the measurement; default the run's seed.")] int? Seed = null);
+    [property: Description("Seed of the measurement; default the run's seed.")] int? Seed = null,
+    [property: Description("Where λ is measured: input (default) or a layer of the network (the names crr.at takes).")] string? At = null);
 
 /// <summary>What is recorded during and after training.</summary>
 public sealed record TrainingTrackRequest(
@@ -189,6 +194,8 @@ public sealed record TrainingRunRequest(
                 Every = crr.Every ?? defaults.Crr.Every,
                 Engine = crr.Engine ?? defaults.Crr.Engine,
                 Target = crr.Target?.ToSettings(),
+                At = crr.At ?? defaults.Crr.At,
+                Pairs = crr.Pairs ?? [],
             },
             Sam = defaults.Sam with { Rho = sam.Rho ?? defaults.Sam.Rho, Adaptive = sam.Adaptive ?? false },
             Epochs = Epochs ?? defaults.Epochs,
@@ -206,6 +213,7 @@ public sealed record TrainingRunRequest(
                 BootstrapResamples = measure.BootstrapResamples ?? defaults.Measure.BootstrapResamples,
                 Seed = measure.Seed,
                 Pairs = track.Pairs ?? [],
+                At = measure.At ?? defaults.Measure.At,
             },
             Track = defaults.Track with { LambdaEvery = track.LambdaEvery ?? 0 },
             Device = Device ?? defaults.Device,

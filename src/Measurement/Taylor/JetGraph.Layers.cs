@@ -82,31 +82,58 @@ public sealed partial class JetGraph
 
     private LayerIndex BuildLayerIndex()
     {
-        var dependent = new HashSet<string>(StringComparer.Ordinal) { InputName };
-        foreach (var node in _nodes)
+        var found = LayerAnalysis.Find(InputName, OutputName, [.. _nodes.Select(n => new LayerAnalysis.GraphNode(n.OpType, n.Inputs, [n.Output], n.NodeName))],
+            _constantBuffers.Keys);
+        var suffixes = found.Suffixes.ToDictionary(p => p.Key, p => p.Value.Select(i => _nodes[i]).ToArray(), StringComparer.Ordinal);
+        return new LayerIndex(found.Names, found.Values, suffixes);
+    }
+
+    private sealed record LayerIndex(IReadOnlyList<string> Names, Dictionary<string, string> Values, Dictionary<string, JetGraphNode[]> Suffixes);
+}
+
+/// <summary>
+/// The layers of a graph (see <see cref="JetGraph"/>'s remarks on cuts and module scopes), found from its nodes' inputs and
+/// outputs alone, so that an ONNX file can be checked without libtorch (<see cref="OnnxJetImporter.LayerNames"/>) and the
+/// imported graph agrees with that check.
+/// </summary>
+internal static class LayerAnalysis
+{
+    /// <summary>A node: its operator, inputs ("" for an absent optional one), outputs and ONNX node name.</summary>
+    internal sealed record GraphNode(string OpType, string[] Inputs, string[] Outputs, string Name);
+
+    /// <summary>The layer names (module scopes first, then values in graph order), each name's value, and each cut value's suffix (node indices in order).</summary>
+    internal sealed record Result(IReadOnlyList<string> Names, Dictionary<string, string> Values, Dictionary<string, int[]> Suffixes);
+
+    internal static Result Find(string input, string output, IReadOnlyList<GraphNode> nodes, IEnumerable<string> constants)
+    {
+        var constantSet = constants.ToHashSet(StringComparer.Ordinal);
+        var dependent = new HashSet<string>(StringComparer.Ordinal) { input };
+        foreach (var node in nodes)
         {
-            if (node.Inputs.Any(dependent.Contains)) dependent.Add(node.Output);
+            if (node.Inputs.Any(dependent.Contains)) foreach (var o in node.Outputs) dependent.Add(o);
         }
-        var suffixes = new Dictionary<string, JetGraphNode[]>(StringComparer.Ordinal);
+        var suffixes = new Dictionary<string, int[]>(StringComparer.Ordinal);
         var cuts = new List<string>();
-        foreach (var candidate in _nodes.Where(n => dependent.Contains(n.Output) && n.Output != OutputName).Select(n => n.Output).Distinct())
+        var candidates = nodes.SelectMany(n => n.Outputs).Where(o => o.Length > 0 && dependent.Contains(o) && o != output && o != input).Distinct(StringComparer.Ordinal);
+        foreach (var candidate in candidates)
         {
-            var available = new HashSet<string>(_constantBuffers.Keys, StringComparer.Ordinal) { candidate };
+            var available = new HashSet<string>(constantSet, StringComparer.Ordinal) { candidate };
             var downstream = new HashSet<string>(StringComparer.Ordinal) { candidate };
-            var suffix = new List<JetGraphNode>();
+            var suffix = new List<int>();
             var operators = 0;
-            foreach (var node in _nodes)
+            for (var i = 0; i < nodes.Count; i++)
             {
-                if (node.Output == candidate || !node.Inputs.All(i => i.Length == 0 || available.Contains(i))) continue;
-                available.Add(node.Output);
-                suffix.Add(node);
+                var node = nodes[i];
+                if (node.Outputs.Contains(candidate) || !node.Inputs.All(n => n.Length == 0 || available.Contains(n))) continue;
+                foreach (var o in node.Outputs) available.Add(o);
+                suffix.Add(i);
                 if (node.Inputs.Any(downstream.Contains))
                 {
-                    downstream.Add(node.Output);
+                    foreach (var o in node.Outputs) downstream.Add(o);
                     if (node.OpType != "Identity") operators++;
                 }
             }
-            if (!downstream.Contains(OutputName) || operators == 0) continue;
+            if (!downstream.Contains(output) || operators == 0) continue;
             cuts.Add(candidate);
             suffixes[candidate] = [.. suffix];
         }
@@ -115,23 +142,27 @@ public sealed partial class JetGraph
         // Module scopes of torch.onnx node names: "/a/a.0/conv1/Conv" lies in scopes "a", "a.0", "conv1" and "a.a.0.conv1"
         // (the segments joined); a scope names the output of its last node when that output is a layer.
         var lastOfScope = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var node in _nodes)
+        var scopeOrder = new List<string>();
+        foreach (var node in nodes)
         {
-            if (!node.NodeName.StartsWith('/')) continue;
-            var segments = node.NodeName.Split('/', StringSplitOptions.RemoveEmptyEntries);
+            if (!node.Name.StartsWith('/') || node.Outputs.Length != 1) continue;
+            var segments = node.Name.Split('/', StringSplitOptions.RemoveEmptyEntries);
             if (segments.Length < 2) continue;
             var scopes = segments[..^1];
-            foreach (var scope in scopes.Append(string.Join('.', scopes)).Distinct()) lastOfScope[scope] = node.Output;
+            foreach (var scope in scopes.Append(string.Join('.', scopes)).Distinct())
+            {
+                if (!lastOfScope.ContainsKey(scope)) scopeOrder.Add(scope);
+                lastOfScope[scope] = node.Outputs[0];
+            }
         }
         var aliases = new List<string>();
-        foreach (var (scope, output) in lastOfScope)
+        foreach (var scope in scopeOrder)
         {
-            if (values.ContainsKey(scope) || scope == Taylor.Layers.Input || !suffixes.ContainsKey(output)) continue;
-            values[scope] = output;
+            var value = lastOfScope[scope];
+            if (values.ContainsKey(scope) || scope == Layers.Input || !suffixes.ContainsKey(value)) continue;
+            values[scope] = value;
             aliases.Add(scope);
         }
-        return new LayerIndex([.. aliases, .. cuts], values, suffixes);
+        return new Result([.. aliases, .. cuts], values, suffixes);
     }
-
-    private sealed record LayerIndex(IReadOnlyList<string> Names, Dictionary<string, string> Values, Dictionary<string, JetGraphNode[]> Suffixes);
 }

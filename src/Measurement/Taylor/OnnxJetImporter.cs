@@ -68,6 +68,23 @@ public static class OnnxJetImporter
     }
 
     /// <summary>
+    /// The layers an imported <paramref name="model"/> can be cut at (see <see cref="JetGraph.Layers"/>), read from the file alone
+    /// (no libtorch), so that a request naming a layer can be checked when it is submitted. Empty when the graph does not have exactly
+    /// one input besides its initializers and one output.
+    /// </summary>
+    public static IReadOnlyList<string> LayerNames(ModelProto model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var g = model.Graph;
+        if (g is null) return [];
+        var constants = g.Initializer.Select(i => i.Name).Concat(g.Node.Where(n => n.OpType == "Constant").SelectMany(n => n.Output)).ToHashSet(StringComparer.Ordinal);
+        var inputs = g.Input.Where(i => !constants.Contains(i.Name)).ToList();
+        if (inputs.Count != 1 || g.Output.Count != 1) return [];
+        var nodes = g.Node.Where(n => n.OpType != "Constant").Select(n => new LayerAnalysis.GraphNode(n.OpType, [.. n.Input], [.. n.Output], n.Name)).ToList();
+        return LayerAnalysis.Find(inputs[0].Name, g.Output[0].Name, nodes, constants).Names;
+    }
+
+    /// <summary>
     /// What engine auto does instead when the exact engines cannot read a graph, for messages: the sentence ends a
     /// refusal of engine taylor/autograd or the note of an auto measurement.
     /// </summary>

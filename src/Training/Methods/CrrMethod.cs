@@ -47,9 +47,18 @@ public sealed class CrrMethod : ITrainingMethod
     /// (nested autograd) for any other.
     /// </param>
     /// <param name="taylor">With a null <paramref name="engine"/>: use Taylor mode where the network allows it (default true).</param>
+    /// <param name="at">
+    /// <c>input</c> (default) or a layer L of the network (<see cref="ILayeredModule"/>): the penalty then differentiates the loss of the
+    /// rest of the network at L's activation, along unit directions in L's space.
+    /// </param>
+    /// <param name="classes">When given, only batch points whose label is one of these classes are penalised (paper §7's class filter).</param>
     public CrrMethod(double scale, int minOrder, int maxOrder, int directions, int every, Random directionStream, IDifferentiableDerivativeEngine? engine = null,
-        bool taylor = true)
+        bool taylor = true, string at = Layers.Input, IReadOnlyList<int>? classes = null)
     {
+        ArgumentException.ThrowIfNullOrEmpty(at);
+        if (classes is { Count: 0 }) throw new ArgumentException("Give at least one penalised class, or null for all.", nameof(classes));
+        At = at;
+        Classes = classes is null ? null : [.. classes.Distinct().Order()];
         if (!(scale >= 0) || !double.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, "Scale must be finite and ≥ 0.");
         if (minOrder < 1 || maxOrder < minOrder) throw new ArgumentOutOfRangeException(nameof(maxOrder), $"Orders {minOrder}-{maxOrder} are not a range within 1..∞.");
         ArgumentOutOfRangeException.ThrowIfLessThan(directions, 1);
@@ -84,6 +93,12 @@ public sealed class CrrMethod : ITrainingMethod
     /// <summary>Penalty period in steps.</summary>
     public int Every { get; }
 
+    /// <summary>Where the derivatives are taken: <c>input</c> or a layer's name.</summary>
+    public string At { get; }
+
+    /// <summary>The classes whose points are penalised, or null for all.</summary>
+    public int[]? Classes { get; }
+
     /// <summary>Name of the derivative engine: <c>taylor</c> for jet-capable networks unless an engine was given or Taylor mode was turned off.</summary>
     public string Engine => engine?.Name ?? (taylor ? TaylorEngine.Name : DifferentiableDerivatives.Default.Name);
 
@@ -92,7 +107,13 @@ public sealed class CrrMethod : ITrainingMethod
 
     /// <inheritdoc />
     public string Formula => string.Create(CultureInfo.InvariantCulture,
-        $"J(w) = mean_i CE(f_w(x_i), y_i) + {Scale:R} * P(w) on steps s with s mod {Every} = 0; P(w) = sum_{{n={MinOrder}..{MaxOrder}}} mean_{{i, d=1..{Directions}}} (d^n/dt^n CE(f_w(x_i + t v_id), y_i) at t=0)^2, v_id random unit directions; derivatives by {Engine}");
+        $"J(w) = mean_i CE(f_w(x_i), y_i) + {Scale:R} * P(w) on steps s with s mod {Every} = 0; P(w) = sum_{{n={MinOrder}..{MaxOrder}}} mean_{{i{Filter}, d=1..{Directions}}} {Lines}; derivatives by {Engine}");
+
+    private string Lines => Layers.IsInput(At)
+        ? "(d^n/dt^n CE(f_w(x_i + t v_id), y_i) at t=0)^2, v_id random unit directions"
+        : $"(d^n/dt^n CE(g_w(h_w(x_i) + t u_id), y_i) at t=0)^2, h_w(x) the activation of layer {At}, g_w the rest of the network, u_id random unit directions in {At}'s space";
+
+    private string Filter => Classes is null ? "" : $": y_i in {{{string.Join(",", Classes)}}}";
 
     /// <summary>
     /// Draws the directions for a batch of <paramref name="batch"/> points: <c>[batch·D, sample…]</c>, point-major
@@ -112,8 +133,9 @@ public sealed class CrrMethod : ITrainingMethod
 
     /// <summary>
     /// The penalty <c>P(w)</c> of the remarks for batch (<paramref name="x"/>, <paramref name="y"/>) and given
-    /// directions <paramref name="v"/> (<c>[B·D, sample…]</c>, point-major), as a scalar tensor differentiable
-    /// with respect to the network's parameters.
+    /// directions <paramref name="v"/> (<c>[B·D, sample…]</c>, point-major; at a layer, <c>[B·D, activation…]</c> in the layer's
+    /// space), as a scalar tensor differentiable with respect to the network's parameters. Every given point is penalised
+    /// (the class filter acts in <see cref="Step"/>).
     /// </summary>
     public Tensor Penalty(nn.Module<Tensor, Tensor> network, Tensor x, Tensor y, Tensor v)
     {
@@ -127,11 +149,32 @@ public sealed class CrrMethod : ITrainingMethod
         try
         {
             using var scope = NewDisposeScope();
+            if (!Layers.IsInput(At))
+            {
+                // At layer L: the lines h_L(x_i) + t u_id run through the rest of the network; h_L keeps its graph to the parameters before L.
+                var layered = Layers.Resolve(network, At, "crr.at");
+                x = layered.ForwardTo(At, x);
+                if (v.shape[0] != x.shape[0] * Directions || !v.shape[1..].SequenceEqual(x.shape[1..]))
+                {
+                    throw new ArgumentException($"Directions at layer {At} need the shape [{x.shape[0] * Directions}, {string.Join(",", x.shape[1..])}], not [{string.Join(",", v.shape)}].", nameof(v));
+                }
+            }
             var xr = x.repeat_interleave(Directions, 0);
             var yr = y.repeat_interleave(Directions, 0);
-            var d = taylor && network is IJetModule jet
-                ? TaylorEngine.DirectionalDerivatives(jet, TargetKind.Loss, yr, xr, v, MaxOrder)
-                : (engine ?? DifferentiableDerivatives.Default).DirectionalDerivatives(input => Objective.Evaluate(TargetKind.Loss, network.call(input), yr), xr, v, MaxOrder);
+            Tensor d;
+            if (Layers.IsInput(At))
+            {
+                d = taylor && network is IJetModule jet
+                    ? TaylorEngine.DirectionalDerivatives(jet, TargetKind.Loss, yr, xr, v, MaxOrder)
+                    : (engine ?? DifferentiableDerivatives.Default).DirectionalDerivatives(input => Objective.Evaluate(TargetKind.Loss, network.call(input), yr), xr, v, MaxOrder);
+            }
+            else
+            {
+                var layered = (ILayeredModule)network;
+                d = taylor && network is IJetModule
+                    ? TaylorEngine.DirectionalDerivatives(Suffix(network), TargetKind.Loss, yr, xr, v, MaxOrder)
+                    : (engine ?? DifferentiableDerivatives.Default).DirectionalDerivatives(h => Objective.Evaluate(TargetKind.Loss, layered.ForwardFrom(At, h), yr), xr, v, MaxOrder);
+            }
             var chosen = d.narrow(1, MinOrder - 1, MaxOrder - MinOrder + 1);
             return chosen.square().mean([0]).sum().MoveToOuterDisposeScope();
         }
@@ -139,6 +182,61 @@ public sealed class CrrMethod : ITrainingMethod
         {
             if (wasTraining) network.train();
         }
+    }
+
+    private LayerSuffix? suffix;
+    private nn.Module? suffixOf;
+
+    /// <summary>The network after layer <see cref="At"/> as a jet module (made once per network).</summary>
+    private LayerSuffix Suffix(nn.Module<Tensor, Tensor> network)
+    {
+        if (suffix is null || !ReferenceEquals(suffixOf, network))
+        {
+            suffix = Layers.Suffix(network, At);
+            suffixOf = network;
+        }
+        return suffix;
+    }
+
+    /// <summary>
+    /// The penalty of the points of batch (<paramref name="x"/>, <paramref name="y"/>) that it applies to (all, or those of
+    /// <see cref="Classes"/>) with fresh directions (in the input's space, or in layer <see cref="At"/>'s); null when no point of
+    /// the batch is penalised.
+    /// </summary>
+    private Tensor? BatchPenalty(nn.Module<Tensor, Tensor> network, Tensor x, Tensor y)
+    {
+        if (Classes is not null)
+        {
+            using var allowed = tensor(Classes.Select(c => (long)c).ToArray()).to(y.device);
+            using var mask = isin(y, allowed);
+            using var rows = mask.nonzero().flatten();
+            if (rows.shape[0] == 0) return null;
+            x = x.index_select(0, rows);
+            y = y.index_select(0, rows);
+        }
+        long[] space;
+        if (Layers.IsInput(At))
+        {
+            space = x.shape[1..];
+        }
+        else
+        {
+            var layered = Layers.Resolve(network, At, "crr.at");
+            var wasTraining = network.training;
+            if (wasTraining) network.eval();
+            try
+            {
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
+                space = layered.ForwardTo(At, x.narrow(0, 0, 1)).shape[1..];
+            }
+            finally
+            {
+                if (wasTraining) network.train();
+            }
+        }
+        var v = DrawDirections(x.shape[0], space, x.dtype, x.device);
+        return Penalty(network, x, y, v);
     }
 
     /// <summary>
@@ -155,7 +253,7 @@ public sealed class CrrMethod : ITrainingMethod
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(optimizer);
         optimizer.zero_grad();
-        if (step % Every == 0 && taylor && network is IJetModule jet && !ModeDependent(network))
+        if (step % Every == 0 && taylor && network is IJetModule jet && !ModeDependent(network) && Layers.IsInput(At) && Classes is null)
         {
             // One jet pass gives both terms: its order-0 coefficient along a point's first line is the plain forward pass, so
             // CE(f(x_i), y_i) is read from it instead of being computed (and differentiated) a second time.
@@ -173,10 +271,16 @@ public sealed class CrrMethod : ITrainingMethod
         double? penalty = null;
         if (step % Every == 0)
         {
-            var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype, x.device);
-            var p = Penalty(network, x, y, v);
-            total = ce + Scale * p;
-            penalty = p.ToDouble();
+            // A class-filtered batch without a penalised point has penalty 0 (it adds nothing to the gradient).
+            if (BatchPenalty(network, x, y) is { } p)
+            {
+                total = ce + Scale * p;
+                penalty = p.ToDouble();
+            }
+            else
+            {
+                penalty = 0;
+            }
         }
         total.backward();
         optimizer.step();

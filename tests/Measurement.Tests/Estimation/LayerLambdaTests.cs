@@ -112,6 +112,22 @@ public class LayerLambdaTests
         }
     }
 
+    [Fact]
+    public void The_file_level_layer_list_agrees_with_the_imported_graph()
+    {
+        // OnnxJetImporter.LayerNames reads the protobuf only (what the API checks a request against, without libtorch).
+        foreach (var model in new[] { Residual(), LinearThenSine() })
+        {
+            Assert.True(JetGraph.TryImport(model, out var graph, out _, TorchSharp.torch.ScalarType.Float64));
+            using (graph) Assert.Equal(graph!.Layers, OnnxJetImporter.LayerNames(model));
+        }
+        // Linear → sin → linear: the first Linear's value and the Sin's; the last Gemm is only renamed by the output's Identity.
+        var names = OnnxJetImporter.LayerNames(LinearThenSine());
+        Assert.Equal(2, names.Count);
+        Assert.Equal("h", names[0]);
+        Assert.StartsWith("sin", names[1]);
+    }
+
     [Theory]
     [InlineData("s")]
     [InlineData("block")]
