@@ -56,6 +56,35 @@ public class MeasurementFlowTests(ServiceFixture fixture) : IClassFixture<Servic
         Assert.Equal(viaHttpTorch, viaHttpOnnx, 8);
     }
 
+    [Fact]
+    public async Task Lambda_at_a_layer_over_http_is_the_clis_and_unknown_layers_are_400s_naming_at_with_the_valid_layers()
+    {
+        using var client = fixture.Service.Client();
+        var modelId = await ApiClient.UploadId(client, "v1/models", fixture.Files.Onnx);
+        var torchId = await ApiClient.UploadId(client, "v1/models", fixture.Files.TorchScript);
+        var datasetId = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+
+        var job = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId, datasetId, seed = 3, at = "act1" }), TimeSpan.FromMinutes(2));
+        Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+        var result = job["result"]!;
+        Assert.Equal("act1", result["config"]!["at"]!.GetValue<string>());
+        Assert.Equal("taylor", result["engine"]!.GetValue<string>());
+        Assert.Equal(16, Assert.Single(result["config"]!["layerShape"]!.AsArray())!.GetValue<int>());
+        Assert.Equal(CliLambda("--model", fixture.Files.Onnx, "--data", fixture.Files.Csv, "--seed", "3", "--at", "act1"), result["lambda"]!.GetValue<double>(), 12);
+        var atInput = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId, datasetId, seed = 3 }), TimeSpan.FromMinutes(2));
+        Assert.Equal("input", atInput["result"]!["config"]!["at"]!.GetValue<string>());
+        Assert.NotEqual(atInput["result"]!["lambda"]!.GetValue<double>(), result["lambda"]!.GetValue<double>(), 6);
+
+        var unknown = await ApiClient.Problem(await ApiClient.Submit(client, new { modelId, datasetId, at = "conv9" }), HttpStatusCode.BadRequest);
+        Assert.Equal("at", unknown.GetProperty("field").GetString());
+        Assert.Contains("'conv9' is not a layer of this model; use 'input' or one of: fc1, act1", unknown.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        var opaque = await ApiClient.Problem(await ApiClient.Submit(client, new { modelId = torchId, datasetId, at = "act1" }), HttpStatusCode.BadRequest);
+        Assert.Equal("at", opaque.GetProperty("field").GetString());
+        Assert.Contains("TorchScript", opaque.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        var fd = await ApiClient.Problem(await ApiClient.Submit(client, new { modelId, datasetId, at = "act1", engine = "finite-difference" }), HttpStatusCode.BadRequest);
+        Assert.Equal("engine", fd.GetProperty("field").GetString());
+    }
+
     [Theory]
     [InlineData("attention block, opset 13")]
     [InlineData("layer norm mlp, LayerNormalization, opset 17")]

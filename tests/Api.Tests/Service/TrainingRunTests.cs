@@ -317,6 +317,9 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
             (new { method = "crr-target", crr = new { target = new { value = 1.2, tolerance = -0.1 } } }, "crr.target.tolerance"),
             (new { method = "crr-target", crr = new { target = new { min = 1.0, max = 1.5, maxStep = 9.0 } } }, "crr.target.maxStep"),
             (new { method = "crr", crr = new { target = new { min = 1.0, max = 1.5 } } }, "crr.target"),
+            (new { method = "crr", crr = new { at = "conv2" } }, "crr.at"),
+            (new { measure = new { at = "act9" } }, "measure.at"),
+            (new { method = "crr", crr = new { pairs = new[] { "4-4" } } }, "crr.pairs"),
         ];
         foreach (var (body, field) in cases)
         {
@@ -325,6 +328,9 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
             Assert.True(problem.GetProperty("field").GetString() == field, $"{System.Text.Json.JsonSerializer.Serialize(body)}: {problem}");
             Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("detail").GetString()));
         }
+
+        var layer = await ApiClient.Problem(await ApiClient.Post(client, "v1/training-runs", new { method = "crr", crr = new { at = "conv2" } }), HttpStatusCode.BadRequest);
+        Assert.Contains("'conv2' is not a layer of this mlp; use 'input' or one of: fc1, act1, fc2, act2", layer.GetProperty("detail").GetString(), StringComparison.Ordinal);
 
         var format = await client.GetAsync("v1/training-runs/trn_missing/model?format=pt");
         Assert.Equal("format", (await ApiClient.Problem(format, HttpStatusCode.BadRequest)).GetProperty("field").GetString());
