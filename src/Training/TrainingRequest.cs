@@ -93,6 +93,13 @@ public sealed record CrrTargetSettings
     /// <summary>Change of log s per unit of λ outside the band.</summary>
     public double Gain { get; init; } = 1.0;
 
+    /// <summary>
+    /// The part of the band, centred, where the controller holds the scale still, as a fraction of the band's width (default 0.5: the
+    /// middle half; 1: the whole band). Outside it the scale moves toward the band's centre, so λ settles inside the band rather than on
+    /// its edge, where measurement noise would put it out half of the time. Time in band always counts the whole band.
+    /// </summary>
+    public double Deadband { get; init; } = 0.5;
+
     /// <summary>Largest change of log s in one update (default 0.5: at most ×1.65 or ÷1.65).</summary>
     public double MaxStep { get; init; } = 0.5;
 
@@ -117,6 +124,7 @@ public sealed record CrrTargetSettings
         if (!(MinScale > 0) || !double.IsFinite(MinScale)) throw new MeasurementInputException("crr.target.minScale", $"minScale must be a finite number > 0 (got {MinScale}); e.g. 1e-5.");
         if (!(MaxScale >= MinScale) || !double.IsFinite(MaxScale)) throw new MeasurementInputException("crr.target.maxScale", $"maxScale must be finite and ≥ minScale {MinScale} (got {MaxScale}).");
         if (!(InitialScale >= 0) || InitialScale > MaxScale) throw new MeasurementInputException("crr.target.initialScale", $"initialScale must lie in [0, maxScale {MaxScale}] (got {InitialScale}).");
+        if (!(Deadband is >= 0 and <= 1)) throw new MeasurementInputException("crr.target.deadband", $"deadband is a fraction of the band's width in [0, 1] (got {Deadband}); e.g. 0.5 holds still in the middle half.");
         if (!(Gain > 0) || !double.IsFinite(Gain)) throw new MeasurementInputException("crr.target.gain", $"gain must be a finite number > 0 (got {Gain}); e.g. 1.");
         if (!(MaxStep > 0) || MaxStep > 5) throw new MeasurementInputException("crr.target.maxStep", $"maxStep (largest change of log scale per update) must lie in (0, 5] (got {MaxStep}); e.g. 0.5.");
         if (MonitorPoints is { } m && m is < 8 or > 100_000) throw new MeasurementInputException("crr.target.monitorPoints", $"monitorPoints must be between 8 and 100000 (got {MonitorPoints}).");

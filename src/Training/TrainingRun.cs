@@ -119,7 +119,7 @@ public static class TrainingRun
             var testSet = TestDataset(data);
             var lambda = MeasureLambda(network, request.Model, data, testSet, finalOptions, null, warnings, cancellationToken);
             var pairLambdas = pairs.Select(p => new PairLambda($"{p.A}-{p.B}",
-                MeasureLambda(network, request.Model, data, testSet, request.MeasurementOptions(null, PointSelection.Pairs, p), p, warnings, cancellationToken))).ToArray();
+                MeasureLambda(network, request.Model, data, PairSamples(testSet, p), request.MeasurementOptions(null, PointSelection.Pairs, p), p, warnings, cancellationToken))).ToArray();
             measureSeconds += clock.Elapsed.TotalSeconds;
 
             var widths = network is Mlp mlp ? mlp.Widths : [];
@@ -478,6 +478,21 @@ public static class TrainingRun
         var y = held.Select(r => data.CleanTrainY[r]).ToArray();
         var hash = SHA256.HashData([.. MemoryMarshal.AsBytes(x.AsSpan()), .. MemoryMarshal.AsBytes(y.AsSpan())]);
         return (training, new Dataset(x.Select(v => (double)v).ToArray(), points, data.SampleShape, y, "arrays", Convert.ToHexStringLower(hash)));
+    }
+
+    /// <summary>
+    /// The test samples of a pair's two classes, in their order. A pair's λ chooses its points among exactly these (points
+    /// <c>pairs</c>: the same eligible rows in the same order, so the same seeded subset, directions and λ), and the forward pass
+    /// over every other test sample that point selection would otherwise make is skipped.
+    /// </summary>
+    private static Dataset PairSamples(Dataset test, (int A, int B) pair)
+    {
+        var rows = Enumerable.Range(0, test.Rows).Where(r => test.Labels![r] == pair.A || test.Labels[r] == pair.B).ToArray();
+        if (rows.Length == 0) return test;   // the measurement then says that no test sample has a label in the pair
+        var size = test.SampleSize;
+        var x = new double[(long)rows.Length * size];
+        for (var i = 0; i < rows.Length; i++) Array.Copy(test.X, (long)rows[i] * size, x, (long)i * size, size);
+        return test with { X = x, Rows = rows.Length, Labels = [.. rows.Select(r => test.Labels![r])] };
     }
 
     private static Dataset TestDataset(TrainingData data)

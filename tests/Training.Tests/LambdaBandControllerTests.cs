@@ -7,8 +7,22 @@ public class LambdaBandControllerTests
 {
     private static readonly CrrTargetSettings Band = new()
     {
-        Min = 1.0, Max = 1.5, Gain = 1, MaxStep = 0.5, MinScale = 1e-4, MaxScale = 1, InitialScale = 0.01,
+        Min = 1.0, Max = 1.5, Gain = 1, MaxStep = 0.5, MinScale = 1e-4, MaxScale = 1, InitialScale = 0.01, Deadband = 1,
     };
+
+    [Fact]
+    public void With_the_default_deadband_the_scale_moves_outside_the_middle_half_toward_the_centre()
+    {
+        // Band [1.0, 1.5], deadband 0.5: the controller holds still in [1.125, 1.375] and acts on the distance to that interval;
+        // time in band still counts [1.0, 1.5]. By hand, log s += clamp(e, −0.5, 0.5):
+        var c = new LambdaBandController(Band with { Deadband = 0.5 });
+        Assert.Equal(0.01, c.Update(1.3), 15);                          // in the middle half: unchanged
+        Assert.Equal(0.01 * Math.Exp(0.075), c.Update(1.45), 15);       // in the band, 0.075 above 1.375: raised
+        Assert.Equal(0.01 * Math.Exp(0.075 - 0.025), c.Update(1.1), 15); // in the band, 0.025 below 1.125: lowered
+        Assert.Equal(0.01 * Math.Exp(0.05 + 0.325), c.Update(1.7), 15); // above the band: 0.325 above 1.375
+        Assert.Equal(3, c.InBand);
+        Assert.Equal(0.75, c.TimeInBand, 15);
+    }
 
     [Fact]
     public void A_scripted_lambda_sequence_moves_the_scale_as_the_stated_rule_says()

@@ -201,6 +201,31 @@ public class TrainingRunTests
     }
 
     [Fact]
+    public void A_pairs_lambda_equals_a_measurement_of_the_pair_on_the_whole_test_set()
+    {
+        // The run measures a pair on its two classes' test samples only (skipping the other samples' forward pass); a measurement
+        // with points 'pairs' over the whole test set selects the same rows in the same order, so the same points, directions and λ.
+        var moons = TwoMoons.Generate(150, 0.1, 0, 0.4, seed: 3);
+        // Three classes: the upper moon's points right of x = 0.5 become class 2 (train and test alike).
+        int[] Relabel(float[] x, int[] y) => [.. y.Select((c, i) => c == 0 && x[2 * i] > 0.5f ? 2 : c)];
+        var data = moons with { TrainY = Relabel(moons.TrainX, moons.TrainY), TestY = Relabel(moons.TestX, moons.TestY), Classes = 3 };
+        data = data with { CleanTrainY = data.TrainY };
+        var request = Small() with { Measure = new LambdaSettings { Pairs = ["0-2"], BootstrapResamples = 50, MaxPoints = 12 } };
+        using var outcome = TrainingRun.Train(request, data, null, default);
+        var pair = outcome.Result.PairLambdas[0].Measurement!;
+        var options = new LambdaService.Measurement.Estimation.MeasurementOptions
+        {
+            Target = "loss", Labels = LambdaService.Measurement.Estimation.LabelSource.True, Points = LambdaService.Measurement.Estimation.PointSelection.Pairs,
+            Pairs = [(0, 2)], MinOrder = 1, MaxOrder = 4, Directions = 4, MaxPoints = 12, Seed = request.Seed, BootstrapResamples = 50,
+        };
+        var whole = TrainingRun.MeasureTest(outcome.Model, data, options, default);
+        Assert.True(data.TestY.Count(c => c == 1) > 0, "the test set must hold samples outside the pair");
+        Assert.Equal(whole.Lambda, pair.Lambda, 12);
+        Assert.Equal(whole.Ci95, pair.Ci95);
+        Assert.Equal(whole.PointsEligible, pair.PointsEligible);
+    }
+
+    [Fact]
     public void The_initial_weights_depend_on_the_run_seed_only_not_on_torch_global_generator()
     {
         var spec = new ModelSpec { Hidden = [16, 8] };

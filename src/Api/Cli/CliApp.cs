@@ -67,20 +67,22 @@ public static class CliApp
                   [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
                   [--engine auto|taylor|autograd|finite-difference] [--label-column NAME] [--seed S]
                   [--input-shape 1,28,28] [--max-data-mb 1024] [--max-derivative-error 0.05] [--allow-unreliable]
-                  [--device auto|cpu|cuda] [--json]
-              λ of an ONNX or TorchScript model on .npz / .npy / .csv data. Finite differences whose estimated median error
+                  [--device auto|cpu|cuda] [--at input|LAYER] [--json]
+              λ of an ONNX or TorchScript model on .npz / .npy / .csv data (--at: at a layer, e.g. act1 or conv2). Finite differences whose estimated median error
               exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
           train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam|crr-target] [--crr-scale X]
                 [--crr-orders 2-3] [--crr-engine auto|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
-                [--crr-target 1.2,1.5 | 1.35+-0.15] [--crr-target-every 10]
+                [--crr-target 1.2,1.5 | 1.35+-0.15] [--crr-target-every 10] [--crr-at LAYER] [--crr-pairs 4-9,3-8]
+                [--measure-at LAYER]
                 [--pairs 4-9,3-8] [--export DIR] [--device auto|cpu|cuda] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.
           sweep --request FILE.json [--max-runs N] [--json]
               a POST /v1/sweeps body ({ base, grid, seeds }) run here: per-cell mean, sd and 95% interval of test
               error, ECE, hardest-20% accuracy, λ and time, and the correlation of λ with test error.
-          reproduce two-moons|mnist [--scale small|paper] [--out DIR]
-              the paper's protocol (Two Moons §5.2; MNIST §5.3–5.6) end to end: a Markdown report with tables
+          reproduce two-moons|mnist|lambda-band|feature-maps [--scale small|paper] [--out DIR]
+              the paper's protocol (Two Moons §5.2; MNIST §5.3–5.6) end to end, λ-targeting CRR (lambda-band) and
+              class-filtered CRR at the input and at a feature map (feature-maps, §7): a Markdown report with tables
               and plots (default DIR: docs/reproduction/<experiment>).
           bench [--orders 2,4,6,8] [--repeats N] [--mlp-points N] [--cnn-points N] [--directions D] [--skip-training]
                 [--device cpu|cuda|auto] [--profile] [--json]

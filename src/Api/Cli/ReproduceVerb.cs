@@ -4,7 +4,7 @@ using LambdaService.Measurement;
 namespace LambdaService.Api.Cli;
 
 /// <summary>
-/// <c>reproduce two-moons|mnist [--scale small|paper] [--out DIR]</c>: the paper's protocol run end to end, written as a Markdown
+/// <c>reproduce two-moons|mnist|lambda-band|feature-maps [--scale small|paper] [--out DIR]</c>: the paper's protocol run end to end, written as a Markdown
 /// report with tables (ours beside the paper's) and plots.
 /// </summary>
 public static class ReproduceVerb
@@ -14,7 +14,7 @@ public static class ReproduceVerb
     {
         if (args.Count == 0 || args[0].StartsWith('-'))
         {
-            throw new MeasurementInputException("experiment", "name the experiment: reproduce two-moons|mnist [--scale small|paper] [--out DIR].");
+            throw new MeasurementInputException("experiment", "name the experiment: reproduce two-moons|mnist|lambda-band|feature-maps [--scale small|paper] [--out DIR].");
         }
         var experiment = args[0];
         var a = new CliArguments(args.Skip(1).ToArray(), ["scale", "out"], []);
@@ -25,7 +25,9 @@ public static class ReproduceVerb
         {
             "two-moons" => TwoMoonsReproduction.Run(scale == "paper" ? TwoMoonsScale.Paper : TwoMoonsScale.Small, scale, output, stderr, cancellationToken),
             "mnist" => MnistReproduction.Run(scale == "paper" ? MnistScale.Paper : MnistScale.Small, scale, output, stderr, cancellationToken),
-            _ => throw new MeasurementInputException("experiment", $"experiment '{experiment}' is not known; use two-moons or mnist."),
+            "lambda-band" => LambdaBandReproduction.Run(scale == "paper" ? LambdaBandScale.Paper : LambdaBandScale.Small, scale, output, stderr, cancellationToken),
+            "feature-maps" => FeatureMapReproduction.Run(scale == "paper" ? FeatureMapScale.Paper : FeatureMapScale.Small, scale, output, stderr, cancellationToken),
+            _ => throw new MeasurementInputException("experiment", $"experiment '{experiment}' is not known; use two-moons, mnist, lambda-band or feature-maps."),
         };
         stdout.WriteLine(path);
         return 0;

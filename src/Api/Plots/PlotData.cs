@@ -74,3 +74,17 @@ public sealed record ScaleCurveData(ScaleSeries[] Series, string Title, string X
 /// <param name="PValue">p-value of r, in (0, 1].</param>
 /// <param name="Title">Title; r, p and n are appended.</param>
 public sealed record ErrorLambdaData(double[] Lambdas, double[] TestErrors, double Slope, double Intercept, double R, double PValue, string Title);
+
+/// <summary>One trajectory of a quantity over epochs: its mean over seeds per epoch with a 95% interval.</summary>
+/// <param name="Label">Legend text, e.g. <c>CRR 0.003</c>.</param>
+/// <param name="Epochs">Epochs, strictly increasing.</param>
+/// <param name="Means">Mean per epoch.</param>
+/// <param name="Ci95">Per epoch <c>[low, high]</c> containing the mean, or null (one seed) where there is none; null for no interval at all.</param>
+public sealed record TrajectorySeries(string Label, int[] Epochs, double[] Means, double[]?[]? Ci95);
+
+/// <summary>Several trajectories in one plot, each a line with its 95% interval shaded, and optionally a target band shaded across.</summary>
+/// <param name="Series">The trajectories.</param>
+/// <param name="Title">Title.</param>
+/// <param name="Band">A target band <c>[min, max]</c> to shade, or null.</param>
+/// <param name="YLabel">y-axis label.</param>
+public sealed record TrajectoryData(TrajectorySeries[] Series, string Title, double[]? Band = null, string YLabel = "λ (mean over seeds, 95% interval)");

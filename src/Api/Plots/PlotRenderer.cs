@@ -167,7 +167,7 @@ public static class PlotRenderer
             throw new ArgumentException($"MonitorLambdas ({monitor.Length}) must have one entry per epoch ({n}).", nameof(data));
         if (ReadInterval(data.Band, "Band", allowNaN: false) is { } band)
         {
-            var span = plot.Add.HorizontalSpan(band.Low, band.High);
+            var span = plot.Add.VerticalSpan(band.Low, band.High);
             span.Axes.YAxis = plot.Axes.Right;
             span.FillStyle.Color = Colors.SeaGreen.WithAlpha(0.18);
             span.LineStyle.Width = 0;
@@ -278,6 +278,68 @@ public static class PlotRenderer
         plot.Title(data.Title);
         if (width < NarrowWidth) plot.ShowLegend(Edge.Bottom);
         else plot.ShowLegend(Edge.Right);
+        return Render(plot, format, width, height);
+    }
+
+    /// <summary>
+    /// Trajectories over epochs in one plot: per series, the mean as a line and its 95% interval as a translucent fill in the
+    /// series' colour; a target band, when given, as a green span across the plot.
+    /// </summary>
+    /// <exception cref="ArgumentException">No series, a series without label or epochs, lengths differ, epochs not increasing, a value not finite, an interval not containing its mean, or the size or format is invalid.</exception>
+    public static byte[] Trajectories(TrajectoryData data, PlotFormat format, int width = DefaultWidth, int height = DefaultHeight)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        CheckOutput(format, width, height);
+        ArgumentNullException.ThrowIfNull(data.Series, nameof(data.Series));
+        ArgumentNullException.ThrowIfNull(data.Title, nameof(data.Title));
+        ArgumentNullException.ThrowIfNull(data.YLabel, nameof(data.YLabel));
+        if (data.Series.Length == 0) throw new ArgumentException("A trajectory plot needs at least one series.", nameof(data));
+        foreach (var series in data.Series)
+        {
+            if (series?.Label is null || series.Epochs is null || series.Means is null) throw new ArgumentException("Every series needs a label, epochs and means.", nameof(data));
+            var n = series.Epochs.Length;
+            if (n == 0) throw new ArgumentException($"Series '{series.Label}' has no epochs.", nameof(data));
+            if (series.Means.Length != n || (series.Ci95 is not null && series.Ci95.Length != n))
+                throw new ArgumentException($"Series '{series.Label}': epochs ({n}), means ({series.Means.Length}) and intervals ({series.Ci95?.Length.ToString(Inv) ?? "none"}) differ in length.", nameof(data));
+            for (var i = 0; i < n; i++)
+            {
+                if (i > 0 && series.Epochs[i] <= series.Epochs[i - 1]) throw new ArgumentException($"Series '{series.Label}': epochs must increase.", nameof(data));
+                RequireFinite(series.Means[i], $"mean at epoch {series.Epochs[i]} of series '{series.Label}'");
+                if (ReadInterval(series.Ci95?[i], $"interval at epoch {series.Epochs[i]} of series '{series.Label}'", allowNaN: false) is { } ci && !(ci.Low <= series.Means[i] && series.Means[i] <= ci.High))
+                    throw new ArgumentException($"Series '{series.Label}', epoch {series.Epochs[i]}: the interval [{ci.Low}, {ci.High}] does not contain the mean {series.Means[i]}.", nameof(data));
+            }
+        }
+
+        using var plot = NewPlot();
+        if (ReadInterval(data.Band, "Band", allowNaN: false) is { } band)
+        {
+            var span = plot.Add.VerticalSpan(band.Low, band.High);
+            span.FillStyle.Color = Colors.SeaGreen.WithAlpha(0.15);
+            span.LineStyle.Width = 0;
+            span.LegendText = string.Create(Inv, $"target band [{band.Low:G3}, {band.High:G3}]");
+        }
+        for (var s = 0; s < data.Series.Length; s++)
+        {
+            var series = data.Series[s];
+            var color = Palette(s);
+            var xs = series.Epochs.Select(e => (double)e).ToArray();
+            var withInterval = Enumerable.Range(0, xs.Length).Where(i => series.Ci95?[i] is not null).ToArray();
+            if (withInterval.Length > 1)
+            {
+                var fill = plot.Add.FillY(withInterval.Select(i => xs[i]).ToArray(), withInterval.Select(i => series.Ci95![i]![0]).ToArray(),
+                    withInterval.Select(i => series.Ci95![i]![1]).ToArray());
+                fill.FillColor = color.WithAlpha(0.22);
+                fill.LineWidth = 0;
+            }
+            var line = plot.Add.Scatter(xs, series.Means, color);
+            line.LineWidth = 2;
+            line.MarkerSize = xs.Length > 30 ? 0 : 5;
+            line.LegendText = series.Label;
+        }
+        plot.XLabel("epoch");
+        plot.YLabel(data.YLabel);
+        plot.Title(data.Title);
+        ShowLegend(plot, Alignment.UpperLeft, width);
         return Render(plot, format, width, height);
     }
 

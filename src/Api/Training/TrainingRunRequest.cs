@@ -38,7 +38,7 @@ public sealed record TrainingCrrRequest(
 /// <summary>
 /// The band of λ-targeting CRR (method crr-target) and its controller: every <c>every</c> steps λ is measured on
 /// <c>monitorPoints</c> held-out training samples and <c>log scale += clamp(gain · e, −maxStep, maxStep)</c>, with e the distance
-/// of λ outside the band (0 inside).
+/// of λ outside the middle part of the band (deadband: its fraction of the band; 0 inside).
 /// </summary>
 public sealed record TrainingCrrTargetRequest(
     [property: Description("Lower edge of the band (with max), e.g. 1.2.")] double? Min = null,
@@ -51,7 +51,9 @@ public sealed record TrainingCrrTargetRequest(
     [property: Description("Largest change of log scale per measurement (default 0.5, i.e. at most ×1.65).")] double? MaxStep = null,
     [property: Description("Below this the scale is 0 (default 1e-5).")] double? MinScale = null,
     [property: Description("Largest scale (default 10).")] double? MaxScale = null,
-    [property: Description("Training samples held out to measure λ on (default 200).")] int? MonitorPoints = null)
+    [property: Description("Training samples held out to measure λ on (default a fifth of the training samples, at most 200).")] int? MonitorPoints = null,
+    [property: Description("The middle part of the band, as a fraction of its width, where the scale is held still (default 0.5; 1: the whole band). "
+        + "Outside it the scale moves toward the band's centre.")] double? Deadband = null)
 {
     /// <summary>The library's settings; a band given both ways, or half of one, names <c>crr.target</c>.</summary>
     public CrrTargetSettings ToSettings()
@@ -81,6 +83,7 @@ public sealed record TrainingCrrTargetRequest(
             MinScale = MinScale ?? d.MinScale,
             MaxScale = MaxScale ?? d.MaxScale,
             MonitorPoints = MonitorPoints ?? d.MonitorPoints,
+            Deadband = Deadband ?? d.Deadband,
         };
     }
 }

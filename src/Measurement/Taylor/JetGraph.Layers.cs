@@ -57,17 +57,7 @@ public sealed partial class JetGraph
         var values = new Dictionary<string, JetArg>(StringComparer.Ordinal);
         foreach (var (name, constant) in Constants(activation.DType)) values[name] = new JetArg(constant, null);
         values[target] = new JetArg(null, activation);
-        foreach (var node in Index.Suffixes[target])
-        {
-            var args = new JetArg[node.Inputs.Length];
-            var anyJet = false;
-            for (var i = 0; i < args.Length; i++)
-            {
-                args[i] = node.Inputs[i].Length == 0 ? default : values[node.Inputs[i]];
-                anyJet |= args[i].Jet is not null;
-            }
-            values[node.Output] = anyJet ? node.Jet(args, activation.Order) : new JetArg(node.Plain([.. args.Select(a => a.Tensor)]), null);
-        }
+        foreach (var node in Index.Suffixes[target]) values[node.Output] = Evaluate(node, values, activation.Order);
         return values[OutputName].Jet ?? throw new InvalidOperationException($"The graph's output does not depend on layer '{layer}'.");
     }
 

@@ -90,18 +90,21 @@ public sealed partial class JetGraph : nn.Module<Tensor, Tensor>, IJetModule, IL
         var values = new Dictionary<string, JetArg>(StringComparer.Ordinal);
         foreach (var (name, constant) in Constants(input.DType)) values[name] = new JetArg(constant, null);
         values[InputName] = new JetArg(null, input);
-        foreach (var node in _nodes)
-        {
-            var args = new JetArg[node.Inputs.Length];
-            var anyJet = false;
-            for (var i = 0; i < args.Length; i++)
-            {
-                args[i] = node.Inputs[i].Length == 0 ? default : values[node.Inputs[i]];
-                anyJet |= args[i].Jet is not null;
-            }
-            values[node.Output] = anyJet ? node.Jet(args, input.Order) : new JetArg(node.Plain([.. args.Select(a => a.Tensor)]), null);
-        }
+        foreach (var node in _nodes) values[node.Output] = Evaluate(node, values, input.Order);
         return values[OutputName].Jet ?? throw new InvalidOperationException($"The graph's output '{OutputName}' does not depend on its input '{InputName}'.");
+    }
+
+    /// <summary>One node on jets: its jet rule when an input is a jet, else its plain rule on the constants.</summary>
+    private static JetArg Evaluate(JetGraphNode node, Dictionary<string, JetArg> values, int order)
+    {
+        var args = new JetArg[node.Inputs.Length];
+        var anyJet = false;
+        for (var i = 0; i < args.Length; i++)
+        {
+            args[i] = node.Inputs[i].Length == 0 ? default : values[node.Inputs[i]];
+            anyJet |= args[i].Jet is not null;
+        }
+        return anyJet ? node.Jet(args, order) : new JetArg(node.Plain([.. args.Select(a => a.Tensor)]), null);
     }
 
     private IEnumerable<KeyValuePair<string, Tensor>> Constants(ScalarType dtype)

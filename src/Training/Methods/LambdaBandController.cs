@@ -5,14 +5,15 @@ namespace LambdaService.Training.Methods;
 /// bounded steps and an off state.
 /// </summary>
 /// <remarks>
-/// After each measurement λ_k:
+/// With the band's centre c = (min + max)/2 and the dead band [lo, hi] = c ∓ deadband·(max − min)/2 (default: the middle half),
+/// after each measurement λ_k:
 /// <code>
-/// e_k        = λ_k − max   if λ_k &gt; max;   λ_k − min   if λ_k &lt; min;   0 inside the band (the dead band)
+/// e_k        = λ_k − hi   if λ_k &gt; hi;   λ_k − lo   if λ_k &lt; lo;   0 inside the dead band
 /// log s_k+1  = log s_k + clamp(gain · e_k, −maxStep, +maxStep)
 /// s_k+1      = 0 when it falls below minScale (the penalty is off); at most maxScale
 /// </code>
-/// and from s = 0 a λ above the band restarts the penalty at <c>minScale</c>. λ above the band raises the scale, below
-/// lowers it, inside leaves it; one update changes s by at most the factor <c>e^{maxStep}</c> (default e^{0.5} ≈ 1.65), so
+/// and from s = 0 a λ above the dead band restarts the penalty at <c>minScale</c>. λ above the dead band raises the scale,
+/// below lowers it, inside leaves it (with deadband 1 the dead band is the whole band); one update changes s by at most the factor <c>e^{maxStep}</c> (default e^{0.5} ≈ 1.65), so
 /// the controller cannot make the scale jump. A non-finite λ (a measurement that failed) leaves s as it is and counts as
 /// out of band.
 /// </remarks>
@@ -50,12 +51,11 @@ public sealed class LambdaBandController
     {
         Updates++;
         if (!double.IsFinite(lambda)) return Scale;
-        if (Contains(lambda))
-        {
-            InBand++;
-            return Scale;
-        }
-        var error = lambda > Settings.Max ? lambda - Settings.Max : lambda - Settings.Min;
+        if (Contains(lambda)) InBand++;
+        var centre = (Settings.Min + Settings.Max) / 2;
+        var half = (Settings.Max - Settings.Min) / 2 * Settings.Deadband;
+        var error = lambda > centre + half ? lambda - (centre + half) : lambda < centre - half ? lambda - (centre - half) : 0;
+        if (error == 0) return Scale;
         var step = Math.Clamp(Settings.Gain * error, -Settings.MaxStep, Settings.MaxStep);
         if (Scale == 0)
         {

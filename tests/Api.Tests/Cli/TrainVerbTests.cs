@@ -42,6 +42,23 @@ public class TrainVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Equal(LambdaService.Measurement.Models.ModelFormat.TorchScript, LambdaService.Measurement.Models.ModelFile.Open(torchScript).Format);
     }
 
+    [Fact]
+    public void Train_with_crr_at_a_layer_and_class_pairs_echoes_them_and_measures_lambda_at_the_asked_layer()
+    {
+        var (code, stdout, stderr) = fixture.Run("train", "--method", "crr", "--crr-at", "act1", "--crr-pairs", "0-1", "--measure-at", "fc1",
+            "--epochs", "2", "--samples", "120", "--hidden", "8,8", "--json");
+        Assert.True(code == 0, stderr);
+        var config = JsonDocument.Parse(stdout).RootElement.GetProperty("config");
+        Assert.Equal("act1", config.GetProperty("request").GetProperty("crr").GetProperty("at").GetString());
+        Assert.Equal("fc1", config.GetProperty("request").GetProperty("measure").GetProperty("at").GetString());
+        Assert.Contains("layer act1", config.GetProperty("objective").GetString());
+
+        var (bad, _, error) = fixture.Run("train", "--method", "crr", "--crr-at", "conv1", "--hidden", "8");
+        Assert.Equal(2, bad);
+        Assert.Contains("crr.at", error);
+        Assert.Contains("fc1, act1", error);
+    }
+
     [Theory]
     [InlineData("--method", "adamw", "method")]
     [InlineData("--epochs", "0", "epochs")]

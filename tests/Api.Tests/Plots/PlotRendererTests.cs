@@ -16,7 +16,7 @@ public class PlotRendererTests
     public static TheoryData<string, PlotFormat> EveryPlotInEveryFormat()
     {
         var data = new TheoryData<string, PlotFormat>();
-        foreach (var plot in new[] { "fit", "history", "scale", "error" })
+        foreach (var plot in new[] { "fit", "history", "scale", "error", "trajectories" })
             foreach (var format in new[] { PlotFormat.Svg, PlotFormat.Png })
                 data.Add(plot, format);
         return data;
@@ -116,7 +116,7 @@ public class PlotRendererTests
     public static TheoryData<string, int> EveryPlotAtNarrowAndWideSizes()
     {
         var data = new TheoryData<string, int>();
-        foreach (var plot in new[] { "fit", "history", "scale", "error" })
+        foreach (var plot in new[] { "fit", "history", "scale", "error", "trajectories" })
             foreach (var width in new[] { 320, 480, 800 })
                 data.Add(plot, width);
         return data;
@@ -263,6 +263,54 @@ public class PlotRendererTests
         new ScaleSeries("label noise 0.3", [new(0.03, 0.5, null), new(0, 1.4, [1.2, 1.6]), new(0.001, 1.1, [1.0, 1.2]), new(0.003, 0.9, [0.8, 1.0]), new(0.01, 0.7, [0.6, 0.8])]),
     ], "scale title");
 
+    private static TrajectoryData Trajectories() => new(
+    [
+        new TrajectorySeries("baseline", [1, 2, 3, 4], [1.0, 1.5, 1.9, 2.3], [[0.9, 1.1], [1.3, 1.7], [1.7, 2.1], [2.0, 2.6]]),
+        new TrajectorySeries("crr-target", [1, 2, 3, 4], [1.0, 1.3, 1.4, 1.35], [[0.9, 1.1], null, [1.3, 1.5], [1.3, 1.4]]),
+    ], "trajectories title", [1.2, 1.5]);
+
+    [Fact]
+    public void A_target_band_is_shaded_across_the_whole_width_of_the_plot_at_its_lambda_range()
+    {
+        // A band of λ is a range of the y axis: the pixels it changes must stretch over most of the plot's width, in a strip of
+        // rows, not over a few columns at x = 1.2–1.5 (a span of the x axis).
+        (int Columns, int Rows) Extent(byte[] with, byte[] without)
+        {
+            using var a = SKBitmap.Decode(with);
+            using var b = SKBitmap.Decode(without);
+            var columns = new HashSet<int>();
+            var rows = new HashSet<int>();
+            for (var y = 0; y < a.Height; y++) for (var x = 0; x < a.Width; x++) if (a.GetPixel(x, y) != b.GetPixel(x, y)) { columns.Add(x); rows.Add(y); }
+            return (columns.Count, rows.Count);
+        }
+        var trajectories = Extent(PlotRenderer.Trajectories(Trajectories(), PlotFormat.Png), PlotRenderer.Trajectories(Trajectories() with { Band = null }, PlotFormat.Png));
+        Assert.True(trajectories.Columns > 400, $"the band covers {trajectories.Columns} columns of 800");
+        var history = History() with { MonitorLambdas = [0.9, 1.3, 1.6, 1.4, null, 1.35] };
+        var runs = Extent(PlotRenderer.RunHistory(history with { Band = [1.2, 1.5] }, PlotFormat.Png), PlotRenderer.RunHistory(history, PlotFormat.Png));
+        Assert.True(runs.Columns > 400, $"the band covers {runs.Columns} columns of 800");
+    }
+
+    [Fact]
+    public void Trajectories_shade_each_interval_and_the_band_and_refuse_bad_series()
+    {
+        var texts = Texts(ParseSvg(PlotRenderer.Trajectories(Trajectories(), PlotFormat.Svg)));
+        Assert.Contains("target band [1.2, 1.5]", texts);
+        Assert.Contains("baseline", texts);
+        Assert.Contains("crr-target", texts);
+        Assert.Contains("epoch", texts);
+        // The intervals are drawn: without them fewer pixels are coloured.
+        using var with = SKBitmap.Decode(PlotRenderer.Trajectories(Trajectories(), PlotFormat.Png));
+        var bare = Trajectories() with { Series = [.. Trajectories().Series.Select(s => s with { Ci95 = null })] };
+        using var without = SKBitmap.Decode(PlotRenderer.Trajectories(bare, PlotFormat.Png));
+        var changed = 0;
+        for (var y = 0; y < with.Height; y++) for (var x = 0; x < with.Width; x++) if (with.GetPixel(x, y) != without.GetPixel(x, y)) changed++;
+        Assert.True(changed > 1000, $"{changed} pixels differ");
+        Assert.Contains("at least one series", Throws(() => PlotRenderer.Trajectories(new TrajectoryData([], "t"), PlotFormat.Svg)));
+        Assert.Contains("differ in length", Throws(() => PlotRenderer.Trajectories(new TrajectoryData([new TrajectorySeries("a", [1, 2], [1.0], null)], "t"), PlotFormat.Svg)));
+        Assert.Contains("epochs must increase", Throws(() => PlotRenderer.Trajectories(new TrajectoryData([new TrajectorySeries("a", [2, 1], [1.0, 1.0], null)], "t"), PlotFormat.Svg)));
+        Assert.Contains("does not contain the mean", Throws(() => PlotRenderer.Trajectories(new TrajectoryData([new TrajectorySeries("a", [1], [1.0], [[1.5, 2.0]])], "t"), PlotFormat.Svg)));
+    }
+
     private static ErrorLambdaData Error() => new([0.3, 0.5, 0.8, 1.0, 1.1, 1.3, 1.6, 2.0], [0.06, 0.08, 0.07, 0.1, 0.09, 0.1, 0.12, 0.13], 0.04, 0.05, 0.62, 0.0012, "CRR sweep");
 
     private static (byte[] Bytes, string Title) Render(string plot, PlotFormat format, (int W, int H)? size, string? title = null)
@@ -274,6 +322,7 @@ public class PlotRendererTests
             "history" => (PlotRenderer.RunHistory(History() with { Title = title ?? "history title" }, format, w, h), title ?? "history title"),
             "scale" => (PlotRenderer.SweepScaleCurve(Scale() with { Title = title ?? "scale title" }, format, w, h), title ?? "scale title"),
             "error" => (PlotRenderer.SweepErrorVsLambda(Error() with { Title = title ?? "CRR sweep" }, format, w, h), title ?? "CRR sweep"),
+            "trajectories" => (PlotRenderer.Trajectories(Trajectories() with { Title = title ?? "trajectories title" }, format, w, h), title ?? "trajectories title"),
             _ => throw new ArgumentException(plot),
         };
     }

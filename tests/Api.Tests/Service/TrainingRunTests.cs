@@ -273,6 +273,31 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
     }
 
     [Fact]
+    public async Task A_class_filtered_crr_run_at_a_hidden_layer_over_http_echoes_where_it_acted_and_measures_lambda_there()
+    {
+        using var client = _service.Client();
+        var id = await SubmitRun(client, new
+        {
+            dataset = new { builtin = "two-moons", samples = 200 },
+            model = new { hidden = new[] { 8, 8 } },
+            method = "crr",
+            crr = new { at = "act2", pairs = new[] { "0-1" }, scale = 1.0 },
+            epochs = 2,
+            measure = new { at = "act2", points = "all", maxPoints = 16, bootstrapResamples = 10 },
+        });
+        var run = await Finished(client, id);
+        Assert.True(run["status"]!.GetValue<string>() == "succeeded", run.ToJsonString());
+        var result = run["result"]!;
+        var request = result["config"]!["request"]!;
+        Assert.Equal("act2", request["crr"]!["at"]!.GetValue<string>());
+        Assert.Equal("0-1", request["crr"]!["pairs"]![0]!.GetValue<string>());
+        Assert.Equal("act2", request["measure"]!["at"]!.GetValue<string>());
+        Assert.Contains("the activation of layer act2", result["config"]!["objective"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("y_i in {0,1}", result["config"]!["objective"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.True(double.IsFinite(result["lambda"]!["lambda"]!.GetValue<double>()));
+    }
+
+    [Fact]
     public async Task A_run_asking_for_cuda_on_a_node_without_a_device_fails_as_a_503_problem_naming_device()
     {
         Assert.False(TorchSharp.torch.cuda.is_available(), "this test expects a machine without CUDA");
