@@ -66,7 +66,7 @@ public sealed record ModelSpec
         if (!Layers().Contains(at))
         {
             var names = Layers().Count == 0 ? "this network has no hidden layer" : "or one of: " + string.Join(", ", Layers());
-            throw new MeasurementInputException(field, $"'{at}' is not a layer of this {Kind}; use 'input' {names}.");
+            throw new MeasurementInputException(field, $"{field} '{at}' is not a layer of this {Kind}; use 'input' {names}.");
         }
     }
 }
