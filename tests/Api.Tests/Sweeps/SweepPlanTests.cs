@@ -32,6 +32,21 @@ public class SweepPlanTests
     }
 
     [Fact]
+    public void A_grid_over_the_penalised_layer_compares_crr_at_the_input_and_at_a_hidden_layer_and_refuses_unknown_layers()
+    {
+        var cells = SweepPlan.Expand(Parse("""
+            { "base": { "method": "crr", "epochs": 2, "crr": { "pairs": ["0-1"] }, "measure": { "at": "act1" } },
+              "grid": { "crr.at": ["input", "act2"] }, "seeds": 2 }
+            """), 100);
+        Assert.Equal(["input", "act2"], cells.Select(c => c.Parameters["crr.at"].GetString()));
+        Assert.Equal("act2", cells[1].Runs[0].Crr!.At);
+        Assert.Equal(["0-1"], cells[1].Runs[0].Crr!.Pairs!);
+        Assert.Equal("act1", cells[1].Runs[0].Measure!.At);
+        var e = Assert.Throws<MeasurementInputException>(() => SweepPlan.Expand(Parse("""{ "base": { "method": "crr" }, "grid": { "crr.at": ["act7"] } }"""), 10));
+        Assert.Equal("grid.crr.at", e.Field);
+    }
+
+    [Fact]
     public void Without_a_grid_a_sweep_is_one_cell_of_the_base_request()
     {
         var cells = SweepPlan.Expand(new SweepRequest(Base: new TrainingRunRequest(Epochs: 2)), 10);
