@@ -73,7 +73,9 @@ public static class CliApp
           train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam|crr-target] [--crr-scale X]
                 [--crr-orders 2-3] [--crr-engine auto|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
-                [--crr-target 1.2,1.5 | 1.35+-0.15] [--crr-target-every 10] [--crr-at LAYER] [--crr-pairs 4-9,3-8]
+                [--crr-target 1.2,1.5 | 1.35+-0.15] [--crr-target-every 10] [--crr-target-gain 1] [--crr-target-max-step 0.5]
+                [--crr-target-deadband 0.5] [--crr-target-initial-scale 0.001] [--crr-target-min-scale 1e-5]
+                [--crr-target-max-scale 10] [--crr-target-monitor-points N] [--crr-at LAYER] [--crr-pairs 4-9,3-8]
                 [--measure-at LAYER]
                 [--pairs 4-9,3-8] [--export DIR] [--device auto|cpu|cuda] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.

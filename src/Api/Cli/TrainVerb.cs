@@ -16,7 +16,8 @@ public static class TrainVerb
         "dataset", "test-data", "label-column", "method", "crr-scale", "crr-orders", "crr-directions", "crr-every", "crr-engine", "sam-rho",
         "epochs", "batch-size", "lr", "weight-decay", "seed", "label-noise", "samples", "noise", "test-fraction",
         "model", "hidden", "activation", "lambda-every", "pairs", "export", "device", "crr-target", "crr-target-every",
-        "crr-at", "crr-pairs", "measure-at",
+        "crr-at", "crr-pairs", "measure-at", "crr-target-gain", "crr-target-max-step", "crr-target-deadband", "crr-target-initial-scale",
+        "crr-target-min-scale", "crr-target-max-scale", "crr-target-monitor-points",
     ];
 
     /// <summary>Runs the verb.</summary>
@@ -57,7 +58,10 @@ public static class TrainVerb
         return 0;
     }
 
-    /// <summary><c>--crr-target MIN,MAX</c> or <c>VALUE+-TOLERANCE</c> (with <c>--crr-target-every N</c>), or null.</summary>
+    /// <summary>
+    /// <c>--crr-target MIN,MAX</c> or <c>VALUE+-TOLERANCE</c>, with the controller's <c>--crr-target-every</c>, <c>-gain</c>, <c>-max-step</c>,
+    /// <c>-deadband</c>, <c>-initial-scale</c>, <c>-min-scale</c>, <c>-max-scale</c> and <c>-monitor-points</c> (the fields of <c>crr.target</c>), or null.
+    /// </summary>
     private static CrrTargetSettings? CrrTarget(CliArguments a)
     {
         if (a.Get("crr-target") is not { } text) return null;
@@ -77,7 +81,19 @@ public static class TrainVerb
             throw new LambdaService.Measurement.MeasurementInputException("crr-target", $"--crr-target takes MIN,MAX or VALUE+-TOLERANCE, e.g. 1.2,1.5 or 1.35+-0.15; got '{text}'.");
         }
         var d = new CrrTargetSettings();
-        return d with { Min = min, Max = max, Every = a.Int("crr-target-every", 1) ?? d.Every };
+        return d with
+        {
+            Min = min,
+            Max = max,
+            Every = a.Int("crr-target-every", 1) ?? d.Every,
+            Gain = a.Double("crr-target-gain") ?? d.Gain,
+            MaxStep = a.Double("crr-target-max-step") ?? d.MaxStep,
+            Deadband = a.Double("crr-target-deadband") ?? d.Deadband,
+            InitialScale = a.Double("crr-target-initial-scale") ?? d.InitialScale,
+            MinScale = a.Double("crr-target-min-scale") ?? d.MinScale,
+            MaxScale = a.Double("crr-target-max-scale") ?? d.MaxScale,
+            MonitorPoints = a.Int("crr-target-monitor-points") ?? d.MonitorPoints,
+        };
     }
 
     /// <summary>The request the options describe (same names as the HTTP body).</summary>

@@ -59,6 +59,31 @@ public class TrainVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Contains("fc1, act1", error);
     }
 
+    [Fact]
+    public void Train_takes_every_controller_setting_of_crr_target_from_the_command_line()
+    {
+        var (code, stdout, stderr) = fixture.Run("train", "--method", "crr-target", "--crr-target", "1.0,1.4", "--crr-target-every", "3",
+            "--crr-target-gain", "2.5", "--crr-target-max-step", "0.25", "--crr-target-deadband", "0.8", "--crr-target-initial-scale", "0.01",
+            "--crr-target-min-scale", "1e-4", "--crr-target-max-scale", "5", "--crr-target-monitor-points", "10",
+            "--epochs", "1", "--samples", "80", "--hidden", "4", "--json");
+        Assert.True(code == 0, stderr);
+        var target = JsonDocument.Parse(stdout).RootElement.GetProperty("config").GetProperty("request").GetProperty("crr").GetProperty("target");
+        Assert.Equal(1.0, target.GetProperty("min").GetDouble());
+        Assert.Equal(1.4, target.GetProperty("max").GetDouble());
+        Assert.Equal(3, target.GetProperty("every").GetInt32());
+        Assert.Equal(2.5, target.GetProperty("gain").GetDouble());
+        Assert.Equal(0.25, target.GetProperty("maxStep").GetDouble());
+        Assert.Equal(0.8, target.GetProperty("deadband").GetDouble());
+        Assert.Equal(0.01, target.GetProperty("initialScale").GetDouble());
+        Assert.Equal(1e-4, target.GetProperty("minScale").GetDouble());
+        Assert.Equal(5, target.GetProperty("maxScale").GetDouble());
+        Assert.Equal(10, target.GetProperty("monitorPoints").GetInt32());
+
+        var (bad, _, error) = fixture.Run("train", "--method", "crr-target", "--crr-target", "1,2", "--crr-target-deadband", "1.5");
+        Assert.Equal(2, bad);
+        Assert.Contains("deadband", error);
+    }
+
     [Theory]
     [InlineData("--method", "adamw", "method")]
     [InlineData("--epochs", "0", "epochs")]
