@@ -54,20 +54,14 @@ public sealed record ModelSpec
     /// (two per hidden layer: the affine map and its activation), the cnn's <c>conv1</c>, <c>act1</c>, <c>conv2</c>, <c>act2</c>,
     /// <c>pool</c>, <c>hidden</c>, <c>act3</c> (see <see cref="Models.Mlp.Layers"/>, <see cref="Models.Cnn.Layers"/>).
     /// </summary>
-    public IReadOnlyList<string> Layers() => Kind == "cnn"
-        ? ["conv1", "act1", "conv2", "act2", "pool", "hidden", "act3"]
-        : [.. Enumerable.Range(1, Hidden?.Length ?? 0).SelectMany(i => new[] { $"fc{i}", $"act{i}" })];
+    public IReadOnlyList<string> Layers() => Kind == "cnn" ? Models.Cnn.LayerNames : Models.Mlp.LayerNames(Hidden?.Length ?? 0);
 
     /// <summary>Checks that <paramref name="at"/> is <c>input</c> or one of <see cref="Layers"/>; else a <see cref="MeasurementInputException"/> on <paramref name="field"/> listing them.</summary>
     public void CheckLayer(string? at, string field)
     {
-        if (at is null) throw new MeasurementInputException(field, $"{field} is missing; use 'input' or a layer ({string.Join(", ", Layers())}).");
-        if (Measurement.Taylor.Layers.IsInput(at) && at.Length > 0) return;
-        if (!Layers().Contains(at))
-        {
-            var names = Layers().Count == 0 ? "this network has no hidden layer" : "or one of: " + string.Join(", ", Layers());
-            throw new MeasurementInputException(field, $"{field} '{at}' is not a layer of this {Kind}; use 'input' {names}.");
-        }
+        if (at == Measurement.Taylor.Layers.Input) return;
+        var layers = Layers();
+        if (at is null || !layers.Contains(at)) throw Measurement.Taylor.Layers.NotALayer(field, at ?? "", layers, $"this {Kind}");
     }
 }
 

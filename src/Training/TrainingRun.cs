@@ -83,7 +83,7 @@ public static class TrainingRun
                 throw new MeasurementInputException("measure.pairs", $"pair {a}-{b} names a class the data does not have (classes 0..{data.Classes - 1}).");
             }
         }
-        if (request.Crr.PenalisedClasses() is { } penalised && penalised.FirstOrDefault(c => c >= data.Classes) is var missing && missing >= data.Classes)
+        if ((request.Crr.PenalisedClasses() ?? []).Where(c => c >= data.Classes).ToArray() is [var missing, ..])
         {
             throw new MeasurementInputException("crr.pairs", $"class {missing} does not exist in the data (classes 0..{data.Classes - 1}); name pairs of its classes.");
         }

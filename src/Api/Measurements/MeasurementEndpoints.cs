@@ -117,43 +117,36 @@ public static class MeasurementEndpoints
             if (options.Points == PointSelection.Pairs) return Problems.Field(400, "points", "points 'pairs' selects samples by label and the dataset has no labels; upload labels or use points all.");
             if (options.Labels == LabelSource.True) return Problems.Field(400, "labels", "labels 'true' needs a dataset with labels; upload labels or use labels predicted.");
         }
+        // The ONNX graph, read from the store once and only when a check below needs it.
+        Onnx.ModelProto? graph = null;
+        IReadOnlyList<string>? unsupported = null;
+        IReadOnlyList<string> Unsupported() => unsupported ??= OnnxJetImporter.UnknownOperators(graph ??= ModelFile.Open(artifacts.Fetch(model.Sha256)).Onnx!);
         if (!Measurement.Taylor.Layers.IsInput(options.At))
         {
             // A layer: known now from the file (ONNX) or refused (TorchScript is opaque); the exact engines only.
-            if (options.Engine == EngineChoice.FiniteDifference)
-            {
-                return Problems.Field(400, "engine", $"at '{options.At}' needs an exact engine: finite differences run the whole model in ONNX Runtime; use engine auto, taylor or autograd.");
-            }
+            if (options.Engine == EngineChoice.FiniteDifference) return Problems.From(Measurement.Taylor.Layers.NeedsExactEngine(options.At));
             if (model.Format != "onnx")
             {
                 return Problems.Field(400, "at",
                     $"layer '{options.At}' cannot be found: a TorchScript model's structure is not readable here, so only 'input' is accepted. Upload the model as ONNX to measure at a layer.");
             }
-            var graph = ModelFile.Open(artifacts.Fetch(model.Sha256)).Onnx!;
-            var unknown = OnnxJetImporter.UnknownOperators(graph);
-            if (unknown.Count > 0)
+            if (Unsupported().Count > 0)
             {
                 return Problems.Field(400, "at",
-                    $"layer '{options.At}' cannot be reached: the exact engines cannot import this ONNX graph (unsupported operators {string.Join("; ", unknown)}), so only 'input' is measured (with finite differences).");
+                    $"layer '{options.At}' cannot be reached: the exact engines cannot import this ONNX graph (unsupported operators {string.Join("; ", Unsupported())}), so only 'input' is measured (with finite differences).");
             }
-            var layers = OnnxJetImporter.LayerNames(graph);
-            if (!layers.Contains(options.At))
-            {
-                var names = layers.Count == 0 ? "none (no intermediate value lies on every path from the input to the output)" : string.Join(", ", layers);
-                return Problems.Field(400, "at", $"'{options.At}' is not a layer of this model; use 'input' or one of: {names}.");
-            }
+            var layers = OnnxJetImporter.LayerNames(graph!);
+            if (!layers.Contains(options.At)) return Problems.From(Measurement.Taylor.Layers.NotALayer("at", options.At, layers, "this model"));
         }
         if (model.Format == "onnx")
         {
             if (options.Engine is EngineChoice.Autograd or EngineChoice.Taylor)
             {
                 // The exact engines import the graph into libtorch; operators outside the importer's list are known now.
-                var file = ModelFile.Open(artifacts.Fetch(model.Sha256));
-                var unsupported = OnnxJetImporter.UnknownOperators(file.Onnx!);
-                if (unsupported.Count > 0)
+                if (Unsupported().Count > 0)
                 {
                     return Problems.Field(400, "engine",
-                        $"the {(options.Engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {string.Join("; ", unsupported)}. "
+                        $"the {(options.Engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {string.Join("; ", Unsupported())}. "
                         + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
                 }
             }

@@ -167,11 +167,7 @@ public static class PlotRenderer
             throw new ArgumentException($"MonitorLambdas ({monitor.Length}) must have one entry per epoch ({n}).", nameof(data));
         if (ReadInterval(data.Band, "Band", allowNaN: false) is { } band)
         {
-            var span = plot.Add.VerticalSpan(band.Low, band.High);
-            span.Axes.YAxis = plot.Axes.Right;
-            span.FillStyle.Color = Colors.SeaGreen.WithAlpha(0.18);
-            span.LineStyle.Width = 0;
-            span.LegendText = string.Create(Inv, $"target band of λ [{band.Low:G3}, {band.High:G3}]");
+            ShadeBand(plot, band, "target band of λ", 0.18).Axes.YAxis = plot.Axes.Right;
             plot.Axes.Right.Label.Text = "curvature rate λ";
         }
         var monitored = Enumerable.Range(0, n).Where(i => data.MonitorLambdas?[i] is { } m && double.IsFinite(m)).ToArray();
@@ -311,13 +307,7 @@ public static class PlotRenderer
         }
 
         using var plot = NewPlot();
-        if (ReadInterval(data.Band, "Band", allowNaN: false) is { } band)
-        {
-            var span = plot.Add.VerticalSpan(band.Low, band.High);
-            span.FillStyle.Color = Colors.SeaGreen.WithAlpha(0.15);
-            span.LineStyle.Width = 0;
-            span.LegendText = string.Create(Inv, $"target band [{band.Low:G3}, {band.High:G3}]");
-        }
+        if (ReadInterval(data.Band, "Band", allowNaN: false) is { } band) ShadeBand(plot, band, "target band", 0.15);
         for (var s = 0; s < data.Series.Length; s++)
         {
             var series = data.Series[s];
@@ -496,6 +486,19 @@ public static class PlotRenderer
     private static IEnumerable<double> Decades(double min, double max)
     {
         for (var k = (int)Math.Floor(Math.Log10(min)); k <= (int)Math.Ceiling(Math.Log10(max)); k++) yield return Math.Pow(10, k);
+    }
+
+    /// <summary>
+    /// A band of λ shaded across the whole width of the plot: a span of the y axis (ScottPlot's <c>VerticalSpan</c>; its
+    /// <c>HorizontalSpan</c> would shade a range of epochs), labelled <c>{legend} [low, high]</c>.
+    /// </summary>
+    private static ScottPlot.Plottables.VerticalSpan ShadeBand(Plot plot, (double Low, double High) band, string legend, double alpha)
+    {
+        var span = plot.Add.VerticalSpan(band.Low, band.High);
+        span.FillStyle.Color = Colors.SeaGreen.WithAlpha(alpha);
+        span.LineStyle.Width = 0;
+        span.LegendText = string.Create(Inv, $"{legend} [{band.Low:G3}, {band.High:G3}]");
+        return span;
     }
 
     private static Color Palette(int index) => new ScottPlot.Palettes.Category10().GetColor(index);

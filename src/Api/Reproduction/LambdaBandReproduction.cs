@@ -88,7 +88,7 @@ public static class LambdaBandReproduction
         for (var c = 0; c < conditions.Length; c++)
         {
             var r = runs[c];
-            var inBand = r.Count(x => x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1]);
+            var inBand = r.Count(x => InBand(x, band));
             rows.Add([conditions[c].Name, MeanCi(Summarize(r.Select(x => x.Lambda?.Lambda ?? double.NaN))), $"{inBand} / {r.Count}",
                 MeanCi(Summarize(r.Select(x => 100 * x.TestError)), 2),
                 r[0].TimeInBand is null ? "—" : MeanCi(Summarize(r.Select(x => 100 * (x.TimeInBand ?? double.NaN))), 1)]);
@@ -99,7 +99,7 @@ public static class LambdaBandReproduction
         var target = runs[^1];
         var fixedBest = runs[1..^1].OrderBy(r => r.Average(x => x.TestError)).First();
         var fixedName = conditions[runs.IndexOf(fixedBest)].Name;
-        var inBandTarget = target.Count(x => x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1]);
+        var inBandTarget = target.Count(x => InBand(x, band));
         double MeanAt(List<TrainingResult> r, int epoch, Func<EpochRecord, double?> value) =>
             r.Select(x => value(x.History[epoch - 1]) ?? double.NaN).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
         var mid = baseline[0].History.Count / 2;
@@ -121,7 +121,7 @@ public static class LambdaBandReproduction
             target.Select((x, i) => new[]
             {
                 (600 + i).ToString(System.Globalization.CultureInfo.InvariantCulture), N(x.Lambda?.Lambda ?? double.NaN),
-                x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1] ? "yes" : "no", N(100 * x.TestError, 2),
+                InBand(x, band) ? "yes" : "no", N(100 * x.TestError, 2),
                 N(100 * (x.TimeInBand ?? double.NaN), 1), (x.History[^1].Scale ?? double.NaN).ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
             }));
         int[] plotted = [0, 2, conditions.Length - 1];
@@ -174,15 +174,15 @@ public static class LambdaBandReproduction
             all.Select(c => new[]
             {
                 c.Item1, MeanCi(Summarize(c.Item2.Select(x => x.Lambda?.Lambda ?? double.NaN))),
-                $"{c.Item2.Count(x => x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1])} / {c.Item2.Count}",
+                $"{c.Item2.Count(x => InBand(x, band))} / {c.Item2.Count}",
                 MeanCi(Summarize(c.Item2.Select(x => 100 * x.TestAccuracy)), 2),
                 c.Item2[0].TimeInBand is null ? "—" : MeanCi(Summarize(c.Item2.Select(x => 100 * (x.TimeInBand ?? double.NaN))), 1),
                 c.Item2[0].History[^1].Scale is null ? "—" : string.Join(", ", c.Item2.Select(x => (x.History[^1].Scale ?? double.NaN).ToString("G3", System.Globalization.CultureInfo.InvariantCulture))),
             }));
-        var targetIn = target.Count(x => x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1]);
+        var targetIn = target.Count(x => InBand(x, band));
         report.Line($"- crr-target ends inside the band for **{targetIn} of {target.Count}** seeds; the baseline for " +
-            $"{baseline.Count(x => x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1])} and fixed CRR 100 for " +
-            $"{fixedCrr.Count(x => x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1])}. λ on MNIST still climbs at the last epoch of this scale " +
+            $"{baseline.Count(x => InBand(x, band))} and fixed CRR 100 for " +
+            $"{fixedCrr.Count(x => InBand(x, band))}. λ on MNIST still climbs at the last epoch of this scale " +
             "(see the plot), so the controller is chasing a moving target; with 3 seeds the intervals are wide (t with 2 degrees of freedom).");
         report.Line();
         report.Line("Per seed, crr-target (the monitor's λ is on held-out training digits, the final λ on test digits):");
@@ -191,12 +191,15 @@ public static class LambdaBandReproduction
             target.Select(x => new[]
             {
                 x.Config.Request.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture), N(x.Lambda?.Lambda ?? double.NaN),
-                N(x.History[^1].MonitorLambda ?? double.NaN), x.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1] ? "yes" : "no",
+                N(x.History[^1].MonitorLambda ?? double.NaN), InBand(x, band) ? "yes" : "no",
                 N(100 * (x.TimeInBand ?? double.NaN), 1), (x.History[^1].Scale ?? double.NaN).ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
             }));
         report.Plot("mnist-trajectories", "MNIST: test-set λ per epoch (mean and 95% interval over seeds), with the band",
             Png(f => PlotRenderer.Trajectories(new TrajectoryData([.. all.Select(c => Trajectory(c.Item1, c.Item2))], "MNIST: λ per epoch", band), f)));
     }
+
+    /// <summary>Whether a run's final test λ lies in the band <c>[min, max]</c> (bounds included).</summary>
+    private static bool InBand(TrainingResult run, double[] band) => run.Lambda is { } l && l.Lambda >= band[0] && l.Lambda <= band[1];
 
     /// <summary>The mean tracked λ per epoch over runs, with its 95% interval (epochs where some run has no λ are left out).</summary>
     private static TrajectorySeries Trajectory(string name, IReadOnlyList<TrainingResult> runs)

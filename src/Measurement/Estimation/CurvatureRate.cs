@@ -94,18 +94,21 @@ public static class CurvatureRate
         options.Validate();
         if (!Layers.IsInput(options.At)) return EstimateAtLayer(model, data, options, progress, cancellationToken);
         var scale = FeatureScale(data);
-        IDerivativeEngine engine = (options.Engine, model) switch
-        {
-            (EngineChoice.Auto or EngineChoice.Taylor, TorchModelRunner { JetModule: { } jet } torch) => new TaylorEngine(jet, torch.SampleShape, torch.DType, device: torch.TorchDevice),
-            (EngineChoice.Taylor, _) => throw new MeasurementInputException("engine",
-                "the taylor engine needs a model whose structure it can read (an ONNX graph of supported operators, the project's own networks); use engine autograd or finite-difference."),
-            (EngineChoice.Auto or EngineChoice.Autograd, TorchModelRunner torch) => new AutogradEngine(torch),
-            (EngineChoice.Autograd, _) => throw new MeasurementInputException("engine",
-                "the autograd engine needs a TorchScript model or an ONNX graph of supported operators; use engine finite-difference (or auto)."),
-            _ => new FiniteDifferenceEngine(model, new FiniteDifferenceSettings(Scale: scale)),
-        };
-        return Estimate(model, engine, data, options, engine is FiniteDifferenceEngine ? scale : null, progress, cancellationToken);
+        var engine = ChooseEngine(options.Engine, model, scale);
+        return Core(model, engine, data, options, engine is FiniteDifferenceEngine ? scale : null, null, progress, cancellationToken);
     }
+
+    /// <summary>The engine <paramref name="choice"/> names for <paramref name="model"/> (auto: Taylor mode where its structure is known, else autograd for libtorch, else finite differences).</summary>
+    private static IDerivativeEngine ChooseEngine(EngineChoice choice, IModelRunner model, double finiteDifferenceScale) => (choice, model) switch
+    {
+        (EngineChoice.Auto or EngineChoice.Taylor, TorchModelRunner { JetModule: { } jet } torch) => new TaylorEngine(jet, torch.SampleShape, torch.DType, device: torch.TorchDevice),
+        (EngineChoice.Taylor, _) => throw new MeasurementInputException("engine",
+            "the taylor engine needs a model whose structure it can read (an ONNX graph of supported operators, the project's own networks); use engine autograd or finite-difference."),
+        (EngineChoice.Auto or EngineChoice.Autograd, TorchModelRunner torch) => new AutogradEngine(torch),
+        (EngineChoice.Autograd, _) => throw new MeasurementInputException("engine",
+            "the autograd engine needs a TorchScript model or an ONNX graph of supported operators; use engine finite-difference (or auto)."),
+        _ => new FiniteDifferenceEngine(model, new FiniteDifferenceSettings(Scale: finiteDifferenceScale)),
+    };
 
     /// <summary>
     /// λ at a layer L (<see cref="MeasurementOptions.At"/>): points, labels and metrics come from the whole model at x; the
@@ -115,11 +118,7 @@ public static class CurvatureRate
     private static MeasurementResult EstimateAtLayer(IModelRunner model, Dataset data, MeasurementOptions options, IProgress<double>? progress,
         CancellationToken cancellationToken)
     {
-        if (options.Engine == EngineChoice.FiniteDifference)
-        {
-            throw new MeasurementInputException("engine",
-                $"at '{options.At}' needs an exact engine: finite differences run the whole model in ONNX Runtime and cannot start at a layer; use engine auto, taylor or autograd.");
-        }
+        if (options.Engine == EngineChoice.FiniteDifference) throw Layers.NeedsExactEngine(options.At);
         if (model is not TorchModelRunner torch)
         {
             var why = string.Join("; ", model.Notes.Select(n => n.TrimEnd('.')));
@@ -127,11 +126,9 @@ public static class CurvatureRate
                 $"layer '{options.At}' cannot be reached: this model runs in ONNX Runtime{(why.Length > 0 ? $" ({why})" : "")}, where only '{Layers.Input}' is measured. "
                 + "Export it with operators the taylor engine supports to measure at a layer.");
         }
+        // g_L is a libtorch runner with jet rules (its input: the layer's activation), so the engines are chosen as for any such model.
         using var cut = torch.Cut(options.At);
-        IDerivativeEngine engine = options.Engine == EngineChoice.Autograd
-            ? new AutogradEngine(cut.Suffix)
-            : new TaylorEngine(cut.SuffixModule, cut.Shape, torch.DType, device: torch.TorchDevice);
-        return Core(model, engine, data, options, null, cut, progress, cancellationToken);
+        return Core(model, ChooseEngine(options.Engine, cut.Suffix, double.NaN), data, options, null, cut, progress, cancellationToken);
     }
 
     /// <summary>Measures λ with a given engine (at the model's input: <see cref="MeasurementOptions.At"/> must be <c>input</c>).</summary>
@@ -139,6 +136,7 @@ public static class CurvatureRate
         double? finiteDifferenceScale, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         if (!Layers.IsInput(options.At))
         {
             throw new ArgumentException($"An engine given by the caller differentiates at the input; measure at '{options.At}' with Estimate(model, data, options, …).", nameof(options));
@@ -146,14 +144,13 @@ public static class CurvatureRate
         return Core(model, engine, data, options, finiteDifferenceScale, null, progress, cancellationToken);
     }
 
+    /// <summary>The measurement itself, with validated <paramref name="options"/>; at a layer, <paramref name="cut"/> maps the points to its activations.</summary>
     private static MeasurementResult Core(IModelRunner model, IDerivativeEngine engine, Dataset data, MeasurementOptions options,
         double? finiteDifferenceScale, LayerCut? cut, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(data);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
         var clock = Stopwatch.StartNew();
         var warnings = new List<string>(model.Notes);
         if (model is TorchModelRunner { JetModule: { } jets } && jets.PiecewiseOperators.Count > 0)

@@ -12,15 +12,16 @@ public sealed class LayerCut : IDisposable
 {
     private readonly TorchModelRunner _model;
     private readonly ILayeredModule _layers;
+    private readonly LayerSuffix _suffix;
 
-    internal LayerCut(TorchModelRunner model, ILayeredModule layers, nn.Module<Tensor, Tensor> network, string layer)
+    internal LayerCut(TorchModelRunner model, nn.Module network, string layer, string field)
     {
         _model = model;
-        _layers = layers;
+        _layers = Taylor.Layers.Resolve(network, layer, field);
+        _suffix = new LayerSuffix(_layers, layer);
         Layer = layer;
-        Shape = Taylor.Layers.ActivationShape(layers, layer, model.SampleShape, model.DType, model.TorchDevice);
-        SuffixModule = Taylor.Layers.Suffix(network, layer);
-        Suffix = TorchModelRunner.FromModule(SuffixModule, Shape, model.Signature.Sha256, model.TorchDevice);
+        Shape = Taylor.Layers.ActivationShape(_layers, layer, model.SampleShape, model.DType, model.TorchDevice);
+        Suffix = TorchModelRunner.FromModule(_suffix, Shape, model.Signature.Sha256, model.TorchDevice);
     }
 
     /// <summary>The layer's name.</summary>
@@ -32,10 +33,7 @@ public sealed class LayerCut : IDisposable
     /// <summary>Values per activation.</summary>
     public int Size => Shape.Aggregate(1, (a, b) => a * b);
 
-    /// <summary><c>g_L</c> as a module (on tensors and jets).</summary>
-    public LayerSuffix SuffixModule { get; }
-
-    /// <summary><c>g_L</c> as a runner, for the autograd engine.</summary>
+    /// <summary><c>g_L</c> as a runner (its module has jet rules, so both exact engines run on it).</summary>
     public TorchModelRunner Suffix { get; }
 
     /// <summary><c>h_L(x)</c> for <paramref name="count"/> row-major samples, row-major <c>count × Size</c>, in double precision.</summary>
@@ -63,6 +61,6 @@ public sealed class LayerCut : IDisposable
     public void Dispose()
     {
         Suffix.Dispose();
-        SuffixModule.Dispose();
+        _suffix.Dispose();
     }
 }

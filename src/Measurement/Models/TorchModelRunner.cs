@@ -101,18 +101,11 @@ public sealed class TorchModelRunner : IModelRunner
     /// <summary>The module as a jet-capable network (Taylor mode), or null when it is not one (TorchScript).</summary>
     public Taylor.IJetModule? JetModule => _module as Taylor.IJetModule;
 
-    /// <summary>The module as a network that can be cut at named layers, or null (TorchScript).</summary>
-    public Taylor.ILayeredModule? LayeredModule => _module as Taylor.ILayeredModule;
-
     /// <summary>
     /// Cuts the model at <paramref name="layer"/>; a name that is not a layer (or a model whose structure is not readable)
     /// raises <see cref="MeasurementInputException"/> on <paramref name="field"/> listing the valid names.
     /// </summary>
-    public LayerCut Cut(string layer, string field = "at")
-    {
-        var layered = Taylor.Layers.Resolve(_module, layer, field);
-        return new LayerCut(this, layered, (nn.Module<Tensor, Tensor>)_module, layer);
-    }
+    public LayerCut Cut(string layer, string field = "at") => new(this, _module, layer, field);
 
     /// <inheritdoc />
     public ModelSignature Signature { get; }

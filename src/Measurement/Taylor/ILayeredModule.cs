@@ -51,23 +51,32 @@ public static class Layers
                 $"layer '{at}' cannot be found: this model's structure is not readable (TorchScript is opaque), so only '{Input}' is accepted. "
                 + "Export the model to ONNX (the exact engines import its graph) to measure at a named layer.");
         }
-        if (!layered.Layers.Contains(at))
-        {
-            var names = layered.Layers.Count == 0 ? "none (the network has no intermediate value that every path passes through)" : string.Join(", ", layered.Layers);
-            throw new MeasurementInputException(field, $"'{at}' is not a layer of this model; use '{Input}' or one of: {names}.");
-        }
+        if (!layered.Layers.Contains(at)) throw NotALayer(field, at, layered.Layers, "this model");
         return layered;
     }
+
+    /// <summary>
+    /// The error for a name that is not one of <paramref name="layers"/> of <paramref name="what"/> (e.g. <c>this model</c>,
+    /// <c>this mlp</c>), on <paramref name="field"/>, listing the valid names.
+    /// </summary>
+    public static MeasurementInputException NotALayer(string field, string at, IReadOnlyList<string> layers, string what)
+    {
+        var names = layers.Count == 0 ? "none (no intermediate value lies on every path from the input to the output)" : string.Join(", ", layers);
+        return new MeasurementInputException(field, $"{field} '{at}' is not a layer of {what}; use '{Input}' or one of: {names}.");
+    }
+
+    /// <summary>The error for a layer named with the finite-difference engine (field <c>engine</c>): only the exact engines start at a layer.</summary>
+    public static MeasurementInputException NeedsExactEngine(string at) => new("engine",
+        $"at '{at}' needs an exact engine: finite differences run the whole model in ONNX Runtime and cannot start at a layer; use engine auto, taylor or autograd.");
 
     /// <summary>
     /// The rest of the network after <paramref name="layer"/> as a module of its own (<c>h ↦ g_L(h)</c>, on tensors and on
     /// jets), calling <paramref name="network"/> (see <see cref="LayerSuffix"/>).
     /// </summary>
-    public static LayerSuffix Suffix(nn.Module<Tensor, Tensor> network, string layer)
+    public static LayerSuffix Suffix(object network, string layer, string field = "at")
     {
         ArgumentNullException.ThrowIfNull(network);
-        var layered = Resolve(network, layer, "at");
-        return new LayerSuffix(network, layered, layer);
+        return new LayerSuffix(Resolve(network, layer, field), layer);
     }
 
     /// <summary>Shape of one sample's activation at <paramref name="layer"/> (without the batch axis), from one pass of a zero sample.</summary>
@@ -88,12 +97,10 @@ public static class Layers
 /// </summary>
 public sealed class LayerSuffix : nn.Module<Tensor, Tensor>, IJetModule
 {
-    private readonly nn.Module<Tensor, Tensor> network;
     private readonly ILayeredModule layered;
 
-    internal LayerSuffix(nn.Module<Tensor, Tensor> network, ILayeredModule layered, string layer) : base(nameof(LayerSuffix))
+    internal LayerSuffix(ILayeredModule layered, string layer) : base(nameof(LayerSuffix))
     {
-        this.network = network;
         this.layered = layered;
         Layer = layer;
     }
@@ -108,8 +115,8 @@ public sealed class LayerSuffix : nn.Module<Tensor, Tensor>, IJetModule
     public Jet Forward(Jet input) => layered.ForwardFrom(Layer, input);
 
     /// <inheritdoc />
-    public IReadOnlyList<string> PiecewiseLinearOperators => (network as IJetModule)?.PiecewiseLinearOperators ?? [];
+    public IReadOnlyList<string> PiecewiseLinearOperators => (layered as IJetModule)?.PiecewiseLinearOperators ?? [];
 
     /// <inheritdoc />
-    public IReadOnlyList<string> PiecewiseOperators => (network as IJetModule)?.PiecewiseOperators ?? [];
+    public IReadOnlyList<string> PiecewiseOperators => (layered as IJetModule)?.PiecewiseOperators ?? [];
 }

@@ -28,7 +28,7 @@ public sealed partial class JetGraph
         values[InputName] = input;
         foreach (var node in _nodes)
         {
-            values[node.Output] = node.Plain([.. node.Inputs.Select(i => i.Length == 0 ? null : values[i])]);
+            values[node.Output] = Evaluate(node, values);
             if (node.Output == target) return values[target];
         }
         throw new InvalidOperationException($"Layer '{layer}' was not computed.");
@@ -42,10 +42,7 @@ public sealed partial class JetGraph
         var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, constant) in Constants(activation.dtype)) values[name] = constant;
         values[target] = activation;
-        foreach (var node in Index.Suffixes[target])
-        {
-            values[node.Output] = node.Plain([.. node.Inputs.Select(i => i.Length == 0 ? null : values[i])]);
-        }
+        foreach (var node in Index.Suffixes[target]) values[node.Output] = Evaluate(node, values);
         return values[OutputName];
     }
 

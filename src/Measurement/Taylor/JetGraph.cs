@@ -73,13 +73,16 @@ public sealed partial class JetGraph : nn.Module<Tensor, Tensor>, IJetModule, IL
         var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, constant) in Constants(input.dtype)) values[name] = constant;
         values[InputName] = input;
-        foreach (var node in _nodes)
-        {
-            var args = new Tensor?[node.Inputs.Length];
-            for (var i = 0; i < args.Length; i++) args[i] = node.Inputs[i].Length == 0 ? null : values[node.Inputs[i]];
-            values[node.Output] = node.Plain(args);
-        }
+        foreach (var node in _nodes) values[node.Output] = Evaluate(node, values);
         return values[OutputName];
+    }
+
+    /// <summary>One node on plain tensors (an absent optional input is null).</summary>
+    private static Tensor Evaluate(JetGraphNode node, Dictionary<string, Tensor> values)
+    {
+        var args = new Tensor?[node.Inputs.Length];
+        for (var i = 0; i < args.Length; i++) args[i] = node.Inputs[i].Length == 0 ? null : values[node.Inputs[i]];
+        return node.Plain(args);
     }
 
     /// <summary>The graph on jets: input coefficients <c>[K+1, B, sample…]</c> → the output's jet.</summary>

@@ -144,58 +144,7 @@ public sealed class CrrMethod : ITrainingMethod
         ArgumentNullException.ThrowIfNull(y);
         ArgumentNullException.ThrowIfNull(v);
         if (v.shape[0] != x.shape[0] * Directions) throw new ArgumentException($"Expected {x.shape[0] * Directions} directions, got {v.shape[0]}.", nameof(v));
-        var wasTraining = network.training;
-        if (wasTraining) network.eval();
-        try
-        {
-            using var scope = NewDisposeScope();
-            if (!Layers.IsInput(At))
-            {
-                // At layer L: the lines h_L(x_i) + t u_id run through the rest of the network; h_L keeps its graph to the parameters before L.
-                var layered = Layers.Resolve(network, At, "crr.at");
-                x = layered.ForwardTo(At, x);
-                if (v.shape[0] != x.shape[0] * Directions || !v.shape[1..].SequenceEqual(x.shape[1..]))
-                {
-                    throw new ArgumentException($"Directions at layer {At} need the shape [{x.shape[0] * Directions}, {string.Join(",", x.shape[1..])}], not [{string.Join(",", v.shape)}].", nameof(v));
-                }
-            }
-            var xr = x.repeat_interleave(Directions, 0);
-            var yr = y.repeat_interleave(Directions, 0);
-            Tensor d;
-            if (Layers.IsInput(At))
-            {
-                d = taylor && network is IJetModule jet
-                    ? TaylorEngine.DirectionalDerivatives(jet, TargetKind.Loss, yr, xr, v, MaxOrder)
-                    : (engine ?? DifferentiableDerivatives.Default).DirectionalDerivatives(input => Objective.Evaluate(TargetKind.Loss, network.call(input), yr), xr, v, MaxOrder);
-            }
-            else
-            {
-                var layered = (ILayeredModule)network;
-                d = taylor && network is IJetModule
-                    ? TaylorEngine.DirectionalDerivatives(Suffix(network), TargetKind.Loss, yr, xr, v, MaxOrder)
-                    : (engine ?? DifferentiableDerivatives.Default).DirectionalDerivatives(h => Objective.Evaluate(TargetKind.Loss, layered.ForwardFrom(At, h), yr), xr, v, MaxOrder);
-            }
-            var chosen = d.narrow(1, MinOrder - 1, MaxOrder - MinOrder + 1);
-            return chosen.square().mean([0]).sum().MoveToOuterDisposeScope();
-        }
-        finally
-        {
-            if (wasTraining) network.train();
-        }
-    }
-
-    private LayerSuffix? suffix;
-    private nn.Module? suffixOf;
-
-    /// <summary>The network after layer <see cref="At"/> as a jet module (made once per network).</summary>
-    private LayerSuffix Suffix(nn.Module<Tensor, Tensor> network)
-    {
-        if (suffix is null || !ReferenceEquals(suffixOf, network))
-        {
-            suffix = Layers.Suffix(network, At);
-            suffixOf = network;
-        }
-        return suffix;
+        return InEvaluation(network, () => LinePenalty(network, LineStarts(network, x), y, v));
     }
 
     /// <summary>
@@ -214,29 +163,75 @@ public sealed class CrrMethod : ITrainingMethod
             x = x.index_select(0, rows);
             y = y.index_select(0, rows);
         }
-        long[] space;
+        return InEvaluation(network, () =>
+        {
+            // The directions live where the lines start (the input's or the layer's space), so they are drawn after it is known.
+            var starts = LineStarts(network, x);
+            return LinePenalty(network, starts, y, DrawDirections(starts.shape[0], starts.shape[1..], starts.dtype, starts.device));
+        });
+    }
+
+    /// <summary>Where the lines start: x at the input; at layer L, <c>h_L(x)</c> (keeping its graph to the parameters before L).</summary>
+    private Tensor LineStarts(nn.Module<Tensor, Tensor> network, Tensor x) => Layers.IsInput(At) ? x : Cut(network).Layers.ForwardTo(At, x);
+
+    /// <summary>
+    /// <c>P(w)</c> for lines from <paramref name="starts"/> (<c>[B, …]</c>: points, or their activations at <see cref="At"/>) along
+    /// <paramref name="v"/> (<c>[B·D, …]</c>, point-major), with the network in evaluation mode.
+    /// </summary>
+    private Tensor LinePenalty(nn.Module<Tensor, Tensor> network, Tensor starts, Tensor y, Tensor v)
+    {
+        if (!Layers.IsInput(At) && (v.shape[0] != starts.shape[0] * Directions || !v.shape[1..].SequenceEqual(starts.shape[1..])))
+        {
+            throw new ArgumentException($"Directions at layer {At} need the shape [{starts.shape[0] * Directions}, {string.Join(",", starts.shape[1..])}], not [{string.Join(",", v.shape)}].", nameof(v));
+        }
+        using var scope = NewDisposeScope();
+        var xr = starts.repeat_interleave(Directions, 0);
+        var yr = y.repeat_interleave(Directions, 0);
+        var general = engine ?? DifferentiableDerivatives.Default;
+        Tensor d;
         if (Layers.IsInput(At))
         {
-            space = x.shape[1..];
+            d = taylor && network is IJetModule jet
+                ? TaylorEngine.DirectionalDerivatives(jet, TargetKind.Loss, yr, xr, v, MaxOrder)
+                : general.DirectionalDerivatives(input => Objective.Evaluate(TargetKind.Loss, network.call(input), yr), xr, v, MaxOrder);
         }
         else
         {
-            var layered = Layers.Resolve(network, At, "crr.at");
-            var wasTraining = network.training;
-            if (wasTraining) network.eval();
-            try
-            {
-                using var scope = NewDisposeScope();
-                using var noGrad = no_grad();
-                space = layered.ForwardTo(At, x.narrow(0, 0, 1)).shape[1..];
-            }
-            finally
-            {
-                if (wasTraining) network.train();
-            }
+            var cut = Cut(network);
+            d = taylor && network is IJetModule
+                ? TaylorEngine.DirectionalDerivatives(cut.Suffix, TargetKind.Loss, yr, xr, v, MaxOrder)
+                : general.DirectionalDerivatives(h => Objective.Evaluate(TargetKind.Loss, cut.Layers.ForwardFrom(At, h), yr), xr, v, MaxOrder);
         }
-        var v = DrawDirections(x.shape[0], space, x.dtype, x.device);
-        return Penalty(network, x, y, v);
+        var chosen = d.narrow(1, MinOrder - 1, MaxOrder - MinOrder + 1);
+        return chosen.square().mean([0]).sum().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Runs <paramref name="penalty"/> with the network in evaluation mode (lines must be independent), restoring its mode.</summary>
+    private static Tensor InEvaluation(nn.Module network, Func<Tensor> penalty)
+    {
+        var wasTraining = network.training;
+        if (wasTraining) network.eval();
+        try
+        {
+            return penalty();
+        }
+        finally
+        {
+            if (wasTraining) network.train();
+        }
+    }
+
+    private (nn.Module Network, ILayeredModule Layers, LayerSuffix Suffix)? cut;
+
+    /// <summary>The network cut at <see cref="At"/>: its layers and the part after L as a jet module (resolved once per network).</summary>
+    private (nn.Module Network, ILayeredModule Layers, LayerSuffix Suffix) Cut(nn.Module<Tensor, Tensor> network)
+    {
+        if (cut is not { } c || !ReferenceEquals(c.Network, network))
+        {
+            var suffix = Layers.Suffix(network, At, "crr.at");
+            cut = (network, (ILayeredModule)network, suffix);
+        }
+        return cut.Value;
     }
 
     /// <summary>

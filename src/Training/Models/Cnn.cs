@@ -122,16 +122,10 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     public int[] SampleShape => [Options.InputChannels, Options.ImageSize, Options.ImageSize];
 
     /// <inheritdoc />
-    public override Tensor forward(Tensor input)
-    {
-        var o = Options;
-        var x = input.dim() == 4 ? input : input.reshape(-1, o.InputChannels, o.ImageSize, o.ImageSize);
-        var h = Activate(conv1.call(x));
-        h = Activate(conv2.call(h));
-        h = poolDropout.call(pool.call(h)).flatten(1);
-        h = hiddenDropout.call(Activate(hidden.call(h)));
-        return output.call(h);
-    }
+    public override Tensor forward(Tensor input) => Stages(Images(input), 0, OutputStage);
+
+    /// <summary>Input <c>[N, C, H, W]</c>, or <c>[N, C·H·W]</c> reshaped to it.</summary>
+    private Tensor Images(Tensor input) => input.dim() == 4 ? input : input.reshape(-1, Options.InputChannels, Options.ImageSize, Options.ImageSize);
 
     private Tensor Activate(Tensor h) => Options.Activation == "tanh" ? h.tanh() : nn.functional.relu(h);
 
@@ -144,17 +138,8 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     public Jet Forward(Jet input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (training)
-        {
-            throw new InvalidOperationException("The Cnn is in training mode, where dropout draws random masks; Taylor jets need evaluation mode (call eval()).");
-        }
         var o = Options;
-        var x = input.Shape.Length == 4 ? input : JetOps.Reshape(input, [input.Shape[0], o.InputChannels, o.ImageSize, o.ImageSize]);
-        var h = Activate(JetOps.Conv2d(x, conv1.weight!, conv1.bias));
-        h = Activate(JetOps.Conv2d(h, conv2.weight!, conv2.bias));
-        h = JetOps.Flatten(JetOps.Dropout(JetOps.MaxPool2d(h, [2, 2], [2, 2]), poolDropout.training), 1);
-        h = JetOps.Dropout(Activate(JetOps.Linear(h, hidden.weight!, hidden.bias)), hiddenDropout.training);
-        return JetOps.Linear(h, output.weight!, output.bias);
+        return Stages(input.Shape.Length == 4 ? input : JetOps.Reshape(input, [input.Shape[0], o.InputChannels, o.ImageSize, o.ImageSize]), 0);
     }
 
     /// <inheritdoc />
@@ -165,28 +150,28 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     /// <c>hidden</c> (the fully connected layer's affine map) and <c>act3</c> (its activation: the last hidden layer, before its
     /// dropout). The ONNX export names its values the same way.
     /// </summary>
-    public IReadOnlyList<string> Layers => StageNames;
+    public IReadOnlyList<string> Layers => LayerNames;
 
-    private static readonly string[] StageNames = ["conv1", "act1", "conv2", "act2", "pool", "hidden", "act3"];
+    /// <summary>The layer names of every <see cref="Cnn"/>, in order; stage i of the network ends at <c>LayerNames[i]</c>.</summary>
+    public static IReadOnlyList<string> LayerNames => Names;
+
+    private static readonly string[] Names = ["conv1", "act1", "conv2", "act2", "pool", "hidden", "act3"];
+
+    /// <summary>The stage after the last layer: the output layer.</summary>
+    private static int OutputStage => Names.Length;
 
     /// <inheritdoc />
     public Tensor ForwardTo(string layer, Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var o = Options;
-        var stop = Stage(layer);
-        var h = input.dim() == 4 ? input : input.reshape(-1, o.InputChannels, o.ImageSize, o.ImageSize);
-        for (var stage = 0; stage <= stop; stage++) h = Apply(stage, h);
-        return h;
+        return Stages(Images(input), 0, Stage(layer));
     }
 
     /// <inheritdoc />
     public Tensor ForwardFrom(string layer, Tensor activation)
     {
         ArgumentNullException.ThrowIfNull(activation);
-        var h = activation;
-        for (var stage = Stage(layer) + 1; stage <= StageNames.Length; stage++) h = Apply(stage, h);
-        return h;
+        return Stages(activation, Stage(layer) + 1, OutputStage);
     }
 
     /// <inheritdoc />
@@ -194,12 +179,36 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     public Jet ForwardFrom(string layer, Jet activation)
     {
         ArgumentNullException.ThrowIfNull(activation);
+        return Stages(activation, Stage(layer) + 1);
+    }
+
+    /// <summary>Stages <paramref name="first"/>..<paramref name="last"/> of the network (0 = conv1 … 7 = the output layer), so that cutting anywhere composes to the same network.</summary>
+    private Tensor Stages(Tensor h, int first, int last)
+    {
+        for (var stage = first; stage <= last; stage++)
+        {
+            h = stage switch
+            {
+                0 => conv1.call(h),
+                2 => conv2.call(h),
+                1 or 3 or 6 => Activate(h),
+                4 => pool.call(h),
+                5 => hidden.call(poolDropout.call(h).flatten(1)),
+                _ => output.call(hiddenDropout.call(h)),
+            };
+        }
+        return h;
+    }
+
+    /// <summary>Stages <paramref name="first"/>..7 on jets (dropout as the identity: evaluation mode only).</summary>
+    /// <exception cref="InvalidOperationException">The network is in training mode (dropout would draw random masks).</exception>
+    private Jet Stages(Jet h, int first)
+    {
         if (training)
         {
             throw new InvalidOperationException("The Cnn is in training mode, where dropout draws random masks; Taylor jets need evaluation mode (call eval()).");
         }
-        var h = activation;
-        for (var stage = Stage(layer) + 1; stage <= StageNames.Length; stage++)
+        for (var stage = first; stage <= OutputStage; stage++)
         {
             h = stage switch
             {
@@ -214,22 +223,11 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
         return h;
     }
 
-    /// <summary>Stage <paramref name="stage"/> of <see cref="forward"/> (7 is the output layer), so that cutting anywhere composes to the same network.</summary>
-    private Tensor Apply(int stage, Tensor h) => stage switch
-    {
-        0 => conv1.call(h),
-        2 => conv2.call(h),
-        1 or 3 or 6 => Activate(h),
-        4 => pool.call(h),
-        5 => hidden.call(poolDropout.call(h).flatten(1)),
-        _ => output.call(hiddenDropout.call(h)),
-    };
-
     private static int Stage(string layer)
     {
         ArgumentNullException.ThrowIfNull(layer);
-        var index = Array.IndexOf(StageNames, layer);
-        return index >= 0 ? index : throw new ArgumentException($"'{layer}' is not a layer of this network; layers: {string.Join(", ", StageNames)}.", nameof(layer));
+        var index = Array.IndexOf(Names, layer);
+        return index >= 0 ? index : throw new ArgumentException($"'{layer}' is not a layer of this network; layers: {string.Join(", ", Names)}.", nameof(layer));
     }
 
     private Jet Activate(Jet h) => Options.Activation == "tanh" ? JetOps.Tanh(h) : JetOps.Relu(h);

@@ -13,6 +13,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
 {
     private readonly ModuleList<Linear> layers;
     private readonly string activation;
+    private readonly string[] layerNames;
 
     /// <summary>Creates the network with torch.nn.Linear's default initialisation under the current torch seed.</summary>
     /// <param name="widths">Input width, hidden widths…, output width (at least two numbers).</param>
@@ -29,6 +30,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
         layers = new ModuleList<Linear>();
         for (var i = 0; i + 1 < widths.Count; i++) layers.Add(nn.Linear(widths[i], widths[i + 1]));
         Widths = [.. widths];
+        layerNames = LayerNames(widths.Count - 2);
         RegisterComponents();
     }
 
@@ -39,16 +41,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     public string Activation => activation;
 
     /// <inheritdoc />
-    public override Tensor forward(Tensor input)
-    {
-        var h = input.dim() > 2 ? input.flatten(1) : input;
-        for (var i = 0; i < layers.Count; i++)
-        {
-            h = layers[i].call(h);
-            if (i < layers.Count - 1) h = Activate(h);
-        }
-        return h;
-    }
+    public override Tensor forward(Tensor input) => Stages(input.dim() > 2 ? input.flatten(1) : input, 0, LastStage);
 
     /// <summary>
     /// Taylor mode (see <see cref="IJetModule"/>): the same network on jets, <c>h ↦ act(h Wᵢᵀ + bᵢ)</c> by
@@ -58,13 +51,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     public Jet Forward(Jet input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var h = input.Shape.Length > 2 ? JetOps.Flatten(input, 1) : input;
-        for (var i = 0; i < layers.Count; i++)
-        {
-            h = JetOps.Linear(h, layers[i].weight!, layers[i].bias);
-            if (i < layers.Count - 1) h = Activate(h);
-        }
-        return h;
+        return Stages(input.Shape.Length > 2 ? JetOps.Flatten(input, 1) : input, 0);
     }
 
     /// <inheritdoc />
@@ -74,45 +61,54 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     /// Hidden layer i (1-based) gives two layers: <c>fc{i}</c>, its affine map <c>W h + b</c>, and <c>act{i}</c>, the activation
     /// after it (the ONNX export names its values the same way). The output layer is not one (its value is the logits).
     /// </summary>
-    public IReadOnlyList<string> Layers => [.. Enumerable.Range(1, layers.Count - 1).SelectMany(i => new[] { $"fc{i}", $"act{i}" })];
+    public IReadOnlyList<string> Layers => layerNames;
+
+    /// <summary>The layer names of an MLP with <paramref name="hiddenLayers"/> hidden layers: <c>fc1, act1, fc2, act2, …</c>.</summary>
+    public static string[] LayerNames(int hiddenLayers) => [.. Enumerable.Range(1, hiddenLayers).SelectMany(i => new[] { $"fc{i}", $"act{i}" })];
 
     /// <inheritdoc />
     public Tensor ForwardTo(string layer, Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var stop = Stage(layer);
-        var h = input.dim() > 2 ? input.flatten(1) : input;
-        for (var stage = 0; stage <= stop; stage++) h = stage % 2 == 0 ? layers[stage / 2].call(h) : Activate(h);
-        return h;
+        return Stages(input.dim() > 2 ? input.flatten(1) : input, 0, Stage(layer));
     }
 
     /// <inheritdoc />
     public Tensor ForwardFrom(string layer, Tensor activation)
     {
         ArgumentNullException.ThrowIfNull(activation);
-        var h = activation;
-        for (var stage = Stage(layer) + 1; stage < 2 * layers.Count - 1; stage++) h = stage % 2 == 0 ? layers[stage / 2].call(h) : Activate(h);
-        return h;
+        return Stages(activation, Stage(layer) + 1, LastStage);
     }
 
     /// <inheritdoc />
     public Jet ForwardFrom(string layer, Jet activation)
     {
         ArgumentNullException.ThrowIfNull(activation);
-        var h = activation;
-        for (var stage = Stage(layer) + 1; stage < 2 * layers.Count - 1; stage++)
-        {
-            h = stage % 2 == 0 ? JetOps.Linear(h, layers[stage / 2].weight!, layers[stage / 2].bias) : Activate(h);
-        }
-        return h;
+        return Stages(activation, Stage(layer) + 1);
     }
 
-    /// <summary>Stages in order: 0 = fc1, 1 = act1, 2 = fc2, …, 2L − 2 = the output layer.</summary>
+    /// <summary>The stage of a layer: 0 = fc1, 1 = act1, 2 = fc2, …; <see cref="LastStage"/> (2L − 2) is the output layer.</summary>
     private int Stage(string layer)
     {
         ArgumentNullException.ThrowIfNull(layer);
-        var index = Layers.ToList().IndexOf(layer);
-        return index >= 0 ? index : throw new ArgumentException($"'{layer}' is not a layer of this network; layers: {string.Join(", ", Layers)}.", nameof(layer));
+        var index = Array.IndexOf(layerNames, layer);
+        return index >= 0 ? index : throw new ArgumentException($"'{layer}' is not a layer of this network; layers: {string.Join(", ", layerNames)}.", nameof(layer));
+    }
+
+    private int LastStage => 2 * layers.Count - 2;
+
+    /// <summary>Stages <paramref name="first"/>..<paramref name="last"/>: even stages are the linear layers, odd ones their activations.</summary>
+    private Tensor Stages(Tensor h, int first, int last)
+    {
+        for (var stage = first; stage <= last; stage++) h = stage % 2 == 0 ? layers[stage / 2].call(h) : Activate(h);
+        return h;
+    }
+
+    /// <summary>Stages <paramref name="first"/>..<see cref="LastStage"/> on jets.</summary>
+    private Jet Stages(Jet h, int first)
+    {
+        for (var stage = first; stage <= LastStage; stage++) h = stage % 2 == 0 ? JetOps.Linear(h, layers[stage / 2].weight!, layers[stage / 2].bias) : Activate(h);
+        return h;
     }
 
     private Jet Activate(Jet h) => activation switch
