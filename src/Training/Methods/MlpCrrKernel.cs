@@ -1,0 +1,561 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace LambdaService.Training.Methods;
+
+/// <summary>The CRR objective of one batch and its parts, as computed by <see cref="MlpCrrKernel{T}"/>.</summary>
+/// <param name="Loss">Mean cross-entropy of the batch's points.</param>
+/// <param name="Penalty">The penalty P (before scaling).</param>
+public readonly record struct CrrObjective(double Loss, double Penalty);
+
+/// <summary>
+/// CRR's whole objective and its exact parameter gradient for a multilayer perceptron, in one fused pass of managed code: the
+/// Taylor-mode jet of every line through the network and the cross-entropy head (forward), then the reverse of every
+/// recurrence by hand (backward). No tensor library is involved, so the cost is the arithmetic — no per-operation dispatch,
+/// no autograd graph — which on networks of CRR's size (tens of units, batches of tens) is a small fraction of what the same
+/// computation costs as a few hundred small libtorch operations and their autograd nodes.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The network: <c>a⁰ = x</c>, <c>hˡ = Wˡ aˡ + bˡ</c>, <c>aˡ⁺¹ = φ(hˡ)</c> for the hidden layers, logits <c>z = h^{L−1}</c>
+/// (torch.nn.Linear layout, <c>W</c> of shape <c>[out, in]</c>, row-major). φ is tanh, sigmoid, softplus or ReLU. On B points with
+/// D directions each (lines <c>r = p·D + d</c>, point-major, as <see cref="CrrMethod.DrawDirections"/> draws them) the kernel
+/// computes, with <c>ℓ_r(t) = CE(f(x_p + t v_r), y_p) = Σ_k ℓ_{r,k} tᵏ</c> truncated at order K = nmax:
+/// <code>
+/// J = (1/B) Σ_p ℓ_{pD,0} + scale · Σ_{n=nmin}^{nmax} (1/(B·D)) Σ_r (n! ℓ_{r,n})²
+/// </code>
+/// — exactly <see cref="CrrMethod"/>'s objective, whose loss is read from the order-0 coefficient of each point's first line.
+/// </para>
+/// <para>
+/// Forward rules (Griewank &amp; Walther, <i>Evaluating Derivatives</i>, §13.2), per element, coefficients 0..K:
+/// linear <c>hₖ = W aₖ (+ b for k = 0)</c>; for <c>y = φ(x)</c> with <c>y' = g·x'</c>, <c>k·yₖ = Σ_{j=1..k} j·x_j·g_{k−j}</c>, where
+/// <c>g = 1 − y²</c> (tanh), <c>g = y − y²</c> (sigmoid; <c>g_k = c₁yₖ + c₂Σ_j y_j y_{k−j}</c> for k ≥ 1), <c>g = σ(x)</c> as a sigmoid jet
+/// (softplus), and <c>yₖ = xₖ</c> on the positive side, 0 elsewhere (ReLU, the sign rule of <c>JetOps.Relu</c>). The head, with
+/// <c>m = max_c z_{c,0}</c> held constant: <c>e_c = exp(z_c − m)</c> (<c>k·e_{c,k} = Σ_j j z_{c,j} e_{c,k−j}</c>), <c>S = Σ_c e_c</c>,
+/// <c>l = log S</c> (<c>l₀ = log S₀</c>, <c>lₖ = (Sₖ − (1/k)Σ_{j=1..k−1} j l_j S_{k−j}) / S₀</c>), <c>ℓ = l + m − z_y</c>.
+/// </para>
+/// <para>
+/// Backward: the adjoint of every statement above, in reverse order (each <c>u += c·a·b</c> gives <c>ā += c·ū·b</c>,
+/// <c>b̄ += c·ū·a</c>); the linear layer's <c>W̄ = Σ_k h̄ₖ aₖᵀ</c>, <c>b̄ = Σ_r h̄₀</c>, <c>āₖ = Wᵀ h̄ₖ</c>. Coefficients that are zero by
+/// construction (orders ≥ 2 of the input line, all orders ≥ 2 behind ReLU layers) are skipped in both directions.
+/// Elementwise recurrences run on whole coefficient rows with <see cref="Vector{T}"/>.
+/// </para>
+/// <para>Instances keep their buffers between calls (sized for the last batch); an instance is not thread-safe.</para>
+/// </remarks>
+/// <typeparam name="T"><see cref="float"/> or <see cref="double"/>: the precision of every operation.</typeparam>
+public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly int[] widths;
+    private readonly string activation;
+    private int lines = -1, order = -1;
+    private T[][] post = [], pre = [], aux = [], aux2 = [], gPost = [], gPre = [], gAux = [], gAux2 = [];
+    private T[] head = [];
+
+    /// <summary>Creates a kernel for an MLP with these widths (input first) and activation.</summary>
+    /// <param name="widths">Input width, hidden widths…, number of classes (at least two numbers, all positive).</param>
+    /// <param name="activation"><c>tanh</c>, <c>sigmoid</c>, <c>softplus</c> or <c>relu</c> (see <see cref="Supports"/>).</param>
+    public MlpCrrKernel(IReadOnlyList<int> widths, string activation)
+    {
+        ArgumentNullException.ThrowIfNull(widths);
+        if (widths.Count < 2 || widths.Any(w => w < 1)) throw new ArgumentException("Give at least an input and an output width, all positive.", nameof(widths));
+        if (!Supports(activation)) throw new ArgumentException($"The fused kernel has no rule for activation '{activation}'; it takes tanh, sigmoid, softplus or relu.", nameof(activation));
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) throw new NotSupportedException("The kernel computes in float or double.");
+        this.widths = [.. widths];
+        this.activation = activation;
+    }
+
+    /// <summary>Whether the kernel has a rule for <paramref name="activation"/>.</summary>
+    public static bool Supports(string? activation) => activation is "tanh" or "sigmoid" or "softplus" or "relu";
+
+    /// <summary>
+    /// Evaluates <c>J</c> (see the remarks) and writes <c>∂J/∂Wˡ</c>, <c>∂J/∂bˡ</c> into <paramref name="weightGradients"/> and
+    /// <paramref name="biasGradients"/> (overwritten, same layout as the parameters).
+    /// </summary>
+    /// <param name="weights">Per layer <c>Wˡ</c>, <c>[out, in]</c> row-major.</param>
+    /// <param name="biases">Per layer <c>bˡ</c>, <c>[out]</c>.</param>
+    /// <param name="x">The B points, <c>[B, in]</c> row-major.</param>
+    /// <param name="y">The B labels, each in <c>0..classes−1</c>.</param>
+    /// <param name="v">The B·D directions, <c>[B·D, in]</c>, point-major.</param>
+    /// <param name="directions">D ≥ 1.</param>
+    /// <param name="minOrder">nmin ≥ 1.</param>
+    /// <param name="maxOrder">nmax ≥ nmin (the jet's order K).</param>
+    /// <param name="scale">The penalty's weight (finite, ≥ 0).</param>
+    /// <param name="weightGradients">Receives <c>∂J/∂Wˡ</c>.</param>
+    /// <param name="biasGradients">Receives <c>∂J/∂bˡ</c>.</param>
+    public CrrObjective Evaluate(IReadOnlyList<T[]> weights, IReadOnlyList<T[]> biases, ReadOnlySpan<T> x, ReadOnlySpan<long> y, ReadOnlySpan<T> v,
+        int directions, int minOrder, int maxOrder, double scale, IReadOnlyList<T[]> weightGradients, IReadOnlyList<T[]> biasGradients)
+    {
+        var layers = widths.Length - 1;
+        Check(weights, biases, weightGradients, biasGradients, layers);
+        if (minOrder < 1 || maxOrder < minOrder) throw new ArgumentOutOfRangeException(nameof(maxOrder), $"Orders {minOrder}-{maxOrder} are not a range within 1..∞.");
+        ArgumentOutOfRangeException.ThrowIfLessThan(directions, 1);
+        if (!(scale >= 0) || !double.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, "Scale must be finite and ≥ 0.");
+        var inWidth = widths[0];
+        var points = y.Length;
+        if (points < 1 || x.Length != points * inWidth) throw new ArgumentException($"x holds {x.Length} values; {points} points of width {inWidth} need {points * inWidth}.", nameof(x));
+        var r = points * directions;
+        if (v.Length != r * inWidth) throw new ArgumentException($"v holds {v.Length} values; {r} lines of width {inWidth} need {r * inWidth}.", nameof(v));
+        var classes = widths[^1];
+        foreach (var label in y)
+        {
+            if (label < 0 || label >= classes) throw new ArgumentOutOfRangeException(nameof(y), label, $"Labels must lie in 0..{classes - 1}.");
+        }
+        Allocate(r, maxOrder);
+        var k = maxOrder;
+
+        // The input line: coefficient 0 is the point (repeated for its D directions), coefficient 1 the direction.
+        var a0 = post[0];
+        Array.Clear(a0);
+        for (var line = 0; line < r; line++)
+        {
+            x.Slice(line / directions * inWidth, inWidth).CopyTo(a0.AsSpan(line * inWidth, inWidth));
+        }
+        v.CopyTo(a0.AsSpan(r * inWidth, r * inWidth));
+        var degrees = new int[layers + 1];      // the highest coefficient of post[l] that can be nonzero
+        degrees[0] = Math.Min(1, k);
+        for (var l = 0; l < layers; l++)
+        {
+            LinearForward(post[l], weights[l], biases[l], pre[l], r, widths[l], widths[l + 1], degrees[l], k);
+            if (l + 1 < layers)
+            {
+                degrees[l + 1] = activation == "relu" ? degrees[l] : k;
+                ActivationForward(l, r * widths[l + 1], degrees[l]);
+            }
+        }
+
+        // The head, forward and backward line by line: a line's adjoints depend on its own coefficients only.
+        var logits = pre[layers - 1];
+        var gLogits = gPre[layers - 1];
+        Array.Clear(gLogits);
+        var factorials = new double[k + 1];
+        factorials[0] = 1;
+        for (var n = 1; n <= k; n++) factorials[n] = factorials[n - 1] * n;
+        double lossSum = 0, penaltySum = 0;
+        var gl = new T[k + 1];
+        var lk = new T[k + 1];
+        for (var line = 0; line < r; line++)
+        {
+            HeadForward(logits, line, r, classes, (int)y[line / directions], k, lk);
+            Array.Clear(gl);
+            if (line % directions == 0)
+            {
+                lossSum += double.CreateChecked(lk[0]);
+                gl[0] = T.CreateChecked(1.0 / points);
+            }
+            for (var n = minOrder; n <= maxOrder; n++)
+            {
+                var d = double.CreateChecked(lk[n]) * factorials[n];
+                penaltySum += d * d;
+                gl[n] = T.CreateChecked(scale * 2 * factorials[n] * d / r);
+            }
+            HeadBackward(logits, gLogits, line, r, classes, (int)y[line / directions], k, gl);
+        }
+
+        // Backward through the layers.
+        for (var l = layers - 1; l >= 0; l--)
+        {
+            var gA = l > 0 ? gPost[l] : null;
+            LinearBackward(post[l], weights[l], gPre[l], gA, weightGradients[l], biasGradients[l], r, widths[l], widths[l + 1], degrees[l]);
+            if (l > 0) ActivationBackward(l - 1, r * widths[l], degrees[l - 1]);
+        }
+        return new CrrObjective(lossSum / points, penaltySum / r);
+    }
+
+    private void Check(IReadOnlyList<T[]> weights, IReadOnlyList<T[]> biases, IReadOnlyList<T[]> weightGradients, IReadOnlyList<T[]> biasGradients, int layers)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(biases);
+        ArgumentNullException.ThrowIfNull(weightGradients);
+        ArgumentNullException.ThrowIfNull(biasGradients);
+        if (weights.Count != layers || biases.Count != layers || weightGradients.Count != layers || biasGradients.Count != layers)
+        {
+            throw new ArgumentException($"Give {layers} weight matrices, bias vectors and gradient buffers of each.", nameof(weights));
+        }
+        for (var l = 0; l < layers; l++)
+        {
+            var w = widths[l] * widths[l + 1];
+            if (weights[l].Length != w || weightGradients[l].Length != w) throw new ArgumentException($"Layer {l}'s weights need {w} values ([{widths[l + 1]}, {widths[l]}]).", nameof(weights));
+            if (biases[l].Length != widths[l + 1] || biasGradients[l].Length != widths[l + 1]) throw new ArgumentException($"Layer {l}'s bias needs {widths[l + 1]} values.", nameof(biases));
+        }
+    }
+
+    private void Allocate(int r, int k)
+    {
+        if (r == lines && k == order) return;
+        var layers = widths.Length - 1;
+        T[] Block(int width) => new T[(k + 1) * r * width];
+        post = [.. Enumerable.Range(0, layers).Select(l => Block(widths[l]))];
+        gPost = [.. Enumerable.Range(0, layers).Select(l => Block(widths[l]))];
+        pre = [.. Enumerable.Range(0, layers).Select(l => Block(widths[l + 1]))];
+        gPre = [.. Enumerable.Range(0, layers).Select(l => Block(widths[l + 1]))];
+        // aux: g of the activation's recurrence (tanh, sigmoid) or the sigmoid jet σ (softplus); aux2: σ's own g (softplus).
+        aux = [.. Enumerable.Range(0, layers - 1).Select(l => Block(widths[l + 1]))];
+        gAux = [.. Enumerable.Range(0, layers - 1).Select(l => Block(widths[l + 1]))];
+        aux2 = activation == "softplus" ? [.. Enumerable.Range(0, layers - 1).Select(l => Block(widths[l + 1]))] : [];
+        gAux2 = activation == "softplus" ? [.. Enumerable.Range(0, layers - 1).Select(l => Block(widths[l + 1]))] : [];
+        head = new T[2 * (widths[^1] + 1) * (k + 1) + 2 * (k + 1)];
+        lines = r;
+        order = k;
+    }
+
+    // ───────────────────────────── linear layers ─────────────────────────────
+
+    /// <summary><c>hₖ = W aₖ (+ b for k = 0)</c> for k ≤ <paramref name="degree"/>; higher coefficients are zero.</summary>
+    private static void LinearForward(T[] a, T[] w, T[] b, T[] h, int r, int inWidth, int outWidth, int degree, int k)
+    {
+        Array.Clear(h, (degree + 1) * r * outWidth, (k - degree) * r * outWidth);
+        for (var c = 0; c <= degree; c++)
+        {
+            for (var line = 0; line < r; line++)
+            {
+                var row = a.AsSpan((c * r + line) * inWidth, inWidth);
+                var output = h.AsSpan((c * r + line) * outWidth, outWidth);
+                for (var o = 0; o < outWidth; o++) output[o] = Dot(w.AsSpan(o * inWidth, inWidth), row) + (c == 0 ? b[o] : T.Zero);
+            }
+        }
+    }
+
+    /// <summary><c>W̄ = Σ_k h̄ₖ aₖᵀ</c>, <c>b̄ = Σ h̄₀</c> and, when wanted, <c>āₖ = Wᵀ h̄ₖ</c> (k ≤ <paramref name="degree"/>; zero above).</summary>
+    private static void LinearBackward(T[] a, T[] w, T[] gH, T[]? gA, T[] gW, T[] gB, int r, int inWidth, int outWidth, int degree)
+    {
+        Array.Clear(gW);
+        Array.Clear(gB);
+        if (gA is not null) Array.Clear(gA);
+        for (var c = 0; c <= degree; c++)
+        {
+            for (var line = 0; line < r; line++)
+            {
+                var row = a.AsSpan((c * r + line) * inWidth, inWidth);
+                var gRow = gA is null ? default : gA.AsSpan((c * r + line) * inWidth, inWidth);
+                var g = gH.AsSpan((c * r + line) * outWidth, outWidth);
+                for (var o = 0; o < outWidth; o++)
+                {
+                    var go = g[o];
+                    if (go == T.Zero) continue;
+                    if (c == 0) gB[o] += go;
+                    Axpy(gW.AsSpan(o * inWidth, inWidth), go, row);
+                    if (gA is not null) Axpy(gRow, go, w.AsSpan(o * inWidth, inWidth));
+                }
+            }
+        }
+    }
+
+    // ───────────────────────────── activations ─────────────────────────────
+
+    /// <summary>Hidden activation <paramref name="layer"/>: <c>post[layer + 1] = φ(pre[layer])</c> on <paramref name="n"/> elements per coefficient.</summary>
+    private void ActivationForward(int layer, int n, int degree)
+    {
+        var xs = pre[layer];
+        var ys = post[layer + 1];
+        var k = order;
+        switch (activation)
+        {
+            case "relu":
+                Array.Clear(ys);
+                for (var e = 0; e < n; e++)
+                {
+                    if (!PositiveSide(xs, e, n, degree)) continue;
+                    for (var c = 0; c <= degree; c++) ys[c * n + e] = xs[c * n + e];
+                }
+                break;
+            case "tanh":
+                PolynomialRecurrence(xs, ys, aux[layer], n, k, T.One, T.Zero, -T.One, T.Tanh);
+                break;
+            case "sigmoid":
+                PolynomialRecurrence(xs, ys, aux[layer], n, k, T.Zero, T.One, -T.One, Sigmoid);
+                break;
+            default:
+                // softplus: y' = σ(x)·x'. aux = σ's jet (orders 0..K−1), aux2 = σ's g.
+                PolynomialRecurrence(xs, aux[layer], aux2[layer], n, k - 1, T.Zero, T.One, -T.One, Sigmoid);
+                var y0 = ys.AsSpan(0, n);
+                for (var e = 0; e < n; e++) y0[e] = Softplus(xs[e]);
+                Integrate(xs, ys, aux[layer], n, k);
+                break;
+        }
+    }
+
+    /// <summary>The reverse of <see cref="ActivationForward"/>: <c>gPre[layer]</c> from <c>gPost[layer + 1]</c>.</summary>
+    private void ActivationBackward(int layer, int n, int degree)
+    {
+        var xs = pre[layer];
+        var gX = gPre[layer];
+        var gY = gPost[layer + 1];
+        var k = order;
+        Array.Clear(gX);
+        switch (activation)
+        {
+            case "relu":
+                for (var e = 0; e < n; e++)
+                {
+                    if (!PositiveSide(xs, e, n, degree)) continue;
+                    for (var c = 0; c <= degree; c++) gX[c * n + e] = gY[c * n + e];
+                }
+                break;
+            case "tanh":
+                PolynomialRecurrenceBackward(xs, post[layer + 1], aux[layer], gX, gY, gAux[layer], n, k, T.Zero, -T.One);
+                break;
+            case "sigmoid":
+                PolynomialRecurrenceBackward(xs, post[layer + 1], aux[layer], gX, gY, gAux[layer], n, k, T.One, -T.One);
+                break;
+            default:
+                var gS = gAux2[layer];      // adjoint of σ's jet (aux)
+                Array.Clear(gS);
+                IntegrateBackward(xs, aux[layer], gX, gY, gS, n, k);
+                var y0Bar = gY.AsSpan(0, n);
+                var s0 = aux[layer].AsSpan(0, n);
+                MulAdd(gX.AsSpan(0, n), T.One, y0Bar, s0);                   // softplus'(x₀) = σ(x₀)
+                // σ's jet to order K−1 from the same x; its g lives in aux2 (forward) and needs a scratch adjoint.
+                var scratch = gAux[layer];
+                PolynomialRecurrenceBackward(xs, aux[layer], aux2[layer], gX, gS, scratch, n, k - 1, T.One, -T.One);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// <c>y₀ = φ(x₀)</c>, then for k = 1..K: <c>k·yₖ = Σ_{j=1..k} j·x_j·g_{k−j}</c> and <c>gₖ = c₁yₖ + c₂Σ_{j=0..k} y_j y_{k−j}</c>
+    /// (<c>g₀ = c₀ + c₁y₀ + c₂y₀²</c>), which is φ' along the line for tanh (1, 0, −1) and sigmoid (0, 1, −1).
+    /// </summary>
+    private static void PolynomialRecurrence(T[] xs, T[] ys, T[] gs, int n, int k, T c0, T c1, T c2, Func<T, T> phi)
+    {
+        var y0 = ys.AsSpan(0, n);
+        var g0 = gs.AsSpan(0, n);
+        for (var e = 0; e < n; e++)
+        {
+            var y = phi(xs[e]);
+            y0[e] = y;
+            g0[e] = c0 + (c1 + c2 * y) * y;
+        }
+        for (var c = 1; c <= k; c++)
+        {
+            var yc = ys.AsSpan(c * n, n);
+            yc.Clear();
+            for (var j = 1; j <= c; j++) MulAdd(yc, T.CreateChecked((double)j / c), xs.AsSpan(j * n, n), gs.AsSpan((c - j) * n, n));
+            var gc = gs.AsSpan(c * n, n);
+            Scale(gc, c1, yc);
+            for (var j = 0; j <= c; j++) MulAdd(gc, c2, ys.AsSpan(j * n, n), ys.AsSpan((c - j) * n, n));
+        }
+    }
+
+    /// <summary>
+    /// The adjoint of <see cref="PolynomialRecurrence"/> with the same <paramref name="c1"/>, <paramref name="c2"/> (c₀ has no adjoint):
+    /// adds to <paramref name="gX"/> given <paramref name="gY"/>, which it consumes; <paramref name="gG"/> is scratch.
+    /// </summary>
+    private static void PolynomialRecurrenceBackward(T[] xs, T[] ys, T[] gs, T[] gX, T[] gY, T[] gG, int n, int k, T c1, T c2)
+    {
+        Array.Clear(gG, 0, (k + 1) * n);
+        for (var c = k; c >= 1; c--)
+        {
+            var gGc = gG.AsSpan(c * n, n);
+            // gₖ = c₁yₖ + c₂Σ_j y_j y_{k−j}
+            if (c1 != T.Zero) Axpy(gY.AsSpan(c * n, n), c1, gGc);
+            for (var j = 0; j <= c; j++)
+            {
+                MulAdd(gY.AsSpan(j * n, n), c2, gGc, ys.AsSpan((c - j) * n, n));
+                MulAdd(gY.AsSpan((c - j) * n, n), c2, gGc, ys.AsSpan(j * n, n));
+            }
+            // yₖ = Σ_j (j/k)·x_j·g_{k−j}
+            var gYc = gY.AsSpan(c * n, n);
+            for (var j = 1; j <= c; j++)
+            {
+                var w = T.CreateChecked((double)j / c);
+                MulAdd(gX.AsSpan(j * n, n), w, gYc, gs.AsSpan((c - j) * n, n));
+                MulAdd(gG.AsSpan((c - j) * n, n), w, gYc, xs.AsSpan(j * n, n));
+            }
+        }
+        // g₀ = c₀ + c₁y₀ + c₂y₀², y₀ = φ(x₀) with φ'(x₀) = g₀.
+        var y0 = ys.AsSpan(0, n);
+        var gy0 = gY.AsSpan(0, n);
+        var gg0 = gG.AsSpan(0, n);
+        var g0 = gs.AsSpan(0, n);
+        var gx0 = gX.AsSpan(0, n);
+        var two = T.CreateChecked(2);
+        for (var e = 0; e < n; e++)
+        {
+            var total = gy0[e] + gg0[e] * (c1 + two * c2 * y0[e]);
+            gx0[e] += total * g0[e];
+        }
+    }
+
+    /// <summary><c>k·yₖ = Σ_{j=1..k} j·x_j·s_{k−j}</c> for k = 1..K (y₀ given): the rule for <c>y' = s·x'</c>.</summary>
+    private static void Integrate(T[] xs, T[] ys, T[] ss, int n, int k)
+    {
+        for (var c = 1; c <= k; c++)
+        {
+            var yc = ys.AsSpan(c * n, n);
+            yc.Clear();
+            for (var j = 1; j <= c; j++) MulAdd(yc, T.CreateChecked((double)j / c), xs.AsSpan(j * n, n), ss.AsSpan((c - j) * n, n));
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="Integrate"/>: adds to <paramref name="gX"/> and <paramref name="gS"/>.</summary>
+    private static void IntegrateBackward(T[] xs, T[] ss, T[] gX, T[] gY, T[] gS, int n, int k)
+    {
+        for (var c = k; c >= 1; c--)
+        {
+            var gYc = gY.AsSpan(c * n, n);
+            for (var j = 1; j <= c; j++)
+            {
+                var w = T.CreateChecked((double)j / c);
+                MulAdd(gX.AsSpan(j * n, n), w, gYc, ss.AsSpan((c - j) * n, n));
+                MulAdd(gS.AsSpan((c - j) * n, n), w, gYc, xs.AsSpan(j * n, n));
+            }
+        }
+    }
+
+    /// <summary>The sign rule of <c>JetOps.Relu</c>: the first nonzero coefficient of element <paramref name="e"/> is positive.</summary>
+    private static bool PositiveSide(T[] xs, int e, int n, int degree)
+    {
+        for (var c = 0; c <= degree; c++)
+        {
+            var value = xs[c * n + e];
+            if (value != T.Zero) return value > T.Zero;
+        }
+        return false;
+    }
+
+    private static T Sigmoid(T x)
+    {
+        if (x >= T.Zero) return T.One / (T.One + T.Exp(-x));
+        var e = T.Exp(x);
+        return e / (T.One + e);
+    }
+
+    /// <summary>torch's softplus (β = 1, threshold 20): x itself above 20.</summary>
+    private static T Softplus(T x) => x > T.CreateChecked(20) ? x : T.Max(x, T.Zero) + T.LogP1(T.Exp(-T.Abs(x)));
+
+    // ───────────────────────────── the cross-entropy head ─────────────────────────────
+
+    /// <summary>The coefficients <c>ℓ₀..ℓ_K</c> of one line's loss into <paramref name="loss"/>; keeps e, S, l in the head buffer.</summary>
+    private void HeadForward(T[] logits, int line, int r, int classes, int label, int k, T[] loss)
+    {
+        var span = head.AsSpan();
+        var e = span[..(classes * (k + 1))];                     // e[c·(K+1) + j]
+        var s = span.Slice(2 * classes * (k + 1), k + 1);
+        var l = span.Slice(2 * classes * (k + 1) + (k + 1), k + 1);
+        T Z(int c, int j) => logits[(j * r + line) * classes + c];
+        var m = Z(0, 0);
+        for (var c = 1; c < classes; c++) m = T.Max(m, Z(c, 0));
+        s.Clear();
+        for (var c = 0; c < classes; c++)
+        {
+            var ec = e.Slice(c * (k + 1), k + 1);
+            ec[0] = T.Exp(Z(c, 0) - m);
+            for (var j = 1; j <= k; j++)
+            {
+                var sum = T.Zero;
+                for (var i = 1; i <= j; i++) sum += T.CreateChecked(i) * Z(c, i) * ec[j - i];
+                ec[j] = sum / T.CreateChecked(j);
+            }
+            for (var j = 0; j <= k; j++) s[j] += ec[j];
+        }
+        l[0] = T.Log(s[0]);
+        for (var j = 1; j <= k; j++)
+        {
+            var sum = T.Zero;
+            for (var i = 1; i < j; i++) sum += T.CreateChecked(i) * l[i] * s[j - i];
+            l[j] = (s[j] - sum / T.CreateChecked(j)) / s[0];
+        }
+        for (var j = 0; j <= k; j++) loss[j] = l[j] - Z(label, j) + (j == 0 ? m : T.Zero);
+    }
+
+    /// <summary>The adjoint of <see cref="HeadForward"/> (run right after it for the same line): adds <c>∂J/∂z</c> to <paramref name="gLogits"/>.</summary>
+    private void HeadBackward(T[] logits, T[] gLogits, int line, int r, int classes, int label, int k, T[] gLoss)
+    {
+        var span = head.AsSpan();
+        var e = span[..(classes * (k + 1))];
+        var ge = span.Slice(classes * (k + 1), classes * (k + 1));
+        var s = span.Slice(2 * classes * (k + 1), k + 1);
+        var l = span.Slice(2 * classes * (k + 1) + (k + 1), k + 1);
+        Span<T> gl = stackalloc T[k + 1];
+        Span<T> gs = stackalloc T[k + 1];
+        gLoss.AsSpan().CopyTo(gl);
+        gs.Clear();
+        int Index(int c, int j) => (j * r + line) * classes + c;
+        for (var j = 0; j <= k; j++) gLogits[Index(label, j)] -= gl[j];
+        for (var j = k; j >= 1; j--)
+        {
+            var q = gl[j] / s[0];
+            gs[j] += q;
+            for (var i = 1; i < j; i++)
+            {
+                var w = T.CreateChecked((double)i / j);
+                gl[i] -= q * w * s[j - i];
+                gs[j - i] -= q * w * l[i];
+            }
+            gs[0] -= q * l[j];
+        }
+        gs[0] += gl[0] / s[0];
+        for (var c = 0; c < classes; c++)
+        {
+            var ec = e.Slice(c * (k + 1), k + 1);
+            var gec = ge.Slice(c * (k + 1), k + 1);
+            gs.CopyTo(gec);
+            for (var j = k; j >= 1; j--)
+            {
+                for (var i = 1; i <= j; i++)
+                {
+                    var w = T.CreateChecked((double)i / j) * gec[j];
+                    gLogits[Index(c, i)] += w * ec[j - i];
+                    gec[j - i] += w * logits[Index(c, i)];
+                }
+            }
+            gLogits[Index(c, 0)] += gec[0] * ec[0];
+        }
+    }
+
+    // ───────────────────────────── vector helpers ─────────────────────────────
+
+    private static T Dot(ReadOnlySpan<T> a, ReadOnlySpan<T> b)
+    {
+        var i = 0;
+        var sum = T.Zero;
+        if (Vector.IsHardwareAccelerated && a.Length >= Vector<T>.Count)
+        {
+            var va = MemoryMarshal.Cast<T, Vector<T>>(a);
+            var vb = MemoryMarshal.Cast<T, Vector<T>>(b);
+            var acc = Vector<T>.Zero;
+            for (var j = 0; j < va.Length; j++) acc += va[j] * vb[j];
+            sum = Vector.Sum(acc);
+            i = va.Length * Vector<T>.Count;
+        }
+        for (; i < a.Length; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    /// <summary><c>y += α·x</c>.</summary>
+    private static void Axpy(Span<T> y, T alpha, ReadOnlySpan<T> x)
+    {
+        var i = 0;
+        if (Vector.IsHardwareAccelerated && y.Length >= Vector<T>.Count)
+        {
+            var vy = MemoryMarshal.Cast<T, Vector<T>>(y);
+            var vx = MemoryMarshal.Cast<T, Vector<T>>(x);
+            var va = new Vector<T>(alpha);
+            for (var j = 0; j < vy.Length; j++) vy[j] += va * vx[j];
+            i = vy.Length * Vector<T>.Count;
+        }
+        for (; i < y.Length; i++) y[i] += alpha * x[i];
+    }
+
+    /// <summary><c>y = α·x</c>.</summary>
+    private static void Scale(Span<T> y, T alpha, ReadOnlySpan<T> x)
+    {
+        for (var i = 0; i < y.Length; i++) y[i] = alpha * x[i];
+    }
+
+    /// <summary><c>y += α·a⊙b</c>.</summary>
+    private static void MulAdd(Span<T> y, T alpha, ReadOnlySpan<T> a, ReadOnlySpan<T> b)
+    {
+        var i = 0;
+        if (Vector.IsHardwareAccelerated && y.Length >= Vector<T>.Count)
+        {
+            var vy = MemoryMarshal.Cast<T, Vector<T>>(y);
+            var va = MemoryMarshal.Cast<T, Vector<T>>(a);
+            var vb = MemoryMarshal.Cast<T, Vector<T>>(b);
+            var al = new Vector<T>(alpha);
+            for (var j = 0; j < vy.Length; j++) vy[j] += al * va[j] * vb[j];
+            i = vy.Length * Vector<T>.Count;
+        }
+        for (; i < y.Length; i++) y[i] += alpha * a[i] * b[i];
+    }
+}

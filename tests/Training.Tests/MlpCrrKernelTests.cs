@@ -1,0 +1,126 @@
+using LambdaService.Measurement.Engines;
+using LambdaService.Training.Methods;
+using LambdaService.Training.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LambdaService.Training.Tests;
+
+/// <summary>
+/// The fused CRR kernel against nested autograd (an independent construction: first-order autograd applied n times to the
+/// plain forward pass, then autograd once more for the parameter gradient), all in float64.
+/// </summary>
+[Collection(TorchGeneratorCollection.Name)]
+public class MlpCrrKernelTests
+{
+    private const int Points = 5, Directions = 2;
+
+    private static double[] Uniform(Random rng, int count, double low = -1, double high = 1) =>
+        [.. Enumerable.Range(0, count).Select(_ => low + (high - low) * rng.NextDouble())];
+
+    /// <summary>J = mean CE + scale·Σ_{n=nmin..nmax} mean_lines (Dⁿℓ)², and its gradient, by nested autograd on the module.</summary>
+    private static (double Loss, double Penalty, double[][] Gradients) Nested(Mlp mlp, double[] x, long[] y, double[] v, int inWidth, int nmin, int nmax, double scale)
+    {
+        using var scope = NewDisposeScope();
+        var xt = tensor(x, [Points, inWidth], ScalarType.Float64);
+        var vt = tensor(v, [Points * Directions, inWidth], ScalarType.Float64);
+        var yt = tensor(y);
+        var yr = yt.repeat_interleave(Directions, 0);
+        var d = new AutogradDifferentiableEngine().DirectionalDerivatives(z => Objective.Evaluate(TargetKind.Loss, mlp.call(z), yr), xt.repeat_interleave(Directions, 0), vt, nmax);
+        var penalty = d.narrow(1, nmin - 1, nmax - nmin + 1).square().mean([0]).sum();
+        var loss = nn.functional.cross_entropy(mlp.call(xt), yt);
+        var parameters = mlp.parameters().Select(p => (Tensor)p).ToList();
+        var grads = autograd.grad([loss + scale * penalty], parameters);
+        return (loss.ToDouble(), penalty.ToDouble(), [.. grads.Select(g => g.data<double>().ToArray())]);
+    }
+
+    private static (T[][] W, T[][] B) Arrays<T>(Mlp mlp) where T : unmanaged
+    {
+        var p = mlp.parameters().Select(t => t.to(typeof(T) == typeof(float) ? ScalarType.Float32 : ScalarType.Float64).data<T>().ToArray()).ToArray();
+        return ([.. p.Where((_, i) => i % 2 == 0)], [.. p.Where((_, i) => i % 2 == 1)]);
+    }
+
+    [Theory]
+    [InlineData("tanh", 2, 4)]
+    [InlineData("tanh", 1, 6)]
+    [InlineData("sigmoid", 1, 4)]
+    [InlineData("softplus", 2, 5)]
+    [InlineData("relu", 1, 4)]
+    public void The_objective_and_its_parameter_gradient_equal_nested_autograd_in_double(string activation, int nmin, int nmax)
+    {
+        const double scale = 0.7;
+        int[] widths = [3, 6, 5, 4];
+        manual_seed(41);
+        using var mlp = new Mlp(widths, activation);
+        mlp.to(ScalarType.Float64);
+        var rng = new Random(42);
+        var x = Uniform(rng, Points * 3, -1.5, 1.5);
+        var v = Uniform(rng, Points * Directions * 3);
+        long[] y = [0, 3, 1, 2, 3];
+        var expected = Nested(mlp, x, y, v, 3, nmin, nmax, scale);
+
+        var (w, b) = Arrays<double>(mlp);
+        var gw = w.Select(a => new double[a.Length]).ToArray();
+        var gb = b.Select(a => new double[a.Length]).ToArray();
+        var kernel = new MlpCrrKernel<double>(widths, activation);
+        var actual = kernel.Evaluate(w, b, x, y, v, Directions, nmin, nmax, scale, gw, gb);
+
+        Assert.Equal(expected.Loss, actual.Loss, 1e-12);
+        Assert.True(expected.Penalty > 1e-6, "the penalty should not vanish here");
+        Assert.True(Math.Abs(actual.Penalty - expected.Penalty) <= 1e-10 * expected.Penalty, $"penalty {actual.Penalty:R} vs {expected.Penalty:R}");
+        var grads = gw.Zip(gb).SelectMany(p => new[] { p.First, p.Second }).ToArray();
+        for (var i = 0; i < grads.Length; i++)
+        {
+            var largest = expected.Gradients[i].Max(Math.Abs);
+            Assert.True(largest > 0, $"parameter {i}'s gradient should not vanish");
+            for (var j = 0; j < grads[i].Length; j++)
+            {
+                Assert.True(Math.Abs(grads[i][j] - expected.Gradients[i][j]) <= 1e-10 * largest, $"parameter {i}[{j}]: {grads[i][j]:R} vs {expected.Gradients[i][j]:R}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Float32_agrees_with_float64_to_single_precision_and_a_second_call_reuses_its_buffers_without_carrying_state()
+    {
+        int[] widths = [2, 8, 8, 2];
+        manual_seed(7);
+        using var mlp = new Mlp(widths);
+        var rng = new Random(8);
+        var x = Uniform(rng, Points * 2);
+        var v = Uniform(rng, Points * Directions * 2);
+        long[] y = [0, 1, 1, 0, 1];
+        var (w64, b64) = Arrays<double>(mlp);
+        var (w32, b32) = Arrays<float>(mlp);
+        var g64 = (w64.Select(a => new double[a.Length]).ToArray(), b64.Select(a => new double[a.Length]).ToArray());
+        var g32 = (w32.Select(a => new float[a.Length]).ToArray(), b32.Select(a => new float[a.Length]).ToArray());
+        var k64 = new MlpCrrKernel<double>(widths, "tanh");
+        var k32 = new MlpCrrKernel<float>(widths, "tanh");
+        var o64 = k64.Evaluate(w64, b64, x, y, v, Directions, 1, 4, 0.5, g64.Item1, g64.Item2);
+        var first = k32.Evaluate(w32, b32, [.. x.Select(d => (float)d)], y, [.. v.Select(d => (float)d)], Directions, 1, 4, 0.5, g32.Item1, g32.Item2);
+        var firstGrad = g32.Item1[1].ToArray();
+        var again = k32.Evaluate(w32, b32, [.. x.Select(d => (float)d)], y, [.. v.Select(d => (float)d)], Directions, 1, 4, 0.5, g32.Item1, g32.Item2);
+
+        Assert.Equal(o64.Loss, first.Loss, 1e-5);
+        Assert.True(Math.Abs(first.Penalty - o64.Penalty) <= 1e-4 * o64.Penalty, $"{first.Penalty} vs {o64.Penalty}");
+        var largest = g64.Item1[1].Max(Math.Abs);
+        for (var j = 0; j < firstGrad.Length; j++) Assert.True(Math.Abs(firstGrad[j] - g64.Item1[1][j]) <= 1e-4 * largest, $"W1[{j}]: {firstGrad[j]} vs {g64.Item1[1][j]}");
+        Assert.Equal(first, again);
+        Assert.Equal(firstGrad, g32.Item1[1]);
+    }
+
+    [Fact]
+    public void Bad_shapes_labels_and_activations_are_refused_with_the_argument_named()
+    {
+        var kernel = new MlpCrrKernel<double>([2, 3, 2], "tanh");
+        double[][] w = [new double[6], new double[6]];
+        double[][] b = [new double[3], new double[2]];
+        double[][] gw = [new double[6], new double[6]];
+        double[][] gb = [new double[3], new double[2]];
+        Assert.Equal("x", Assert.Throws<ArgumentException>(() => kernel.Evaluate(w, b, new double[3], [0, 1], new double[8], 2, 1, 4, 1, gw, gb)).ParamName);
+        Assert.Equal("v", Assert.Throws<ArgumentException>(() => kernel.Evaluate(w, b, new double[4], [0, 1], new double[6], 2, 1, 4, 1, gw, gb)).ParamName);
+        Assert.Equal("y", Assert.Throws<ArgumentOutOfRangeException>(() => kernel.Evaluate(w, b, new double[4], [0, 2], new double[8], 2, 1, 4, 1, gw, gb)).ParamName);
+        Assert.Equal("weights", Assert.Throws<ArgumentException>(() => kernel.Evaluate([new double[6]], b, new double[4], [0, 1], new double[8], 2, 1, 4, 1, gw, gb)).ParamName);
+        Assert.Equal("activation", Assert.Throws<ArgumentException>(() => new MlpCrrKernel<double>([2, 2], "gelu")).ParamName);
+    }
+}
