@@ -1,6 +1,7 @@
 using System.Globalization;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Estimation;
+using LambdaService.Training.Methods;
 
 namespace LambdaService.Training;
 
@@ -140,7 +141,12 @@ public sealed record CrrSettings
     /// <summary>The penalty is applied on every k-th step.</summary>
     public int Every { get; init; } = 1;
 
-    /// <summary>Derivative engine of the penalty: <c>auto</c> (default: Taylor mode for the project's mlp and cnn), <c>taylor</c> or <c>autograd</c> (nested reverse mode).</summary>
+    /// <summary>
+    /// Derivative engine of the penalty, all exact: <c>auto</c> (default: <c>fused</c> where it applies, else <c>taylor</c> for the project's
+    /// mlp and cnn), <c>fused</c> (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu,
+    /// the penalty at the input, no class filter), <c>taylor</c> (Taylor mode through libtorch operations and autograd) or
+    /// <c>autograd</c> (nested reverse mode).
+    /// </summary>
     public string Engine { get; init; } = "auto";
 
     /// <summary>The band and controller of method <c>crr-target</c> (null for the other methods).</summary>
@@ -312,7 +318,14 @@ public sealed record TrainingRequest
             throw new MeasurementInputException("crr.orders", $"crr orders must satisfy 1 ≤ min ≤ max ≤ {CrrOrderLimit} (got {Crr.Orders?.Min}-{Crr.Orders?.Max}); e.g. {{ min: 2, max: 3 }}.");
         }
         if (Crr.Directions is < 1 or > 64) throw new MeasurementInputException("crr.directions", $"crr directions must be between 1 and 64 (got {Crr.Directions}).");
-        if (Crr.Engine is not ("auto" or "taylor" or "autograd")) throw new MeasurementInputException("crr.engine", $"crr engine '{Crr.Engine}' is not known; use auto, taylor or autograd.");
+        if (Crr.Engine is not ("auto" or "fused" or "taylor" or "autograd")) throw new MeasurementInputException("crr.engine", $"crr engine '{Crr.Engine}' is not known; use auto, fused, taylor or autograd.");
+        if (Crr.Engine == "fused" && (Model.Kind != "mlp" || !MlpCrrKernel<float>.Supports(Model.Activation) || !Measurement.Taylor.Layers.IsInput(Crr.At) || Crr.Pairs is { Length: > 0 }))
+        {
+            throw new MeasurementInputException("crr.engine",
+                "crr engine 'fused' computes the penalty of an mlp with activation tanh, sigmoid, softplus or relu, at the input (crr.at 'input'), "
+                + $"without crr.pairs; this run has a {Model.Kind}{(Model.Kind == "mlp" ? $" with {Model.Activation}" : "")}, crr.at '{Crr.At}'"
+                + $"{(Crr.Pairs is { Length: > 0 } ? " and crr.pairs" : "")}. Use crr engine auto or taylor.");
+        }
         if (Crr.Every is < 1 or > 1_000_000) throw new MeasurementInputException("crr.every", $"crr every must be ≥ 1 (got {Crr.Every}); 1 applies the penalty on every step.");
         Model.CheckLayer(Crr.At, "crr.at");
         if (Crr.Pairs is null) throw new MeasurementInputException("crr.pairs", "crr pairs must be a list, e.g. [\"4-9\", \"3-8\"].");

@@ -263,16 +263,25 @@ public static class TrainingRun
         return request.Method switch
         {
             "crr" => new CrrMethod(request.Crr.Scale, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every,
-                Seeds.Stream(request.Seed, 12), taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses()),
+                Seeds.Stream(request.Seed, 12), taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses(),
+                fused: FusedChoice(request.Crr.Engine)),
             "crr-target" => new CrrTargetMethod(
                 new CrrMethod(0, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every, Seeds.Stream(request.Seed, 12),
-                    taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses()),
+                    taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses(), fused: FusedChoice(request.Crr.Engine)),
                 new LambdaBandController(request.Crr.Target ?? throw new MeasurementInputException("crr.target", "method crr-target needs crr.target { min, max }."))),
             "sam" => new SamMethod(request.Sam.Rho, request.Sam.Adaptive),
             "baseline" => new BaselineMethod(),
             _ => throw new MeasurementInputException("method", $"method '{request.Method}' is not known; use baseline, crr, sam or crr-target."),
         };
     }
+
+    /// <summary>crr.engine → the method's fused-kernel choice: required (<c>fused</c>), where it applies (<c>auto</c>) or never.</summary>
+    private static bool? FusedChoice(string engine) => engine switch
+    {
+        "fused" => true,
+        "auto" => null,
+        _ => false,
+    };
 
     private static (List<EpochRecord> History, double TrainSeconds, double MeasureSeconds) Fit(nn.Module<Tensor, Tensor> network, ITrainingMethod method,
         TrainingRequest request, TrainingData data, Dataset? monitor, IProgress<TrainingProgress>? progress, List<string> warnings, CancellationToken cancellationToken)

@@ -117,4 +117,56 @@ public class CrrMethodTests
         Assert.Contains("d=1..4", method.Formula);
         Assert.Contains("s mod 2 = 0", method.Formula);
     }
+
+    [Theory]
+    [InlineData("tanh", ScalarType.Float64)]
+    [InlineData("relu", ScalarType.Float64)]
+    [InlineData("softplus", ScalarType.Float32)]
+    public void Steps_through_the_fused_kernel_move_the_parameters_as_steps_through_taylor_mode_in_libtorch_do(string activation, ScalarType dtype)
+    {
+        // Two constructions of the same exact gradient: the fused kernel's hand-written reverse pass, and autograd through the
+        // libtorch jet graph. Five Adam steps each from the same start and the same direction stream; float64 agrees to rounding,
+        // float32 to single precision.
+        int[] widths = [2, 8, 8, 3];
+        double[] Train(bool fused, List<StepLoss> losses)
+        {
+            manual_seed(17);
+            using var mlp = new LambdaService.Training.Models.Mlp(widths, activation);
+            mlp.to(dtype);
+            using var adam = optim.Adam(mlp.parameters(), 0.01);
+            var method = new CrrMethod(0.5, 1, 4, Directions, 1, new Random(4), fused: fused);
+            using var scope = NewDisposeScope();
+            var x = ParameterAccess.Rows(X).to(dtype);
+            var y = ParameterAccess.Labels(Y);
+            for (var s = 0; s < 5; s++) losses.Add(method.Step(mlp, x, y, adam, s));
+            return [.. mlp.parameters().SelectMany(p => p.to(ScalarType.Float64).data<double>().ToArray())];
+        }
+        var fusedLosses = new List<StepLoss>();
+        var opsLosses = new List<StepLoss>();
+        var fusedParameters = Train(true, fusedLosses);
+        var opsParameters = Train(false, opsLosses);
+        var tolerance = dtype == ScalarType.Float64 ? 1e-10 : 1e-4;
+        for (var i = 0; i < opsParameters.Length; i++) Assert.True(Math.Abs(fusedParameters[i] - opsParameters[i]) <= tolerance, $"parameter {i}: {fusedParameters[i]:R} vs {opsParameters[i]:R}");
+        for (var s = 0; s < 5; s++)
+        {
+            Assert.Equal(opsLosses[s].Loss, fusedLosses[s].Loss, tolerance);
+            Assert.True(Math.Abs(fusedLosses[s].Penalty!.Value - opsLosses[s].Penalty!.Value) <= tolerance * Math.Max(1, opsLosses[s].Penalty!.Value), $"step {s}'s penalty");
+        }
+        Assert.True(opsLosses[0].Penalty > 1e-4, "the penalty should matter here");
+    }
+
+    [Fact]
+    public void A_required_fused_kernel_refuses_a_network_it_has_no_rules_for()
+    {
+        manual_seed(1);
+        using var mlp = new LambdaService.Training.Models.Mlp([2, 4, 3], "gelu");
+        using var sgd = optim.SGD(mlp.parameters(), 0.01);
+        using var scope = NewDisposeScope();
+        var method = new CrrMethod(0.1, 1, 2, 1, 1, new Random(1), fused: true);
+        var e = Assert.Throws<InvalidOperationException>(() => method.Step(mlp, ParameterAccess.Rows(X).to(ScalarType.Float32), ParameterAccess.Labels(Y), sgd, 0));
+        Assert.Contains("activation gelu", e.Message, StringComparison.Ordinal);
+        // Where it applies only when it can (the default), the same network steps through Taylor mode instead.
+        var fallback = new CrrMethod(0.1, 1, 2, 1, 1, new Random(1)).Step(mlp, ParameterAccess.Rows(X).to(ScalarType.Float32), ParameterAccess.Labels(Y), sgd, 0);
+        Assert.True(fallback.Penalty > 0);
+    }
 }

@@ -61,7 +61,9 @@ public static class BenchVerb
         notes.Add($"device: {ComputeDevice.Name(device)} (libtorch: engines and training); finite differences: ONNX Runtime with device {requested}.");
         rows.AddRange(EngineRows(Mlp(), "tanh MLP 2-64-64-2", mlpPoints, directions, orders, repeats, notes, requested, device, cancellationToken));
         rows.AddRange(EngineRows(Cnn(), "CNN 1x28x28 (conv 16, conv 32, maxpool, 128)", cnnPoints, directions, orders, repeats, notes, requested, device, cancellationToken));
-        var training = a.Has("skip-training") ? [] : TrainingCosts(notes, cancellationToken, requested);
+        var trainingRepeats = Math.Min(repeats, 3);
+        var training = a.Has("skip-training") ? [] : TrainingCosts(notes, cancellationToken, requested, trainingRepeats);
+        if (training.Count > 0) notes.Add($"training times: the median of {trainingRepeats} run(s) per method, the methods taken in turns.");
         var report = new BenchReport([$"tanh MLP 2-64-64-2: {mlpPoints} points × {directions} directions", $"CNN: {cnnPoints} points × {directions} directions"], rows, training, notes);
         if (a.Has("json"))
         {
@@ -205,7 +207,7 @@ public static class BenchVerb
     private static double MaxAbs(double[] values) => values.Length == 0 ? 0 : values.Max(Math.Abs);
 
     /// <summary>The same run with each method, timed in this process one after the other: Two Moons (MLP), and MNIST (CNN) when its cache exists.</summary>
-    public static IReadOnlyList<TrainingRow> TrainingCosts(List<string> notes, CancellationToken cancellationToken, string device = "cpu")
+    public static IReadOnlyList<TrainingRow> TrainingCosts(List<string> notes, CancellationToken cancellationToken, string device = "cpu", int repeats = 1)
     {
         var rows = new List<TrainingRow>();
         var moons = new TrainingRequest
@@ -217,7 +219,7 @@ public static class BenchVerb
             Seed = 1,
             Device = device,
         };
-        rows.AddRange(Costs("Two Moons, 700 train, 2-32-32-2 tanh MLP, 30 epochs, batch 32", moons, null, cancellationToken));
+        rows.AddRange(Costs("Two Moons, 700 train, 2-32-32-2 tanh MLP, 30 epochs, batch 32", moons, null, repeats, cancellationToken));
         if (Mnist.IsAvailable())
         {
             var data = Mnist.Load(new MnistOptions { TrainSize = 1000, TestSize = 500 }).ToTrainingData();
@@ -231,7 +233,7 @@ public static class BenchVerb
                 Measure = new LambdaSettings { Points = "all", MaxPoints = 32, Directions = 2, BootstrapResamples = 0 },
                 Device = device,
             };
-            rows.AddRange(Costs("MNIST, 1000 train digits, the paper's CNN, 1 epoch, batch 128", cnn, data, cancellationToken));
+            rows.AddRange(Costs("MNIST, 1000 train digits, the paper's CNN, 1 epoch, batch 128", cnn, data, repeats, cancellationToken));
         }
         else
         {
@@ -240,26 +242,35 @@ public static class BenchVerb
         return rows;
     }
 
-    private static IEnumerable<TrainingRow> Costs(string setup, TrainingRequest basis, TrainingData? data, CancellationToken ct)
+    /// <summary>Each method's training time: the median of <paramref name="repeats"/> runs, taken in turns (every method once, then again).</summary>
+    private static IEnumerable<TrainingRow> Costs(string setup, TrainingRequest basis, TrainingData? data, int repeats, CancellationToken ct)
     {
         var crr = basis.Crr with { Scale = 0.003 };
-        var methods = new (string Name, TrainingRequest Request)[]
-        {
+        // crr.engine auto: the fused kernel on the MLP, Taylor mode through libtorch operations on the CNN.
+        var auto = basis.Model.Kind == "mlp" ? "fused" : "taylor";
+        (string Name, TrainingRequest Request)[] methods =
+        [
             ("baseline", basis),
             ("sam", basis with { Method = "sam" }),
-            ("crr 2-3 (taylor)", basis with { Method = "crr", Crr = crr }),
-            ("crr 1-4 (taylor)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4) } }),
-            ("crr 1-4 (taylor, every 4th step)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Every = 4 } }),
+            ($"crr 2-3 ({auto})", basis with { Method = "crr", Crr = crr }),
+            ($"crr 1-4 ({auto})", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4) } }),
+            ($"crr 1-4 ({auto}, every 4th step)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Every = 4 } }),
+            .. basis.Model.Kind == "mlp"
+                ? new[] { ("crr 1-4 (taylor, libtorch ops)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Engine = "taylor" } }) }
+                : [],
             ("crr 1-4 (autograd)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Engine = "autograd" } }),
-        };
+        ];
         TrainingResult Train(TrainingRequest request) => data is null ? TrainingRun.Run(request, null, ct) : TrainingRun.Run(request, data, null, ct);
         // One untimed epoch of every method first, so that the first method timed does not pay for the JIT and the heap.
         foreach (var m in methods) Train(m.Request with { Epochs = 1 });
-        var results = methods.Select(m => (m.Name, Result: Train(m.Request))).ToList();
-        var baseline = results[0].Result.TrainingSeconds;
-        var sam = results[1].Result.TrainingSeconds;
-        return results.Select(r => new TrainingRow(setup, r.Name, r.Result.TrainingSeconds, r.Result.TrainingSeconds / baseline, r.Result.TrainingSeconds / sam,
-            r.Result.TestError, r.Result.Lambda?.Lambda));
+        var runs = methods.Select(_ => new List<TrainingResult>()).ToArray();
+        for (var rep = 0; rep < Math.Max(1, repeats); rep++)
+        {
+            for (var i = 0; i < methods.Length; i++) runs[i].Add(Train(methods[i].Request));
+        }
+        var seconds = runs.Select(r => r.Select(t => t.TrainingSeconds).Order().ElementAt(r.Count / 2)).ToArray();
+        return methods.Select((m, i) => new TrainingRow(setup, m.Name, seconds[i], seconds[i] / seconds[0], seconds[i] / seconds[1],
+            runs[i][0].TestError, runs[i][0].Lambda?.Lambda));
     }
 
     private static DerivativeRequest Request(double[] x, int points, double[] v, int directions, int[] labels, int k) =>

@@ -71,7 +71,7 @@ public static class CliApp
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data (--at: at a layer, e.g. act1 or conv2). Finite differences whose estimated median error
               exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
           train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam|crr-target] [--crr-scale X]
-                [--crr-orders 2-3] [--crr-engine auto|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
+                [--crr-orders 2-3] [--crr-engine auto|fused|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
                 [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
                 [--crr-target 1.2,1.5 | 1.35+-0.15] [--crr-target-every 10] [--crr-target-gain 1] [--crr-target-max-step 0.5]
                 [--crr-target-deadband 0.5] [--crr-target-initial-scale 0.001] [--crr-target-min-scale 1e-5]

@@ -3,6 +3,7 @@ using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Taylor;
 using LambdaService.Training;
+using LambdaService.Training.Methods;
 using LambdaService.Training.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -42,6 +43,15 @@ public static class CrrProfile
         var baseline = new Dictionary<string, double>();
         var crr = new Dictionary<string, double>();
         var separate = new Dictionary<string, double>();
+        var fused = new Dictionary<string, double>();
+        // The fused kernel's step as CrrMethod takes it (MlpCrrKernel), phase by phase.
+        var linear = mlp.LinearParameters();
+        var kernel = new MlpCrrKernel<float>(mlp.Widths, mlp.Activation);
+        float[][] wValues = [.. linear.Select(p => new float[p.Weight.numel()])], bValues = [.. linear.Select(p => new float[p.Bias.numel()])];
+        float[][] gw = [.. wValues.Select(a => new float[a.Length])], gb = [.. bValues.Select(a => new float[a.Length])];
+        var xValues = x.cpu().data<float>().ToArray();
+        var vValues = v.cpu().data<float>().ToArray();
+        var yValues = y.cpu().data<long>().ToArray();
         var clock = new Stopwatch();
         void Time(Dictionary<string, double> into, string phase, Action action)
         {
@@ -56,6 +66,7 @@ public static class CrrProfile
             baseline.Clear();
             crr.Clear();
             separate.Clear();
+            fused.Clear();
             for (var s = 0; s < steps; s++)
             {
                 using (NewDisposeScope())
@@ -98,14 +109,49 @@ public static class CrrProfile
                     Time(crr, "optimizer step", () => optimizer.step());
                     Time(crr, "read the loss", () => loss.ToDouble());
                 }
+                using (NewDisposeScope())
+                {
+                    Time(fused, "read parameters and batch", () =>
+                    {
+                        for (var i = 0; i < linear.Count; i++)
+                        {
+                            linear[i].Weight.data<float>().CopyTo(wValues[i]);
+                            linear[i].Bias.data<float>().CopyTo(bValues[i]);
+                        }
+                        x.cpu().data<float>().CopyTo(xValues);
+                    });
+                    Time(fused, "kernel: jets, head, penalty, reverse pass", () => kernel.Evaluate(wValues, bValues, xValues, yValues, vValues, 1, 1, maxOrder, 0.003, gw, gb));
+                    Time(fused, "write the gradients", () =>
+                    {
+                        for (var i = 0; i < linear.Count; i++)
+                        {
+                            SetGrad(linear[i].Weight, gw[i]);
+                            SetGrad(linear[i].Bias, gb[i]);
+                        }
+                    });
+                    Time(fused, "optimizer step", () => optimizer.step());
+                }
             }
         }
         return
         [
             .. baseline.Select(p => new Phase("baseline", p.Key, p.Value / steps)),
-            .. separate.Select(p => new Phase("crr 1-4 (taylor), loss from its own pass (before)", p.Key, p.Value / steps)),
-            .. crr.Select(p => new Phase("crr 1-4 (taylor), loss read from the jet (now)", p.Key, p.Value / steps)),
+            .. separate.Select(p => new Phase("crr 1-4 (taylor, libtorch ops), loss from its own pass", p.Key, p.Value / steps)),
+            .. crr.Select(p => new Phase("crr 1-4 (taylor, libtorch ops), loss read from the jet", p.Key, p.Value / steps)),
+            .. fused.Select(p => new Phase("crr 1-4 (fused kernel, now)", p.Key, p.Value / steps)),
         ];
+    }
+
+    private static void SetGrad(Tensor parameter, float[] values)
+    {
+        var g = parameter.grad;
+        if (g is not null && !g.IsInvalid && g.device_type == DeviceType.CPU)
+        {
+            g.data<float>().CopyFrom(values);
+            return;
+        }
+        using var host = tensor(values, parameter.shape);
+        parameter.grad = host.to(parameter.device);
     }
 
     /// <summary>Prints the profile as a Markdown table with each phase's share of its step.</summary>

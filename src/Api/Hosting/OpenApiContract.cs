@@ -52,7 +52,7 @@ public static class OpenApiContract
         [(typeof(Training.TrainingDatasetRequest), "builtin")] = ["two-moons", "mnist"],
         [(typeof(Training.TrainingModelRequest), "kind")] = ["mlp", "cnn"],
         [(typeof(Training.TrainingModelRequest), "activation")] = ["tanh", "relu", "sigmoid", "softplus", "gelu"],
-        [(typeof(Training.TrainingCrrRequest), "engine")] = ["auto", "taylor", "autograd"],
+        [(typeof(Training.TrainingCrrRequest), "engine")] = ["auto", "fused", "taylor", "autograd"],
         [(typeof(Training.TrainingMeasureRequest), "points")] = ["boundary", "all"],
         [(typeof(MeasurementResult), "engine")] = ["taylor", "autograd", "finite-difference"],
         [(typeof(MeasurementResult), "precision")] = ["float32", "float64"],

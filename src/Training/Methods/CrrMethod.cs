@@ -1,7 +1,10 @@
 using System.Globalization;
+using System.Numerics;
 using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Taylor;
+using LambdaService.Training.Models;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace LambdaService.Training.Methods;
@@ -21,8 +24,10 @@ namespace LambdaService.Training.Methods;
 /// J(w)          = mean_i CE(f_w(x_i), y_i)                    on the other steps
 /// </code>
 /// and one optimizer step along <c>∇_w J</c>. The derivatives come from an
-/// engine: Taylor mode (<see cref="TaylorDifferentiableEngine"/>) for the project's networks, nested autograd for any
-/// other — both exact, so <c>∇_w P</c> is exact.
+/// engine: for the project's <see cref="Mlp"/> (tanh, sigmoid, softplus, ReLU; penalty at the input, every point) the fused kernel
+/// <see cref="MlpCrrKernel{T}"/>, which computes J and <c>∇_w J</c> in one pass of managed code; Taylor mode
+/// (<see cref="TaylorDifferentiableEngine"/>, libtorch operations differentiated by autograd) for the project's other networks;
+/// nested autograd for any other — all exact, so <c>∇_w P</c> is exact.
 /// The penalty's forward passes run with the network in evaluation mode (lines must be independent: no
 /// batch statistics); the mode is restored afterwards. Labels are the training labels as given (noisy ones
 /// included).
@@ -52,8 +57,13 @@ public sealed class CrrMethod : ITrainingMethod
     /// rest of the network at L's activation, along unit directions in L's space.
     /// </param>
     /// <param name="classes">When given, only batch points whose label is one of these classes are penalised (paper §7's class filter).</param>
+    /// <param name="fused">
+    /// The fused kernel (<see cref="MlpCrrKernel{T}"/>) for penalised steps: null (default) where it applies — an <see cref="Mlp"/> it has rules
+    /// for, on the CPU, in Taylor mode, at the input, without a class filter, parameters in the batch's dtype; true: always (on any device,
+    /// computed on the host), an error where it does not apply; false: never (Taylor mode through libtorch operations).
+    /// </param>
     public CrrMethod(double scale, int minOrder, int maxOrder, int directions, int every, Random directionStream, IDifferentiableDerivativeEngine? engine = null,
-        bool taylor = true, string at = Layers.Input, IReadOnlyList<int>? classes = null)
+        bool taylor = true, string at = Layers.Input, IReadOnlyList<int>? classes = null, bool? fused = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(at);
         if (classes is { Count: 0 }) throw new ArgumentException("Give at least one penalised class, or null for all.", nameof(classes));
@@ -72,7 +82,12 @@ public sealed class CrrMethod : ITrainingMethod
         this.directionStream = directionStream;
         this.engine = engine;
         this.taylor = taylor && engine is null;
+        this.fused = this.taylor ? fused : false;
+        if (fused == true && !this.taylor) throw new ArgumentException("The fused kernel is Taylor mode: it cannot run with another engine.", nameof(fused));
     }
+
+    private readonly bool? fused;
+    private object? fusedState;
 
     /// <summary>Penalty weight (finite, ≥ 0); <see cref="CrrTargetMethod"/> changes it between steps.</summary>
     public double Scale
@@ -123,12 +138,19 @@ public sealed class CrrMethod : ITrainingMethod
     {
         ArgumentNullException.ThrowIfNull(sampleShape);
         var size = (int)sampleShape.Aggregate(1L, (a, b) => a * b);
+        var values = DrawDirectionValues(batch, size);
+        // `raw` is referenced until the conversion returns: an unreferenced temporary could be finalized during it.
+        using var raw = tensor(values, [batch * Directions, .. sampleShape]);
+        return raw.to(dtype, device ?? CPU);
+    }
+
+    /// <summary>The values of <see cref="DrawDirections"/>: <c>batch·D</c> unit vectors of <paramref name="size"/> numbers, row-major.</summary>
+    private float[] DrawDirectionValues(long batch, int size)
+    {
         var lines = (int)batch * Directions;
         var values = new float[(long)lines * size];
         for (var l = 0; l < lines; l++) Seeds.UnitVector(directionStream, values.AsSpan(l * size, size));
-        // `raw` is referenced until the conversion returns: an unreferenced temporary could be finalized during it.
-        using var raw = tensor(values, [lines, .. sampleShape]);
-        return raw.to(dtype, device ?? CPU);
+        return values;
     }
 
     /// <summary>
@@ -247,6 +269,10 @@ public sealed class CrrMethod : ITrainingMethod
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(optimizer);
+        if (step % Every == 0 && FusedNetwork(network, x) is { } mlp)
+        {
+            return x.dtype == ScalarType.Float64 ? Fused<double>.For(this, mlp).Step(x, y, optimizer) : Fused<float>.For(this, mlp).Step(x, y, optimizer);
+        }
         optimizer.zero_grad();
         if (step % Every == 0 && taylor && network is IJetModule jet && !ModeDependent(network) && Layers.IsInput(At) && Classes is null)
         {
@@ -280,5 +306,111 @@ public sealed class CrrMethod : ITrainingMethod
         total.backward();
         optimizer.step();
         return new StepLoss(ce.ToDouble(), penalty);
+    }
+
+    /// <summary>The network when this step goes through the fused kernel, else null (see the constructor's <c>fused</c>).</summary>
+    private Mlp? FusedNetwork(nn.Module<Tensor, Tensor> network, Tensor x)
+    {
+        if (fused == false) return null;
+        var why = network is not Mlp mlp ? $"the network is a {network.GetType().Name}, not an mlp"
+            : !MlpCrrKernel<float>.Supports(mlp.Activation) ? $"it has no rule for the activation {mlp.Activation}"
+            : !Layers.IsInput(At) ? $"the penalty is at layer {At}, not the input"
+            : Classes is not null ? "the penalty is class-filtered"
+            : x.dtype is not (ScalarType.Float32 or ScalarType.Float64) || mlp.parameters().Any(p => p.dtype != x.dtype) ? "the batch and the parameters are not all float32 or all float64"
+            : null;
+        if (why is not null)
+        {
+            return fused == true ? throw new InvalidOperationException($"crr engine 'fused' cannot run here: {why}. Use crr engine auto or taylor.") : null;
+        }
+        return fused == true || x.device_type == DeviceType.CPU ? (Mlp)network : null;
+    }
+
+    /// <summary>The fused kernel's step for one network: its buffers, the parameters' values read in and the gradients written back.</summary>
+    private sealed class Fused<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly CrrMethod method;
+        private readonly Mlp network;
+        private readonly (Parameter Weight, Parameter Bias)[] parameters;
+        private readonly MlpCrrKernel<T> kernel;
+        private readonly T[][] weights, biases, weightGradients, biasGradients;
+        private T[] x = [], v = [];
+        private long[] y = [];
+
+        private Fused(CrrMethod method, Mlp network)
+        {
+            this.method = method;
+            this.network = network;
+            parameters = [.. network.LinearParameters()];
+            kernel = new MlpCrrKernel<T>(network.Widths, network.Activation);
+            weights = [.. parameters.Select(p => new T[p.Weight.numel()])];
+            biases = [.. parameters.Select(p => new T[p.Bias.numel()])];
+            weightGradients = [.. parameters.Select(p => new T[p.Weight.numel()])];
+            biasGradients = [.. parameters.Select(p => new T[p.Bias.numel()])];
+        }
+
+        /// <summary>The method's state for <paramref name="network"/> (made on first use, and again when the network or the dtype changes).</summary>
+        public static Fused<T> For(CrrMethod method, Mlp network)
+        {
+            if (method.fusedState is Fused<T> state && ReferenceEquals(state.network, network)) return state;
+            var created = new Fused<T>(method, network);
+            method.fusedState = created;
+            return created;
+        }
+
+        public StepLoss Step(Tensor xt, Tensor yt, optim.Optimizer optimizer)
+        {
+            using var scope = NewDisposeScope();
+            for (var i = 0; i < parameters.Length; i++)
+            {
+                Read(parameters[i].Weight, weights[i]);
+                Read(parameters[i].Bias, biases[i]);
+            }
+            var batch = (int)yt.shape[0];
+            var width = network.Widths[0];
+            if (xt.shape[0] != batch || xt.numel() != (long)batch * width)
+            {
+                throw new ArgumentException($"The batch [{string.Join(",", xt.shape)}] does not hold {batch} samples of {width} numbers (the mlp's input width).", nameof(xt));
+            }
+            if (x.Length != batch * width) x = new T[batch * width];
+            if (y.Length != batch) y = new long[batch];
+            Read(xt, x);
+            // Conversions that have nothing to do may return their argument: the step's dispose scope, not a `using`, frees what they make.
+            yt.to(ScalarType.Int64, CPU).contiguous().data<long>().CopyTo(y);
+            var drawn = method.DrawDirectionValues(batch, width);
+            if (v.Length != drawn.Length) v = new T[drawn.Length];
+            for (var i = 0; i < drawn.Length; i++) v[i] = T.CreateTruncating(drawn[i]);
+            var objective = kernel.Evaluate(weights, biases, x, y, v, method.Directions, method.MinOrder, method.MaxOrder, method.Scale, weightGradients, biasGradients);
+            for (var i = 0; i < parameters.Length; i++)
+            {
+                Write(parameters[i].Weight, weightGradients[i]);
+                Write(parameters[i].Bias, biasGradients[i]);
+            }
+            optimizer.step();
+            return new StepLoss(objective.Loss, objective.Penalty);
+        }
+
+        /// <summary>Copies a tensor's values (any device, any layout) into <paramref name="into"/>.</summary>
+        private static void Read(Tensor t, T[] into)
+        {
+            if (t.device_type == DeviceType.CPU && t.is_contiguous())
+            {
+                t.data<T>().CopyTo(into);
+                return;
+            }
+            t.detach().cpu().contiguous().data<T>().CopyTo(into);
+        }
+
+        /// <summary>Sets a parameter's gradient to <paramref name="values"/>: in place where it has one on the CPU, else as a new tensor.</summary>
+        private static void Write(Parameter p, T[] values)
+        {
+            var g = p.grad;
+            if (g is not null && !g.IsInvalid && g.device_type == DeviceType.CPU && g.dtype == p.dtype && g.is_contiguous())
+            {
+                g.data<T>().CopyFrom(values);
+                return;
+            }
+            using var host = values is float[] f ? tensor(f, p.shape) : tensor((double[])(object)values, p.shape);
+            p.grad = host.to(p.device);
+        }
     }
 }

@@ -129,6 +129,9 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
         _ => nn.functional.gelu(h),
     };
 
+    /// <summary>The linear layers' parameters, input layer first: weight <c>[out, in]</c> and bias <c>[out]</c>.</summary>
+    public IReadOnlyList<(Parameter Weight, Parameter Bias)> LinearParameters() => [.. layers.Select(l => (l.weight!, l.bias!))];
+
     /// <summary>The weights and biases as plain arrays (float32, torch.nn.Linear layout), for export.</summary>
     public (float[,] Weight, float[] Bias)[] Parameters() =>
         [.. layers.Select(l => LayerArrays.Linear(l)).Select(p => (p.Weight, p.Bias))];
