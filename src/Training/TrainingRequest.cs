@@ -142,8 +142,8 @@ public sealed record CrrSettings
     public int Every { get; init; } = 1;
 
     /// <summary>
-    /// Derivative engine of the penalty, all exact: <c>auto</c> (default: <c>fused</c> where it applies, else <c>taylor</c> for the project's
-    /// mlp and cnn), <c>fused</c> (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu,
+    /// Derivative engine of the penalty, all exact: <c>auto</c> (default: <c>fused</c> where it applies and is the faster — on the CPU, up to
+    /// <see cref="CrrMethod.AutoFusedWorkLimit"/> multiply-adds a pass — else <c>taylor</c> for the project's mlp and cnn), <c>fused</c> (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu,
     /// the penalty at the input, no class filter), <c>taylor</c> (Taylor mode through libtorch operations and autograd) or
     /// <c>autograd</c> (nested reverse mode).
     /// </summary>

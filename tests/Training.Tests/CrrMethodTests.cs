@@ -169,4 +169,25 @@ public class CrrMethodTests
         var fallback = new CrrMethod(0.1, 1, 2, 1, 1, new Random(1)).Step(mlp, ParameterAccess.Rows(X).to(ScalarType.Float32), ParameterAccess.Labels(Y), sgd, 0);
         Assert.True(fallback.Penalty > 0);
     }
+
+    [Fact]
+    public void Auto_takes_the_fused_kernel_for_small_mlps_on_the_cpu_and_taylor_mode_where_it_would_be_slower_or_has_no_rules()
+    {
+        manual_seed(2);
+        using var small = new LambdaService.Training.Models.Mlp([2, 32, 32, 2]);
+        using var wide = new LambdaService.Training.Models.Mlp([2, 1024, 1024, 2]);
+        using var gelu = new LambdaService.Training.Models.Mlp([2, 8, 2], "gelu");
+        using var scope = NewDisposeScope();
+        var x32 = zeros(32, 2);
+        var auto = new CrrMethod(0.1, 1, 4, 1, 1, new Random(1));
+        // Work per pass (CrrMethod.AutoFusedWorkLimit = 12e6): small 32·(2·2·32 + 5·(32·32 + 32·2)) ≈ 0.18 M; wide 32·(2·2·1024 + 5·(1024² + 2048)) ≈ 168 M.
+        Assert.Equal("fused", auto.StepEngine(small, x32));
+        Assert.Equal("taylor", auto.StepEngine(wide, x32));
+        Assert.Equal("taylor", auto.StepEngine(gelu, x32));
+        Assert.Equal("fused", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), fused: true).StepEngine(wide, x32));
+        Assert.Equal("taylor", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), fused: false).StepEngine(small, x32));
+        Assert.Equal("autograd", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), taylor: false).StepEngine(small, x32));
+        Assert.Equal("taylor", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), at: "act1").StepEngine(small, x32));
+        Assert.Equal("taylor", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), classes: [1]).StepEngine(small, x32));
+    }
 }

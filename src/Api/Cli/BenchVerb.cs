@@ -38,12 +38,16 @@ public static class BenchVerb
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
     {
-        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions", "device"], ["json", "skip-training", "profile"]);
+        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions", "device", "hidden", "batch"], ["json", "skip-training", "profile"]);
         var requested = a.Get("device") ?? "cpu";
         var device = ComputeDevice.Torch(requested);   // cuda without a device: exit code 2, "CUDA was requested but …"
         if (a.Has("profile"))
         {
-            CrrProfile.Print(CrrProfile.Run(device: device), stdout);
+            var hidden = a.Get("hidden") is { } widths
+                ? widths.Split(',').Select(t => int.TryParse(t, CultureInfo.InvariantCulture, out var w) && w is >= 1 and <= 4096 ? w
+                    : throw new LambdaService.Measurement.MeasurementInputException("hidden", $"--hidden lists layer widths 1..4096, e.g. 32,32; got '{t}'.")).ToArray()
+                : null;
+            CrrProfile.Print(CrrProfile.Run(batch: a.Int("batch", 1, 4096) ?? 32, device: device, hidden: hidden), stdout);
             return 0;
         }
         var orders = (a.Get("orders") ?? "2,4,6,8").Split(',').Select(t => int.TryParse(t, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= MeasurementOptions.OrderLimit

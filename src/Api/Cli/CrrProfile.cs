@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Taylor;
@@ -24,11 +25,11 @@ public static class CrrProfile
     public sealed record Phase(string Step, string Name, double Microseconds);
 
     /// <summary>Profiles <paramref name="steps"/> steps of each after as many untimed ones.</summary>
-    public static IReadOnlyList<Phase> Run(int steps = 400, int batch = 32, int maxOrder = 4, Device? device = null)
+    public static IReadOnlyList<Phase> Run(int steps = 400, int batch = 32, int maxOrder = 4, Device? device = null, int[]? hidden = null)
     {
         TorchRuntime.EnsureConfigured();
         device ??= CPU;
-        var network = TrainingRun.CreateNetwork(new ModelSpec { Hidden = [32, 32] }, [2], 2, seed: 3);
+        var network = TrainingRun.CreateNetwork(new ModelSpec { Hidden = hidden ?? [32, 32] }, [2], 2, seed: 3);
         using var owned = network;
         network.to(device);
         var mlp = (Mlp)network;
@@ -115,10 +116,10 @@ public static class CrrProfile
                     {
                         for (var i = 0; i < linear.Count; i++)
                         {
-                            linear[i].Weight.data<float>().CopyTo(wValues[i]);
-                            linear[i].Bias.data<float>().CopyTo(bValues[i]);
+                            MemoryMarshal.Cast<byte, float>(linear[i].Weight.bytes).CopyTo(wValues[i]);
+                            MemoryMarshal.Cast<byte, float>(linear[i].Bias.bytes).CopyTo(bValues[i]);
                         }
-                        x.cpu().data<float>().CopyTo(xValues);
+                        MemoryMarshal.Cast<byte, float>(x.cpu().bytes).CopyTo(xValues);
                     });
                     Time(fused, "kernel: jets, head, penalty, reverse pass", () => kernel.Evaluate(wValues, bValues, xValues, yValues, vValues, 1, 1, maxOrder, 0.003, gw, gb));
                     Time(fused, "write the gradients", () =>
@@ -147,7 +148,7 @@ public static class CrrProfile
         var g = parameter.grad;
         if (g is not null && !g.IsInvalid && g.device_type == DeviceType.CPU)
         {
-            g.data<float>().CopyFrom(values);
+            g.bytes = MemoryMarshal.AsBytes(values.AsSpan());
             return;
         }
         using var host = tensor(values, parameter.shape);

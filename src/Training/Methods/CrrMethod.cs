@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using System.Runtime.InteropServices;
 using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Taylor;
 using LambdaService.Training.Models;
@@ -58,9 +59,10 @@ public sealed class CrrMethod : ITrainingMethod
     /// </param>
     /// <param name="classes">When given, only batch points whose label is one of these classes are penalised (paper §7's class filter).</param>
     /// <param name="fused">
-    /// The fused kernel (<see cref="MlpCrrKernel{T}"/>) for penalised steps: null (default) where it applies — an <see cref="Mlp"/> it has rules
-    /// for, on the CPU, in Taylor mode, at the input, without a class filter, parameters in the batch's dtype; true: always (on any device,
-    /// computed on the host), an error where it does not apply; false: never (Taylor mode through libtorch operations).
+    /// The fused kernel (<see cref="MlpCrrKernel{T}"/>) for penalised steps: null (default) where it applies and pays — an <see cref="Mlp"/> it has
+    /// rules for, on the CPU, in Taylor mode, at the input, without a class filter, parameters in the batch's dtype, and a step's arithmetic
+    /// within <see cref="AutoFusedWorkLimit"/>; true: always (on any device, computed on the host), an error where it does not apply; false:
+    /// never (Taylor mode through libtorch operations).
     /// </param>
     public CrrMethod(double scale, int minOrder, int maxOrder, int directions, int every, Random directionStream, IDifferentiableDerivativeEngine? engine = null,
         bool taylor = true, string at = Layers.Input, IReadOnlyList<int>? classes = null, bool? fused = null)
@@ -308,6 +310,18 @@ public sealed class CrrMethod : ITrainingMethod
         return new StepLoss(ce.ToDouble(), penalty);
     }
 
+    /// <summary>
+    /// How a penalised step on <paramref name="network"/> with batch <paramref name="x"/> computes the penalty: <c>fused</c> (the kernel),
+    /// <c>taylor</c> (Taylor mode through libtorch) or <c>autograd</c> (nested reverse mode).
+    /// </summary>
+    public string StepEngine(nn.Module<Tensor, Tensor> network, Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(x);
+        if (FusedNetwork(network, x) is not null) return "fused";
+        return engine?.Name ?? (taylor && network is IJetModule ? TaylorEngine.Name : DifferentiableDerivatives.Default.Name);
+    }
+
     /// <summary>The network when this step goes through the fused kernel, else null (see the constructor's <c>fused</c>).</summary>
     private Mlp? FusedNetwork(nn.Module<Tensor, Tensor> network, Tensor x)
     {
@@ -322,7 +336,30 @@ public sealed class CrrMethod : ITrainingMethod
         {
             return fused == true ? throw new InvalidOperationException($"crr engine 'fused' cannot run here: {why}. Use crr engine auto or taylor.") : null;
         }
-        return fused == true || x.device_type == DeviceType.CPU ? (Mlp)network : null;
+        if (fused == true) return (Mlp)network;
+        return x.device_type == DeviceType.CPU && FusedWork((Mlp)network, x.shape[0]) <= AutoFusedWorkLimit ? (Mlp)network : null;
+    }
+
+    /// <summary>
+    /// The largest <see cref="FusedWork"/> for which <c>crr.engine: auto</c> takes the fused kernel. Taylor mode through libtorch costs
+    /// about 5 ms a step of operation dispatch on this project's VM whatever the size, and multiplies large matrices faster than the
+    /// kernel's managed loops. Measured with <c>bench --profile --hidden … --batch …</c> and <c>train</c> on 2026-12-07 (K = 4, one
+    /// direction; a CRR step through the kernel against one through libtorch): 2-32-32-2 at batch 32 (work 0.2 M) 0.13×; 2-128-128-2
+    /// at 32 (2.7 M) 0.36×; 2-256-256-2 at 32 (10.6 M) 0.76×; 2-128-128-2 at 128 (10.7 M) 0.81×; 2-64-64-2 at 512 (10.9 M) 0.89×;
+    /// 784-256-256-10 at 32 (23.7 M) 1.0×; 2-512-512-2 at 32 (42 M) 1.7×.
+    /// </summary>
+    public const double AutoFusedWorkLimit = 12e6;
+
+    /// <summary>
+    /// The kernel's multiply-adds through the weight matrices in one forward pass: <c>B·D · (2·in₀·out₀ + (K+1)·Σ_{l≥1} in_l·out_l)</c> (the
+    /// input line has two nonzero coefficients, every later layer K + 1). Its backward pass costs about twice as much again.
+    /// </summary>
+    private double FusedWork(Mlp network, long batch)
+    {
+        var w = network.Widths;
+        var later = 0.0;
+        for (var l = 1; l + 1 < w.Length; l++) later += (double)w[l] * w[l + 1];
+        return (double)batch * Directions * (2.0 * w[0] * w[1] + (MaxOrder + 1) * later);
     }
 
     /// <summary>The fused kernel's step for one network: its buffers, the parameters' values read in and the gradients written back.</summary>
@@ -392,12 +429,9 @@ public sealed class CrrMethod : ITrainingMethod
         /// <summary>Copies a tensor's values (any device, any layout) into <paramref name="into"/>.</summary>
         private static void Read(Tensor t, T[] into)
         {
-            if (t.device_type == DeviceType.CPU && t.is_contiguous())
-            {
-                t.data<T>().CopyTo(into);
-                return;
-            }
-            t.detach().cpu().contiguous().data<T>().CopyTo(into);
+            // `bytes` copies the storage in one block (the element accessor `data<T>()` goes one index at a time: 15 ns a value).
+            var host = t.device_type == DeviceType.CPU && t.is_contiguous() ? t : t.detach().cpu().contiguous();
+            MemoryMarshal.Cast<byte, T>(host.bytes).CopyTo(into);
         }
 
         /// <summary>Sets a parameter's gradient to <paramref name="values"/>: in place where it has one on the CPU, else as a new tensor.</summary>
@@ -406,7 +440,7 @@ public sealed class CrrMethod : ITrainingMethod
             var g = p.grad;
             if (g is not null && !g.IsInvalid && g.device_type == DeviceType.CPU && g.dtype == p.dtype && g.is_contiguous())
             {
-                g.data<T>().CopyFrom(values);
+                g.bytes = MemoryMarshal.AsBytes(values.AsSpan());
                 return;
             }
             using var host = values is float[] f ? tensor(f, p.shape) : tensor((double[])(object)values, p.shape);

@@ -50,6 +50,7 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
     private int lines = -1, order = -1;
     private T[][] post = [], pre = [], aux = [], aux2 = [], gPost = [], gPre = [], gAux = [], gAux2 = [];
     private T[] head = [];
+    private readonly T[][] transposed;
 
     /// <summary>Creates a kernel for an MLP with these widths (input first) and activation.</summary>
     /// <param name="widths">Input width, hidden widths…, number of classes (at least two numbers, all positive).</param>
@@ -62,6 +63,16 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) throw new NotSupportedException("The kernel computes in float or double.");
         this.widths = [.. widths];
         this.activation = activation;
+        transposed = [.. Enumerable.Range(0, widths.Count - 1).Select(l => new T[widths[l] * widths[l + 1]])];
+    }
+
+    /// <summary><c>t [columns, rows] = mᵀ</c> for row-major <c>m [rows, columns]</c>.</summary>
+    private static void Transpose(T[] m, T[] t, int rows, int columns)
+    {
+        for (var i = 0; i < rows; i++)
+        {
+            for (var j = 0; j < columns; j++) t[j * rows + i] = m[i * columns + j];
+        }
     }
 
     /// <summary>Whether the kernel has a rule for <paramref name="activation"/>.</summary>
@@ -115,7 +126,8 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         degrees[0] = Math.Min(1, k);
         for (var l = 0; l < layers; l++)
         {
-            LinearForward(post[l], weights[l], biases[l], pre[l], r, widths[l], widths[l + 1], degrees[l], k);
+            Transpose(weights[l], transposed[l], widths[l + 1], widths[l]);
+            LinearForward(post[l], transposed[l], biases[l], pre[l], r, widths[l], widths[l + 1], degrees[l]);
             if (l + 1 < layers)
             {
                 degrees[l + 1] = activation == "relu" ? degrees[l] : k;
@@ -200,44 +212,91 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
 
     // ───────────────────────────── linear layers ─────────────────────────────
 
-    /// <summary><c>hₖ = W aₖ (+ b for k = 0)</c> for k ≤ <paramref name="degree"/>; higher coefficients are zero.</summary>
-    private static void LinearForward(T[] a, T[] w, T[] b, T[] h, int r, int inWidth, int outWidth, int degree, int k)
+    /// <summary><c>hₖ = W aₖ (+ b for k = 0)</c> for k ≤ <paramref name="degree"/>, one product <c>H = A Wᵀ</c> over those rows; higher coefficients are zero.</summary>
+    private static void LinearForward(T[] a, T[] wT, T[] b, T[] h, int r, int inWidth, int outWidth, int degree)
     {
-        Array.Clear(h, (degree + 1) * r * outWidth, (k - degree) * r * outWidth);
-        for (var c = 0; c <= degree; c++)
-        {
-            for (var line = 0; line < r; line++)
-            {
-                var row = a.AsSpan((c * r + line) * inWidth, inWidth);
-                var output = h.AsSpan((c * r + line) * outWidth, outWidth);
-                for (var o = 0; o < outWidth; o++) output[o] = Dot(w.AsSpan(o * inWidth, inWidth), row) + (c == 0 ? b[o] : T.Zero);
-            }
-        }
+        Array.Clear(h);
+        for (var line = 0; line < r; line++) b.AsSpan().CopyTo(h.AsSpan(line * outWidth, outWidth));
+        var rows = (degree + 1) * r;
+        MatMulAdd(h.AsSpan(0, rows * outWidth), a.AsSpan(0, rows * inWidth), inWidth, 1, wT, rows, inWidth, outWidth);
     }
 
     /// <summary><c>W̄ = Σ_k h̄ₖ aₖᵀ</c>, <c>b̄ = Σ h̄₀</c> and, when wanted, <c>āₖ = Wᵀ h̄ₖ</c> (k ≤ <paramref name="degree"/>; zero above).</summary>
     private static void LinearBackward(T[] a, T[] w, T[] gH, T[]? gA, T[] gW, T[] gB, int r, int inWidth, int outWidth, int degree)
     {
-        Array.Clear(gW);
+        var rows = (degree + 1) * r;
         Array.Clear(gB);
-        if (gA is not null) Array.Clear(gA);
-        for (var c = 0; c <= degree; c++)
+        for (var line = 0; line < r; line++) Axpy(gB, T.One, gH.AsSpan(line * outWidth, outWidth));
+        Array.Clear(gW);
+        MatMulAdd(gW, gH.AsSpan(0, rows * outWidth), 1, outWidth, a.AsSpan(0, rows * inWidth), outWidth, rows, inWidth);
+        if (gA is null) return;
+        Array.Clear(gA);
+        MatMulAdd(gA.AsSpan(0, rows * inWidth), gH.AsSpan(0, rows * outWidth), outWidth, 1, w, rows, outWidth, inWidth);
+    }
+
+    /// <summary>
+    /// <c>C += X·Y</c> for row-major <c>C [m, n]</c> and <c>Y [p, n]</c>, with <c>X[i, q] = x[i·xRow + q·xColumn]</c> (so Xᵀ is read without a copy):
+    /// four rows of C at a time, each <see cref="Vector{T}"/> of a row kept in a register over the whole sum, every load of Y used four times.
+    /// </summary>
+    private static void MatMulAdd(Span<T> c, ReadOnlySpan<T> x, int xRow, int xColumn, ReadOnlySpan<T> y, int m, int p, int n)
+    {
+        if (m == 0 || n == 0 || p == 0) return;
+        // The loads below skip bounds checks: every index they use is checked here once.
+        if (c.Length < m * n || y.Length < p * n || x.Length <= (m - 1) * xRow + (p - 1) * xColumn)
         {
-            for (var line = 0; line < r; line++)
+            throw new ArgumentException($"MatMulAdd: [{m}, {n}] += X[{m}, {p}]·Y[{p}, {n}] does not fit the buffers.", nameof(c));
+        }
+        var width = Vector<T>.Count;
+        var vectorised = Vector.IsHardwareAccelerated ? n / width * width : 0;
+        ref var cRef = ref MemoryMarshal.GetReference(c);
+        ref var yRef = ref MemoryMarshal.GetReference(y);
+        var i = 0;
+        for (; i + 4 <= m; i += 4)
+        {
+            var r0 = i * n;
+            for (var j = 0; j < vectorised; j += width)
             {
-                var row = a.AsSpan((c * r + line) * inWidth, inWidth);
-                var gRow = gA is null ? default : gA.AsSpan((c * r + line) * inWidth, inWidth);
-                var g = gH.AsSpan((c * r + line) * outWidth, outWidth);
-                for (var o = 0; o < outWidth; o++)
+                var c0 = Vector.LoadUnsafe(ref cRef, (nuint)(r0 + j));
+                var c1 = Vector.LoadUnsafe(ref cRef, (nuint)(r0 + n + j));
+                var c2 = Vector.LoadUnsafe(ref cRef, (nuint)(r0 + 2 * n + j));
+                var c3 = Vector.LoadUnsafe(ref cRef, (nuint)(r0 + 3 * n + j));
+                var xq = i * xRow;
+                for (var q = 0; q < p; q++, xq += xColumn)
                 {
-                    var go = g[o];
-                    if (go == T.Zero) continue;
-                    if (c == 0) gB[o] += go;
-                    Axpy(gW.AsSpan(o * inWidth, inWidth), go, row);
-                    if (gA is not null) Axpy(gRow, go, w.AsSpan(o * inWidth, inWidth));
+                    var yq = Vector.LoadUnsafe(ref yRef, (nuint)(q * n + j));
+                    c0 = MultiplyAdd(new Vector<T>(x[xq]), yq, c0);
+                    c1 = MultiplyAdd(new Vector<T>(x[xq + xRow]), yq, c1);
+                    c2 = MultiplyAdd(new Vector<T>(x[xq + 2 * xRow]), yq, c2);
+                    c3 = MultiplyAdd(new Vector<T>(x[xq + 3 * xRow]), yq, c3);
+                }
+                c0.StoreUnsafe(ref cRef, (nuint)(r0 + j));
+                c1.StoreUnsafe(ref cRef, (nuint)(r0 + n + j));
+                c2.StoreUnsafe(ref cRef, (nuint)(r0 + 2 * n + j));
+                c3.StoreUnsafe(ref cRef, (nuint)(r0 + 3 * n + j));
+            }
+            for (var j = vectorised; j < n; j++)
+            {
+                for (var row = 0; row < 4; row++)
+                {
+                    var sum = c[r0 + row * n + j];
+                    for (var q = 0; q < p; q++) sum += x[(i + row) * xRow + q * xColumn] * y[q * n + j];
+                    c[r0 + row * n + j] = sum;
                 }
             }
         }
+        for (; i < m; i++)
+        {
+            var cRow = c.Slice(i * n, n);
+            for (var q = 0; q < p; q++) Axpy(cRow, x[i * xRow + q * xColumn], y.Slice(q * n, n));
+        }
+    }
+
+    /// <summary><c>a·b + c</c>, fused where the processor has FMA.</summary>
+    private static Vector<T> MultiplyAdd(Vector<T> a, Vector<T> b, Vector<T> c)
+    {
+        if (typeof(T) == typeof(float)) return Vector.As<float, T>(Vector.MultiplyAddEstimate(Vector.As<T, float>(a), Vector.As<T, float>(b), Vector.As<T, float>(c)));
+        if (typeof(T) == typeof(double)) return Vector.As<double, T>(Vector.MultiplyAddEstimate(Vector.As<T, double>(a), Vector.As<T, double>(b), Vector.As<T, double>(c)));
+        return a * b + c;
     }
 
     // ───────────────────────────── activations ─────────────────────────────
@@ -504,23 +563,6 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
     }
 
     // ───────────────────────────── vector helpers ─────────────────────────────
-
-    private static T Dot(ReadOnlySpan<T> a, ReadOnlySpan<T> b)
-    {
-        var i = 0;
-        var sum = T.Zero;
-        if (Vector.IsHardwareAccelerated && a.Length >= Vector<T>.Count)
-        {
-            var va = MemoryMarshal.Cast<T, Vector<T>>(a);
-            var vb = MemoryMarshal.Cast<T, Vector<T>>(b);
-            var acc = Vector<T>.Zero;
-            for (var j = 0; j < va.Length; j++) acc += va[j] * vb[j];
-            sum = Vector.Sum(acc);
-            i = va.Length * Vector<T>.Count;
-        }
-        for (; i < a.Length; i++) sum += a[i] * b[i];
-        return sum;
-    }
 
     /// <summary><c>y += α·x</c>.</summary>
     private static void Axpy(Span<T> y, T alpha, ReadOnlySpan<T> x)
