@@ -189,5 +189,11 @@ public class CrrMethodTests
         Assert.Equal("autograd", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), taylor: false).StepEngine(small, x32));
         Assert.Equal("taylor", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), at: "act1").StepEngine(small, x32));
         Assert.Equal("taylor", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), classes: [1]).StepEngine(small, x32));
+
+        // The objective names the engine the steps used, once there were steps.
+        Assert.EndsWith("derivatives by taylor", auto.Formula, StringComparison.Ordinal);
+        using var adam = optim.Adam(small.parameters(), 0.01);
+        auto.Step(small, x32, tensor(new long[32]), adam, 0);
+        Assert.EndsWith("derivatives by fused", auto.Formula, StringComparison.Ordinal);
     }
 }

@@ -119,12 +119,20 @@ public sealed class CrrMethod : ITrainingMethod
     /// <summary>Name of the derivative engine: <c>taylor</c> for jet-capable networks unless an engine was given or Taylor mode was turned off.</summary>
     public string Engine => engine?.Name ?? (taylor ? TaylorEngine.Name : DifferentiableDerivatives.Default.Name);
 
+    /// <summary>
+    /// The engine the penalised steps used so far, as <see cref="StepEngine"/> names them (several joined by <c>+</c>), or <see cref="Engine"/>
+    /// before the first penalised step.
+    /// </summary>
+    public string EngineUsed => used.Count == 0 ? Engine : string.Join("+", used);
+
+    private readonly SortedSet<string> used = new(StringComparer.Ordinal);
+
     /// <inheritdoc />
     public string Name => "crr";
 
     /// <inheritdoc />
     public string Formula => string.Create(CultureInfo.InvariantCulture,
-        $"J(w) = mean_i CE(f_w(x_i), y_i) + {Scale:R} * P(w) on steps s with s mod {Every} = 0; P(w) = sum_{{n={MinOrder}..{MaxOrder}}} mean_{{i{Filter}, d=1..{Directions}}} {Lines}; derivatives by {Engine}");
+        $"J(w) = mean_i CE(f_w(x_i), y_i) + {Scale:R} * P(w) on steps s with s mod {Every} = 0; P(w) = sum_{{n={MinOrder}..{MaxOrder}}} mean_{{i{Filter}, d=1..{Directions}}} {Lines}; derivatives by {EngineUsed}");
 
     private string Lines => Layers.IsInput(At)
         ? "(d^n/dt^n CE(f_w(x_i + t v_id), y_i) at t=0)^2, v_id random unit directions"
@@ -271,9 +279,14 @@ public sealed class CrrMethod : ITrainingMethod
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(optimizer);
-        if (step % Every == 0 && FusedNetwork(network, x) is { } mlp)
+        if (step % Every == 0)
         {
-            return x.dtype == ScalarType.Float64 ? Fused<double>.For(this, mlp).Step(x, y, optimizer) : Fused<float>.For(this, mlp).Step(x, y, optimizer);
+            var mlp = FusedNetwork(network, x);
+            used.Add(mlp is null ? UnfusedEngine(network) : "fused");
+            if (mlp is not null)
+            {
+                return x.dtype == ScalarType.Float64 ? Fused<double>.For(this, mlp).Step(x, y, optimizer) : Fused<float>.For(this, mlp).Step(x, y, optimizer);
+            }
         }
         optimizer.zero_grad();
         if (step % Every == 0 && taylor && network is IJetModule jet && !ModeDependent(network) && Layers.IsInput(At) && Classes is null)
@@ -318,9 +331,11 @@ public sealed class CrrMethod : ITrainingMethod
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(x);
-        if (FusedNetwork(network, x) is not null) return "fused";
-        return engine?.Name ?? (taylor && network is IJetModule ? TaylorEngine.Name : DifferentiableDerivatives.Default.Name);
+        return FusedNetwork(network, x) is null ? UnfusedEngine(network) : "fused";
     }
+
+    private string UnfusedEngine(nn.Module<Tensor, Tensor> network) =>
+        engine?.Name ?? (taylor && network is IJetModule ? TaylorEngine.Name : DifferentiableDerivatives.Default.Name);
 
     /// <summary>The network when this step goes through the fused kernel, else null (see the constructor's <c>fused</c>).</summary>
     private Mlp? FusedNetwork(nn.Module<Tensor, Tensor> network, Tensor x)

@@ -36,7 +36,7 @@ public sealed class CrrTargetMethod : ITrainingMethod
             var where = (Measurement.Taylor.Layers.IsInput(crr.At) ? "" : $"; penalty and λ at layer {crr.At}")
                 + (crr.Classes is null ? "" : $"; penalty on y_i in {{{string.Join(",", crr.Classes)}}}");
             return string.Create(CultureInfo.InvariantCulture,
-                $"J(w) = mean_i CE(f_w(x_i), y_i) + s_k * P(w), P(w) as crr with orders {crr.MinOrder}..{crr.MaxOrder}, {crr.Directions} direction(s), derivatives by {crr.Engine}; "
+                $"J(w) = mean_i CE(f_w(x_i), y_i) + s_k * P(w), P(w) as crr with orders {crr.MinOrder}..{crr.MaxOrder}, {crr.Directions} direction(s), derivatives by {crr.EngineUsed}; "
                 + $"s_k held λ in [{t.Min:R}, {t.Max:R}]: every {t.Every} steps λ is measured on {t.MonitorPoints} held-out training samples and "
                 + $"log s += clamp({t.Gain:R} * e, -{t.MaxStep:R}, {t.MaxStep:R}) with e the distance of λ outside the middle {t.Deadband:R} of the band (0 inside); "
                 + $"s < {t.MinScale:R} is 0, s ≤ {t.MaxScale:R}; s_0 = {t.InitialScale:R}{where}");
