@@ -31,4 +31,12 @@ public class BenchVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Empty(doc.RootElement.GetProperty("training").EnumerateArray());
         Assert.Contains(doc.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString()!.StartsWith("libtorch on", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void A_profile_with_a_bad_width_stops_with_exit_code_2_naming_hidden()
+    {
+        var (code, _, stderr) = fixture.Run("bench", "--profile", "--hidden", "32,x");
+        Assert.Equal(2, code);
+        Assert.Contains("--hidden lists layer widths 1..4096", stderr, StringComparison.Ordinal);
+    }
 }
