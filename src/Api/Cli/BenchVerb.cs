@@ -250,15 +250,15 @@ public static class BenchVerb
     private static IEnumerable<TrainingRow> Costs(string setup, TrainingRequest basis, TrainingData? data, int repeats, CancellationToken ct)
     {
         var crr = basis.Crr with { Scale = 0.003 };
-        // crr.engine auto: the fused kernel on the MLP, Taylor mode through libtorch operations on the CNN.
-        var auto = basis.Model.Kind == "mlp" ? "fused" : "taylor";
+        // {auto} becomes the engine crr.engine auto used, as the run's objective names it (the fused kernel on the MLP on the CPU,
+        // Taylor mode through libtorch operations on the CNN and on a GPU).
         (string Name, TrainingRequest Request)[] methods =
         [
             ("baseline", basis),
             ("sam", basis with { Method = "sam" }),
-            ($"crr 2-3 ({auto})", basis with { Method = "crr", Crr = crr }),
-            ($"crr 1-4 ({auto})", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4) } }),
-            ($"crr 1-4 ({auto}, every 4th step)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Every = 4 } }),
+            ("crr 2-3 ({auto})", basis with { Method = "crr", Crr = crr }),
+            ("crr 1-4 ({auto})", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4) } }),
+            ("crr 1-4 ({auto}, every 4th step)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Every = 4 } }),
             .. basis.Model.Kind == "mlp"
                 ? new[] { ("crr 1-4 (taylor, libtorch ops)", basis with { Method = "crr", Crr = crr with { Orders = new OrderSpan(1, 4), Engine = "taylor" } }) }
                 : [],
@@ -273,8 +273,17 @@ public static class BenchVerb
             for (var i = 0; i < methods.Length; i++) runs[i].Add(Train(methods[i].Request));
         }
         var seconds = runs.Select(r => r.Select(t => t.TrainingSeconds).Order().ElementAt(r.Count / 2)).ToArray();
-        return methods.Select((m, i) => new TrainingRow(setup, m.Name, seconds[i], seconds[i] / seconds[0], seconds[i] / seconds[1],
+        return methods.Select((m, i) => new TrainingRow(setup, m.Name.Replace("{auto}", EngineUsed(runs[i][0]), StringComparison.Ordinal), seconds[i], seconds[i] / seconds[0], seconds[i] / seconds[1],
             runs[i][0].TestError, runs[i][0].Lambda?.Lambda));
+    }
+
+    /// <summary>The engine a CRR run's objective names (<c>… derivatives by fused</c>).</summary>
+    private static string EngineUsed(TrainingResult result)
+    {
+        const string marker = "derivatives by ";
+        var objective = result.Config.Objective;
+        var at = objective.LastIndexOf(marker, StringComparison.Ordinal);
+        return at < 0 ? "auto" : objective[(at + marker.Length)..].Split(';')[0].Trim();
     }
 
     private static DerivativeRequest Request(double[] x, int points, double[] v, int directions, int[] labels, int k) =>
