@@ -19,7 +19,8 @@ public class MlpCrrKernelTests
         [.. Enumerable.Range(0, count).Select(_ => low + (high - low) * rng.NextDouble())];
 
     /// <summary>J = mean CE + scale·Σ_{n=nmin..nmax} mean_lines (Dⁿℓ)², and its gradient, by nested autograd on the module.</summary>
-    private static (double Loss, double Penalty, double[][] Gradients) Nested(Mlp mlp, double[] x, long[] y, double[] v, int inWidth, int nmin, int nmax, double scale)
+    private static (double Loss, double Penalty, double[][] Gradients) Nested(Mlp mlp, double[] x, long[] y, double[] v, int inWidth, int nmin, int nmax, double scale,
+        bool[]? penalised = null)
     {
         using var scope = NewDisposeScope();
         var xt = tensor(x, [Points, inWidth], ScalarType.Float64);
@@ -27,7 +28,13 @@ public class MlpCrrKernelTests
         var yt = tensor(y);
         var yr = yt.repeat_interleave(Directions, 0);
         var d = new AutogradDifferentiableEngine().DirectionalDerivatives(z => Objective.Evaluate(TargetKind.Loss, mlp.call(z), yr), xt.repeat_interleave(Directions, 0), vt, nmax);
-        var penalty = d.narrow(1, nmin - 1, nmax - nmin + 1).square().mean([0]).sum();
+        var chosen = d.narrow(1, nmin - 1, nmax - nmin + 1);
+        if (penalised is not null)
+        {
+            var lines = Enumerable.Range(0, Points * Directions).Where(l => penalised[l / Directions]).Select(l => (long)l).ToArray();
+            chosen = chosen.index_select(0, tensor(lines));
+        }
+        var penalty = chosen.square().mean([0]).sum();
         var loss = nn.functional.cross_entropy(mlp.call(xt), yt);
         var parameters = mlp.parameters().Select(p => (Tensor)p).ToList();
         var grads = autograd.grad([loss + scale * penalty], parameters);
@@ -78,6 +85,40 @@ public class MlpCrrKernelTests
                 Assert.True(Math.Abs(grads[i][j] - expected.Gradients[i][j]) <= 1e-10 * largest, $"parameter {i}[{j}]: {grads[i][j]:R} vs {expected.Gradients[i][j]:R}");
             }
         }
+    }
+
+    [Fact]
+    public void A_class_filter_averages_the_penalty_over_the_flagged_points_lines_only_as_nested_autograd_does()
+    {
+        const double scale = 0.9;
+        int[] widths = [3, 6, 4];
+        manual_seed(43);
+        using var mlp = new Mlp(widths);
+        mlp.to(ScalarType.Float64);
+        var rng = new Random(44);
+        var x = Uniform(rng, Points * 3);
+        var v = Uniform(rng, Points * Directions * 3);
+        long[] y = [0, 3, 1, 3, 2];
+        bool[] penalised = [false, true, false, true, false];
+        var expected = Nested(mlp, x, y, v, 3, 1, 4, scale, penalised);
+
+        var (w, b) = Arrays<double>(mlp);
+        var gw = w.Select(a => new double[a.Length]).ToArray();
+        var gb = b.Select(a => new double[a.Length]).ToArray();
+        // The unflagged points' directions must not matter: scramble them.
+        for (var i = 0; i < v.Length; i++) if (!penalised[i / (Directions * 3)]) v[i] = 100 + i;
+        var actual = new MlpCrrKernel<double>(widths, "tanh").Evaluate(w, b, x, y, v, Directions, 1, 4, scale, gw, gb, penalised);
+
+        Assert.Equal(expected.Loss, actual.Loss, 1e-12);
+        Assert.True(Math.Abs(actual.Penalty - expected.Penalty) <= 1e-10 * expected.Penalty, $"penalty {actual.Penalty:R} vs {expected.Penalty:R}");
+        var grads = gw.Zip(gb).SelectMany(p => new[] { p.First, p.Second }).ToArray();
+        for (var i = 0; i < grads.Length; i++)
+        {
+            var largest = expected.Gradients[i].Max(Math.Abs);
+            for (var j = 0; j < grads[i].Length; j++) Assert.True(Math.Abs(grads[i][j] - expected.Gradients[i][j]) <= 1e-10 * largest, $"parameter {i}[{j}]");
+        }
+        var none = new MlpCrrKernel<double>(widths, "tanh").Evaluate(w, b, x, y, v, Directions, 1, 4, scale, gw, gb, new bool[Points]);
+        Assert.Equal(0, none.Penalty);
     }
 
     [Fact]

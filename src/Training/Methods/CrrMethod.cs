@@ -60,7 +60,7 @@ public sealed class CrrMethod : ITrainingMethod
     /// <param name="classes">When given, only batch points whose label is one of these classes are penalised (paper §7's class filter).</param>
     /// <param name="fused">
     /// The fused kernel (<see cref="MlpCrrKernel{T}"/>) for penalised steps: null (default) where it applies and pays — an <see cref="Mlp"/> it has
-    /// rules for, on the CPU, in Taylor mode, at the input, without a class filter, parameters in the batch's dtype, and a step's arithmetic
+    /// rules for, on the CPU, in Taylor mode, at the input, parameters in the batch's dtype, and a step's arithmetic
     /// within <see cref="AutoFusedWorkLimit"/>; true: always (on any device, computed on the host), an error where it does not apply; false:
     /// never (Taylor mode through libtorch operations).
     /// </param>
@@ -344,7 +344,6 @@ public sealed class CrrMethod : ITrainingMethod
         var why = network is not Mlp mlp ? $"the network is a {network.GetType().Name}, not an mlp"
             : !MlpCrrKernel<float>.Supports(mlp.Activation) ? $"it has no rule for the activation {mlp.Activation}"
             : !Layers.IsInput(At) ? $"the penalty is at layer {At}, not the input"
-            : Classes is not null ? "the penalty is class-filtered"
             : x.dtype is not (ScalarType.Float32 or ScalarType.Float64) || mlp.parameters().Any(p => p.dtype != x.dtype) ? "the batch and the parameters are not all float32 or all float64"
             : null;
         if (why is not null)
@@ -428,10 +427,29 @@ public sealed class CrrMethod : ITrainingMethod
             Read(xt, x);
             // Conversions that have nothing to do may return their argument: the step's dispose scope, not a `using`, frees what they make.
             yt.to(ScalarType.Int64, CPU).contiguous().data<long>().CopyTo(y);
-            var drawn = method.DrawDirectionValues(batch, width);
-            if (v.Length != drawn.Length) v = new T[drawn.Length];
-            for (var i = 0; i < drawn.Length; i++) v[i] = T.CreateTruncating(drawn[i]);
-            var objective = kernel.Evaluate(weights, biases, x, y, v, method.Directions, method.MinOrder, method.MaxOrder, method.Scale, weightGradients, biasGradients);
+            var lineValues = batch * method.Directions * width;
+            if (v.Length != lineValues) v = new T[lineValues];
+            var penalised = Penalised(method.Classes, y);
+            // Directions are drawn for the penalised points only, in batch order, as the other engines' class-filtered steps draw them;
+            // an unpenalised point's lines keep zero directions (the kernel does not use them).
+            var drawn = method.DrawDirectionValues(penalised is null ? batch : penalised.Count(true), width);
+            if (penalised is null)
+            {
+                for (var i = 0; i < drawn.Length; i++) v[i] = T.CreateTruncating(drawn[i]);
+            }
+            else
+            {
+                Array.Clear(v);
+                var next = 0;
+                var perPoint = method.Directions * width;
+                for (var p = 0; p < batch; p++)
+                {
+                    if (!penalised[p]) continue;
+                    for (var i = 0; i < perPoint; i++) v[p * perPoint + i] = T.CreateTruncating(drawn[next++]);
+                }
+            }
+            var objective = kernel.Evaluate(weights, biases, x, y, v, method.Directions, method.MinOrder, method.MaxOrder, method.Scale, weightGradients, biasGradients,
+                penalised);
             for (var i = 0; i < parameters.Length; i++)
             {
                 Write(parameters[i].Weight, weightGradients[i]);
@@ -440,6 +458,10 @@ public sealed class CrrMethod : ITrainingMethod
             optimizer.step();
             return new StepLoss(objective.Loss, objective.Penalty);
         }
+
+        /// <summary>Per point, whether its label is a penalised class; null when every point is.</summary>
+        private static bool[]? Penalised(int[]? classes, long[] labels) =>
+            classes is null ? null : [.. labels.Select(label => Array.BinarySearch(classes, (int)label) >= 0)];
 
         /// <summary>Copies a tensor's values (any device, any layout) into <paramref name="into"/>.</summary>
         private static void Read(Tensor t, T[] into)

@@ -38,7 +38,8 @@ public readonly record struct CrrObjective(double Loss, double Penalty);
 /// Backward: the adjoint of every statement above, in reverse order (each <c>u += c·a·b</c> gives <c>ā += c·ū·b</c>,
 /// <c>b̄ += c·ū·a</c>); the linear layer's <c>W̄ = Σ_k h̄ₖ aₖᵀ</c>, <c>b̄ = Σ_r h̄₀</c>, <c>āₖ = Wᵀ h̄ₖ</c>. Coefficients that are zero by
 /// construction (orders ≥ 2 of the input line, all orders ≥ 2 behind ReLU layers) are skipped in both directions.
-/// Elementwise recurrences run on whole coefficient rows with <see cref="Vector{T}"/>.
+/// Elementwise recurrences run on whole coefficient rows with <see cref="Vector{T}"/>; the matrix products of all coefficients of a layer
+/// are one product each (<c>H = A Wᵀ</c>, <c>Ā = H̄ W</c>, <c>W̄ = H̄ᵀ A</c>), register-blocked four rows at a time.
 /// </para>
 /// <para>Instances keep their buffers between calls (sized for the last batch); an instance is not thread-safe.</para>
 /// </remarks>
@@ -66,15 +67,6 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         transposed = [.. Enumerable.Range(0, widths.Count - 1).Select(l => new T[widths[l] * widths[l + 1]])];
     }
 
-    /// <summary><c>t [columns, rows] = mᵀ</c> for row-major <c>m [rows, columns]</c>.</summary>
-    private static void Transpose(T[] m, T[] t, int rows, int columns)
-    {
-        for (var i = 0; i < rows; i++)
-        {
-            for (var j = 0; j < columns; j++) t[j * rows + i] = m[i * columns + j];
-        }
-    }
-
     /// <summary>Whether the kernel has a rule for <paramref name="activation"/>.</summary>
     public static bool Supports(string? activation) => activation is "tanh" or "sigmoid" or "softplus" or "relu";
 
@@ -93,8 +85,14 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <param name="scale">The penalty's weight (finite, ≥ 0).</param>
     /// <param name="weightGradients">Receives <c>∂J/∂Wˡ</c>.</param>
     /// <param name="biasGradients">Receives <c>∂J/∂bˡ</c>.</param>
+    /// <param name="penalised">
+    /// Empty (default): every point is penalised. Else one flag per point: the penalty averages over the lines of the flagged points only,
+    /// <c>(1/(B_p·D)) Σ_{p flagged} Σ_d (n! ℓ_{pD+d,n})²</c> (0 when none is), while the loss still averages over all B points; the
+    /// directions of unflagged points are not used.
+    /// </param>
     public CrrObjective Evaluate(IReadOnlyList<T[]> weights, IReadOnlyList<T[]> biases, ReadOnlySpan<T> x, ReadOnlySpan<long> y, ReadOnlySpan<T> v,
-        int directions, int minOrder, int maxOrder, double scale, IReadOnlyList<T[]> weightGradients, IReadOnlyList<T[]> biasGradients)
+        int directions, int minOrder, int maxOrder, double scale, IReadOnlyList<T[]> weightGradients, IReadOnlyList<T[]> biasGradients,
+        ReadOnlySpan<bool> penalised = default)
     {
         var layers = widths.Length - 1;
         Check(weights, biases, weightGradients, biasGradients, layers);
@@ -106,6 +104,8 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         if (points < 1 || x.Length != points * inWidth) throw new ArgumentException($"x holds {x.Length} values; {points} points of width {inWidth} need {points * inWidth}.", nameof(x));
         var r = points * directions;
         if (v.Length != r * inWidth) throw new ArgumentException($"v holds {v.Length} values; {r} lines of width {inWidth} need {r * inWidth}.", nameof(v));
+        if (!penalised.IsEmpty && penalised.Length != points) throw new ArgumentException($"Give one flag per point ({points}), not {penalised.Length}.", nameof(penalised));
+        var penalisedLines = penalised.IsEmpty ? r : penalised.Count(true) * directions;
         var classes = widths[^1];
         foreach (var label in y)
         {
@@ -154,11 +154,11 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
                 lossSum += double.CreateChecked(lk[0]);
                 gl[0] = T.CreateChecked(1.0 / points);
             }
-            for (var n = minOrder; n <= maxOrder; n++)
+            for (var n = minOrder; n <= maxOrder && (penalised.IsEmpty || penalised[line / directions]); n++)
             {
                 var d = double.CreateChecked(lk[n]) * factorials[n];
                 penaltySum += d * d;
-                gl[n] = T.CreateChecked(scale * 2 * factorials[n] * d / r);
+                gl[n] = T.CreateChecked(scale * 2 * factorials[n] * d / penalisedLines);
             }
             HeadBackward(logits, gLogits, line, r, classes, (int)y[line / directions], k, gl);
         }
@@ -170,7 +170,7 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
             LinearBackward(post[l], weights[l], gPre[l], gA, weightGradients[l], biasGradients[l], r, widths[l], widths[l + 1], degrees[l]);
             if (l > 0) ActivationBackward(l - 1, r * widths[l], degrees[l - 1]);
         }
-        return new CrrObjective(lossSum / points, penaltySum / r);
+        return new CrrObjective(lossSum / points, penalisedLines == 0 ? 0 : penaltySum / penalisedLines);
     }
 
     private void Check(IReadOnlyList<T[]> weights, IReadOnlyList<T[]> biases, IReadOnlyList<T[]> weightGradients, IReadOnlyList<T[]> biasGradients, int layers)
@@ -232,6 +232,15 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         if (gA is null) return;
         Array.Clear(gA);
         MatMulAdd(gA.AsSpan(0, rows * inWidth), gH.AsSpan(0, rows * outWidth), outWidth, 1, w, rows, outWidth, inWidth);
+    }
+
+    /// <summary><c>t [columns, rows] = mᵀ</c> for row-major <c>m [rows, columns]</c>.</summary>
+    private static void Transpose(T[] m, T[] t, int rows, int columns)
+    {
+        for (var i = 0; i < rows; i++)
+        {
+            for (var j = 0; j < columns; j++) t[j * rows + i] = m[i * columns + j];
+        }
     }
 
     /// <summary>
