@@ -144,7 +144,7 @@ public sealed record CrrSettings
     /// <summary>
     /// Derivative engine of the penalty, all exact: <c>auto</c> (default: <c>fused</c> where it applies and is the faster — on the CPU, up to
     /// <see cref="CrrMethod.AutoFusedWorkLimit"/> multiply-adds a pass — else <c>taylor</c> for the project's mlp and cnn), <c>fused</c> (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu,
-    /// the penalty at the input), <c>taylor</c> (Taylor mode through libtorch operations and autograd) or
+    /// at the input or a layer), <c>taylor</c> (Taylor mode through libtorch operations and autograd) or
     /// <c>autograd</c> (nested reverse mode).
     /// </summary>
     public string Engine { get; init; } = "auto";
@@ -319,11 +319,11 @@ public sealed record TrainingRequest
         }
         if (Crr.Directions is < 1 or > 64) throw new MeasurementInputException("crr.directions", $"crr directions must be between 1 and 64 (got {Crr.Directions}).");
         if (Crr.Engine is not ("auto" or "fused" or "taylor" or "autograd")) throw new MeasurementInputException("crr.engine", $"crr engine '{Crr.Engine}' is not known; use auto, fused, taylor or autograd.");
-        if (Crr.Engine == "fused" && (Model.Kind != "mlp" || !MlpCrrKernel<float>.Supports(Model.Activation) || !Measurement.Taylor.Layers.IsInput(Crr.At)))
+        if (Crr.Engine == "fused" && (Model.Kind != "mlp" || !MlpCrrKernel<float>.Supports(Model.Activation)))
         {
             throw new MeasurementInputException("crr.engine",
-                "crr engine 'fused' computes the penalty of an mlp with activation tanh, sigmoid, softplus or relu, at the input (crr.at 'input'); "
-                + $"this run has a {Model.Kind}{(Model.Kind == "mlp" ? $" with {Model.Activation}" : "")} and crr.at '{Crr.At}'. Use crr engine auto or taylor.");
+                "crr engine 'fused' computes the penalty of an mlp with activation tanh, sigmoid, softplus or relu; "
+                + $"this run has a {Model.Kind}{(Model.Kind == "mlp" ? $" with {Model.Activation}" : "")}. Use crr engine auto or taylor.");
         }
         if (Crr.Every is < 1 or > 1_000_000) throw new MeasurementInputException("crr.every", $"crr every must be ≥ 1 (got {Crr.Every}); 1 applies the penalty on every step.");
         Model.CheckLayer(Crr.At, "crr.at");

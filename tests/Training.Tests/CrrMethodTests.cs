@@ -119,11 +119,13 @@ public class CrrMethodTests
     }
 
     [Theory]
-    [InlineData("tanh", ScalarType.Float64, false)]
-    [InlineData("relu", ScalarType.Float64, false)]
-    [InlineData("softplus", ScalarType.Float32, false)]
-    [InlineData("tanh", ScalarType.Float64, true)]
-    public void Steps_through_the_fused_kernel_move_the_parameters_as_steps_through_taylor_mode_in_libtorch_do(string activation, ScalarType dtype, bool classFilter)
+    [InlineData("tanh", ScalarType.Float64, false, "input")]
+    [InlineData("relu", ScalarType.Float64, false, "input")]
+    [InlineData("softplus", ScalarType.Float32, false, "input")]
+    [InlineData("tanh", ScalarType.Float64, true, "input")]
+    [InlineData("sigmoid", ScalarType.Float64, false, "act1")]
+    [InlineData("tanh", ScalarType.Float64, true, "fc2")]
+    public void Steps_through_the_fused_kernel_move_the_parameters_as_steps_through_taylor_mode_in_libtorch_do(string activation, ScalarType dtype, bool classFilter, string at)
     {
         // Two constructions of the same exact gradient: the fused kernel's hand-written reverse pass, and autograd through the
         // libtorch jet graph. Five Adam steps each from the same start and the same direction stream; float64 agrees to rounding,
@@ -136,7 +138,7 @@ public class CrrMethodTests
             mlp.to(dtype);
             using var adam = optim.Adam(mlp.parameters(), 0.01);
             // With the class filter only the points of class 2 (one of the three) are penalised.
-            var method = new CrrMethod(0.5, 1, 4, Directions, 1, new Random(4), fused: fused, classes: classFilter ? [2] : null);
+            var method = new CrrMethod(0.5, 1, 4, Directions, 1, new Random(4), fused: fused, classes: classFilter ? [2] : null, at: at);
             using var scope = NewDisposeScope();
             var x = ParameterAccess.Rows(X).to(dtype);
             var y = ParameterAccess.Labels(Y);
@@ -189,7 +191,7 @@ public class CrrMethodTests
         Assert.Equal("fused", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), fused: true).StepEngine(wide, x32));
         Assert.Equal("taylor", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), fused: false).StepEngine(small, x32));
         Assert.Equal("autograd", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), taylor: false).StepEngine(small, x32));
-        Assert.Equal("taylor", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), at: "act1").StepEngine(small, x32));
+        Assert.Equal("fused", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), at: "act1").StepEngine(small, x32));
         Assert.Equal("fused", new CrrMethod(0.1, 1, 4, 1, 1, new Random(1), classes: [1]).StepEngine(small, x32));
 
         // The objective names the engine the steps used, once there were steps.

@@ -121,6 +121,57 @@ public class MlpCrrKernelTests
         Assert.Equal(0, none.Penalty);
     }
 
+    [Theory]
+    [InlineData("tanh", "fc1", 1)]
+    [InlineData("tanh", "act1", 2)]
+    [InlineData("softplus", "fc2", 3)]
+    [InlineData("relu", "act2", 4)]
+    public void Lines_that_start_at_a_layer_give_the_objective_and_gradient_of_nested_autograd_through_the_cut_network(string activation, string layer, int start)
+    {
+        // Independent construction: h = ForwardTo(layer, x) keeps its graph to the layers before the cut, nested autograd
+        // differentiates CE(ForwardFrom(layer, h + t·u)) along u, and autograd takes every parameter's gradient through both.
+        const double scale = 0.8;
+        int[] widths = [3, 6, 5, 4];
+        manual_seed(45);
+        using var mlp = new Mlp(widths, activation);
+        mlp.to(ScalarType.Float64);
+        var rng = new Random(46);
+        var x = Uniform(rng, Points * 3, -1.5, 1.5);
+        var width = widths[(start + 1) / 2];
+        var u = Uniform(rng, Points * Directions * width);
+        long[] y = [1, 0, 3, 2, 3];
+        double expectedLoss, expectedPenalty;
+        double[][] expectedGrads;
+        using (var scope = NewDisposeScope())
+        {
+            var xt = tensor(x, [Points, 3], ScalarType.Float64);
+            var yt = tensor(y);
+            var yr = yt.repeat_interleave(Directions, 0);
+            var h = mlp.ForwardTo(layer, xt).repeat_interleave(Directions, 0);
+            var d = new AutogradDifferentiableEngine().DirectionalDerivatives(z => Objective.Evaluate(TargetKind.Loss, mlp.ForwardFrom(layer, z), yr), h,
+                tensor(u, [Points * Directions, width], ScalarType.Float64), 4);
+            var penalty = d.square().mean([0]).sum();
+            var loss = nn.functional.cross_entropy(mlp.call(xt), yt);
+            var reference = autograd.grad([loss + scale * penalty], [.. mlp.parameters().Select(p => (Tensor)p)]);
+            (expectedLoss, expectedPenalty, expectedGrads) = (loss.ToDouble(), penalty.ToDouble(), [.. reference.Select(g => g.data<double>().ToArray())]);
+        }
+
+        var (w, b) = Arrays<double>(mlp);
+        var gw = w.Select(a => new double[a.Length]).ToArray();
+        var gb = b.Select(a => new double[a.Length]).ToArray();
+        var actual = new MlpCrrKernel<double>(widths, activation).Evaluate(w, b, x, y, u, Directions, 1, 4, scale, gw, gb, start: start);
+
+        Assert.Equal(expectedLoss, actual.Loss, 1e-12);
+        Assert.True(expectedPenalty > 1e-8 && Math.Abs(actual.Penalty - expectedPenalty) <= 1e-10 * expectedPenalty, $"penalty {actual.Penalty:R} vs {expectedPenalty:R}");
+        var grads = gw.Zip(gb).SelectMany(p => new[] { p.First, p.Second }).ToArray();
+        for (var i = 0; i < grads.Length; i++)
+        {
+            var largest = expectedGrads[i].Max(Math.Abs);
+            Assert.True(largest > 0, $"parameter {i}'s gradient should not vanish (the layers before the cut train too)");
+            for (var j = 0; j < grads[i].Length; j++) Assert.True(Math.Abs(grads[i][j] - expectedGrads[i][j]) <= 1e-10 * largest, $"parameter {i}[{j}]: {grads[i][j]:R} vs {expectedGrads[i][j]:R}");
+        }
+    }
+
     [Fact]
     public void Float32_agrees_with_float64_to_single_precision_and_a_second_call_reuses_its_buffers_without_carrying_state()
     {

@@ -28,7 +28,7 @@ public sealed record TrainingCrrRequest(
     [property: Description("Penalised orders, default { min: 2, max: 3 }.")] OrderRange? Orders = null,
     [property: Description("Random unit directions per batch point (default 1).")] int? Directions = null,
     [property: Description("Penalty on every k-th step (default 1).")] int? Every = null,
-    [property: Description("auto (default: fused where it applies and is the faster — small and medium MLPs on the CPU — else Taylor mode), fused (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu, crr.at input), taylor (Taylor mode through libtorch operations) or autograd (nested reverse mode, slower; for comparison). All exact.")] string? Engine = null,
+    [property: Description("auto (default: fused where it applies and is the faster — small and medium MLPs on the CPU — else Taylor mode), fused (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu), taylor (Taylor mode through libtorch operations) or autograd (nested reverse mode, slower; for comparison). All exact.")] string? Engine = null,
     [property: Description("method crr-target: the band λ is held in, and the controller.")] TrainingCrrTargetRequest? Target = null,
     [property: Description("Where the penalty's derivatives are taken: input (default) or a layer of the network (mlp: fc1, act1, fc2, act2, …; "
         + "cnn: conv1, act1, conv2, act2, pool, hidden, act3): the loss of the rest of the network is differentiated at the layer's activation along "

@@ -60,7 +60,7 @@ public sealed class CrrMethod : ITrainingMethod
     /// <param name="classes">When given, only batch points whose label is one of these classes are penalised (paper §7's class filter).</param>
     /// <param name="fused">
     /// The fused kernel (<see cref="MlpCrrKernel{T}"/>) for penalised steps: null (default) where it applies and pays — an <see cref="Mlp"/> it has
-    /// rules for, on the CPU, in Taylor mode, at the input, parameters in the batch's dtype, and a step's arithmetic
+    /// rules for, on the CPU, in Taylor mode, parameters in the batch's dtype, and a step's arithmetic
     /// within <see cref="AutoFusedWorkLimit"/>; true: always (on any device, computed on the host), an error where it does not apply; false:
     /// never (Taylor mode through libtorch operations).
     /// </param>
@@ -343,7 +343,7 @@ public sealed class CrrMethod : ITrainingMethod
         if (fused == false) return null;
         var why = network is not Mlp mlp ? $"the network is a {network.GetType().Name}, not an mlp"
             : !MlpCrrKernel<float>.Supports(mlp.Activation) ? $"it has no rule for the activation {mlp.Activation}"
-            : !Layers.IsInput(At) ? $"the penalty is at layer {At}, not the input"
+            : !Layers.IsInput(At) && !mlp.Layers.Contains(At) ? $"'{At}' is not a layer of this mlp"
             : x.dtype is not (ScalarType.Float32 or ScalarType.Float64) || mlp.parameters().Any(p => p.dtype != x.dtype) ? "the batch and the parameters are not all float32 or all float64"
             : null;
         if (why is not null)
@@ -417,12 +417,15 @@ public sealed class CrrMethod : ITrainingMethod
                 Read(parameters[i].Bias, biases[i]);
             }
             var batch = (int)yt.shape[0];
-            var width = network.Widths[0];
-            if (xt.shape[0] != batch || xt.numel() != (long)batch * width)
+            var inWidth = network.Widths[0];
+            if (xt.shape[0] != batch || xt.numel() != (long)batch * inWidth)
             {
-                throw new ArgumentException($"The batch [{string.Join(",", xt.shape)}] does not hold {batch} samples of {width} numbers (the mlp's input width).", nameof(xt));
+                throw new ArgumentException($"The batch [{string.Join(",", xt.shape)}] does not hold {batch} samples of {inWidth} numbers (the mlp's input width).", nameof(xt));
             }
-            if (x.Length != batch * width) x = new T[batch * width];
+            if (x.Length != batch * inWidth) x = new T[batch * inWidth];
+            // Where the lines start: stage 0 the input; at layer L (fc1, act1, fc2, … = index 0, 1, 2, …) stage index + 1, in L's space.
+            var start = Layers.IsInput(method.At) ? 0 : network.Layers.ToList().IndexOf(method.At) + 1;
+            var width = network.Widths[(start + 1) / 2];
             if (y.Length != batch) y = new long[batch];
             Read(xt, x);
             // Conversions that have nothing to do may return their argument: the step's dispose scope, not a `using`, frees what they make.
@@ -449,7 +452,7 @@ public sealed class CrrMethod : ITrainingMethod
                 }
             }
             var objective = kernel.Evaluate(weights, biases, x, y, v, method.Directions, method.MinOrder, method.MaxOrder, method.Scale, weightGradients, biasGradients,
-                penalised);
+                penalised, start);
             for (var i = 0; i < parameters.Length; i++)
             {
                 Write(parameters[i].Weight, weightGradients[i]);

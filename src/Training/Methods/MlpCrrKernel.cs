@@ -90,9 +90,14 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <c>(1/(B_p·D)) Σ_{p flagged} Σ_d (n! ℓ_{pD+d,n})²</c> (0 when none is), while the loss still averages over all B points; the
     /// directions of unflagged points are not used.
     /// </param>
+    /// <param name="start">
+    /// Where the lines start (paper §7, CRR at a layer): 0 (default) the input, <c>x_p + t·v</c>; <c>2i − 1</c> the affine map of hidden layer i
+    /// (<c>fc_i</c>) and <c>2i</c> its activation (<c>act_i</c>), <c>h(x_p) + t·v</c> with v in that layer's space (<paramref name="v"/> is then
+    /// <c>[B·D, width_i]</c>). The layers before it carry the value alone, and the gradient flows through them.
+    /// </param>
     public CrrObjective Evaluate(IReadOnlyList<T[]> weights, IReadOnlyList<T[]> biases, ReadOnlySpan<T> x, ReadOnlySpan<long> y, ReadOnlySpan<T> v,
         int directions, int minOrder, int maxOrder, double scale, IReadOnlyList<T[]> weightGradients, IReadOnlyList<T[]> biasGradients,
-        ReadOnlySpan<bool> penalised = default)
+        ReadOnlySpan<bool> penalised = default, int start = 0)
     {
         var layers = widths.Length - 1;
         Check(weights, biases, weightGradients, biasGradients, layers);
@@ -103,7 +108,9 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         var points = y.Length;
         if (points < 1 || x.Length != points * inWidth) throw new ArgumentException($"x holds {x.Length} values; {points} points of width {inWidth} need {points * inWidth}.", nameof(x));
         var r = points * directions;
-        if (v.Length != r * inWidth) throw new ArgumentException($"v holds {v.Length} values; {r} lines of width {inWidth} need {r * inWidth}.", nameof(v));
+        if (start < 0 || start > 2 * (layers - 1)) throw new ArgumentOutOfRangeException(nameof(start), start, $"Lines start at stage 0 (the input) to {2 * (layers - 1)} (the last hidden activation).");
+        var startWidth = widths[(start + 1) / 2];
+        if (v.Length != r * startWidth) throw new ArgumentException($"v holds {v.Length} values; {r} lines of width {startWidth} need {r * startWidth}.", nameof(v));
         if (!penalised.IsEmpty && penalised.Length != points) throw new ArgumentException($"Give one flag per point ({points}), not {penalised.Length}.", nameof(penalised));
         var penalisedLines = penalised.IsEmpty ? r : penalised.Count(true) * directions;
         var classes = widths[^1];
@@ -114,24 +121,36 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         Allocate(r, maxOrder);
         var k = maxOrder;
 
-        // The input line: coefficient 0 is the point (repeated for its D directions), coefficient 1 the direction.
+        // Coefficient 0 of the input is the point (repeated for its D directions); the direction becomes coefficient 1 at `start`.
         var a0 = post[0];
         Array.Clear(a0);
         for (var line = 0; line < r; line++)
         {
             x.Slice(line / directions * inWidth, inWidth).CopyTo(a0.AsSpan(line * inWidth, inWidth));
         }
-        v.CopyTo(a0.AsSpan(r * inWidth, r * inWidth));
+        if (start == 0) v.CopyTo(a0.AsSpan(r * inWidth, r * inWidth));
         var degrees = new int[layers + 1];      // the highest coefficient of post[l] that can be nonzero
-        degrees[0] = Math.Min(1, k);
+        var preDegrees = new int[layers];       // the same for pre[l]
+        degrees[0] = start == 0 ? 1 : 0;
         for (var l = 0; l < layers; l++)
         {
             Transpose(weights[l], transposed[l], widths[l + 1], widths[l]);
             LinearForward(post[l], transposed[l], biases[l], pre[l], r, widths[l], widths[l + 1], degrees[l]);
+            preDegrees[l] = degrees[l];
+            if (start == 2 * l + 1)
+            {
+                v.CopyTo(pre[l].AsSpan(r * widths[l + 1], r * widths[l + 1]));
+                preDegrees[l] = 1;
+            }
             if (l + 1 < layers)
             {
-                degrees[l + 1] = activation == "relu" ? degrees[l] : k;
-                ActivationForward(l, r * widths[l + 1], degrees[l]);
+                degrees[l + 1] = activation == "relu" || preDegrees[l] == 0 ? preDegrees[l] : k;
+                ActivationForward(l, r * widths[l + 1], preDegrees[l]);
+                if (start == 2 * l + 2)
+                {
+                    v.CopyTo(post[l + 1].AsSpan(r * widths[l + 1], r * widths[l + 1]));
+                    degrees[l + 1] = 1;
+                }
             }
         }
 
@@ -168,7 +187,8 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         {
             var gA = l > 0 ? gPost[l] : null;
             LinearBackward(post[l], weights[l], gPre[l], gA, weightGradients[l], biasGradients[l], r, widths[l], widths[l + 1], degrees[l]);
-            if (l > 0) ActivationBackward(l - 1, r * widths[l], degrees[l - 1]);
+            // A direction entered at `start` is a constant: the reverse passes read only the coefficients each operation produced.
+            if (l > 0) ActivationBackward(l - 1, r * widths[l], preDegrees[l - 1]);
         }
         return new CrrObjective(lossSum / points, penalisedLines == 0 ? 0 : penaltySum / penalisedLines);
     }
@@ -315,7 +335,8 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
     {
         var xs = pre[layer];
         var ys = post[layer + 1];
-        var k = order;
+        var k = degree == 0 ? 0 : order;        // before the lines' start only the value passes
+        Array.Clear(ys, (k + 1) * n, (order - k) * n);
         switch (activation)
         {
             case "relu":
@@ -348,7 +369,7 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         var xs = pre[layer];
         var gX = gPre[layer];
         var gY = gPost[layer + 1];
-        var k = order;
+        var k = degree == 0 ? 0 : order;
         Array.Clear(gX);
         switch (activation)
         {

@@ -347,7 +347,6 @@ public class TrainingRunTests(ServiceFixture fixture) : IClassFixture<ServiceFix
             (new { method = "crr", crr = new { pairs = new[] { "4-4" } } }, "crr.pairs"),
             (new { method = "crr", crr = new { engine = "fast" } }, "crr.engine"),
             (new { method = "crr", model = new { activation = "gelu" }, crr = new { engine = "fused" } }, "crr.engine"),
-            (new { method = "crr", crr = new { engine = "fused", at = "act1" } }, "crr.engine"),
         ];
         foreach (var (body, field) in cases)
         {
