@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Taylor;
@@ -116,18 +115,18 @@ public static class CrrProfile
                     {
                         for (var i = 0; i < linear.Count; i++)
                         {
-                            MemoryMarshal.Cast<byte, float>(linear[i].Weight.bytes).CopyTo(wValues[i]);
-                            MemoryMarshal.Cast<byte, float>(linear[i].Bias.bytes).CopyTo(bValues[i]);
+                            TensorValues.CopyTo(linear[i].Weight, wValues[i]);
+                            TensorValues.CopyTo(linear[i].Bias, bValues[i]);
                         }
-                        MemoryMarshal.Cast<byte, float>(x.cpu().bytes).CopyTo(xValues);
+                        TensorValues.CopyTo(x, xValues);
                     });
                     Time(fused, "kernel: jets, head, penalty, reverse pass", () => kernel.Evaluate(wValues, bValues, xValues, yValues, vValues, 1, 1, maxOrder, 0.003, gw, gb));
                     Time(fused, "write the gradients", () =>
                     {
                         for (var i = 0; i < linear.Count; i++)
                         {
-                            SetGrad(linear[i].Weight, gw[i]);
-                            SetGrad(linear[i].Bias, gb[i]);
+                            TensorValues.SetGradient(linear[i].Weight, gw[i]);
+                            TensorValues.SetGradient(linear[i].Bias, gb[i]);
                         }
                     });
                     Time(fused, "optimizer step", () => optimizer.step());
@@ -141,18 +140,6 @@ public static class CrrProfile
             .. crr.Select(p => new Phase("crr 1-4 (taylor, libtorch ops), loss read from the jet", p.Key, p.Value / steps)),
             .. fused.Select(p => new Phase("crr 1-4 (fused kernel, now)", p.Key, p.Value / steps)),
         ];
-    }
-
-    private static void SetGrad(Tensor parameter, float[] values)
-    {
-        var g = parameter.grad;
-        if (g is not null && !g.IsInvalid && g.device_type == DeviceType.CPU)
-        {
-            g.bytes = MemoryMarshal.AsBytes(values.AsSpan());
-            return;
-        }
-        using var host = tensor(values, parameter.shape);
-        parameter.grad = host.to(parameter.device);
     }
 
     /// <summary>Prints the profile as a Markdown table with each phase's share of its step.</summary>

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Numerics;
-using System.Runtime.InteropServices;
 using LambdaService.Measurement.Engines;
 using LambdaService.Measurement.Taylor;
 using LambdaService.Training.Models;
@@ -384,6 +383,7 @@ public sealed class CrrMethod : ITrainingMethod
         private readonly (Parameter Weight, Parameter Bias)[] parameters;
         private readonly MlpCrrKernel<T> kernel;
         private readonly T[][] weights, biases, weightGradients, biasGradients;
+        private readonly int start, startWidth;
         private T[] x = [], v = [];
         private long[] y = [];
 
@@ -391,6 +391,9 @@ public sealed class CrrMethod : ITrainingMethod
         {
             this.method = method;
             this.network = network;
+            // Where the lines start: stage 0 the input; at layer L (fc1, act1, fc2, … = index 0, 1, 2, …) stage index + 1, in L's space.
+            start = Layers.IsInput(method.At) ? 0 : network.Layers.ToList().IndexOf(method.At) + 1;
+            startWidth = network.Widths[(start + 1) / 2];
             parameters = [.. network.LinearParameters()];
             kernel = new MlpCrrKernel<T>(network.Widths, network.Activation);
             weights = [.. parameters.Select(p => new T[p.Weight.numel()])];
@@ -413,8 +416,8 @@ public sealed class CrrMethod : ITrainingMethod
             using var scope = NewDisposeScope();
             for (var i = 0; i < parameters.Length; i++)
             {
-                Read(parameters[i].Weight, weights[i]);
-                Read(parameters[i].Bias, biases[i]);
+                TensorValues.CopyTo(parameters[i].Weight, weights[i]);
+                TensorValues.CopyTo(parameters[i].Bias, biases[i]);
             }
             var batch = (int)yt.shape[0];
             var inWidth = network.Widths[0];
@@ -423,40 +426,33 @@ public sealed class CrrMethod : ITrainingMethod
                 throw new ArgumentException($"The batch [{string.Join(",", xt.shape)}] does not hold {batch} samples of {inWidth} numbers (the mlp's input width).", nameof(xt));
             }
             if (x.Length != batch * inWidth) x = new T[batch * inWidth];
-            // Where the lines start: stage 0 the input; at layer L (fc1, act1, fc2, … = index 0, 1, 2, …) stage index + 1, in L's space.
-            var start = Layers.IsInput(method.At) ? 0 : network.Layers.ToList().IndexOf(method.At) + 1;
-            var width = network.Widths[(start + 1) / 2];
             if (y.Length != batch) y = new long[batch];
-            Read(xt, x);
+            TensorValues.CopyTo(xt, x);
             // Conversions that have nothing to do may return their argument: the step's dispose scope, not a `using`, frees what they make.
             yt.to(ScalarType.Int64, CPU).contiguous().data<long>().CopyTo(y);
-            var lineValues = batch * method.Directions * width;
-            if (v.Length != lineValues) v = new T[lineValues];
+            var perPoint = method.Directions * startWidth;
+            if (v.Length != batch * perPoint) v = new T[batch * perPoint];
             var penalised = Penalised(method.Classes, y);
             // Directions are drawn for the penalised points only, in batch order, as the other engines' class-filtered steps draw them;
-            // an unpenalised point's lines keep zero directions (the kernel does not use them).
-            var drawn = method.DrawDirectionValues(penalised is null ? batch : penalised.Count(true), width);
-            if (penalised is null)
+            // an unpenalised point's lines get zero directions (the kernel does not use them).
+            var drawn = method.DrawDirectionValues(penalised is null ? batch : penalised.Count(true), startWidth);
+            var next = 0;
+            for (var p = 0; p < batch; p++)
             {
-                for (var i = 0; i < drawn.Length; i++) v[i] = T.CreateTruncating(drawn[i]);
-            }
-            else
-            {
-                Array.Clear(v);
-                var next = 0;
-                var perPoint = method.Directions * width;
-                for (var p = 0; p < batch; p++)
+                var block = v.AsSpan(p * perPoint, perPoint);
+                if (penalised is not null && !penalised[p])
                 {
-                    if (!penalised[p]) continue;
-                    for (var i = 0; i < perPoint; i++) v[p * perPoint + i] = T.CreateTruncating(drawn[next++]);
+                    block.Clear();
+                    continue;
                 }
+                for (var i = 0; i < perPoint; i++) block[i] = T.CreateTruncating(drawn[next++]);
             }
             var objective = kernel.Evaluate(weights, biases, x, y, v, method.Directions, method.MinOrder, method.MaxOrder, method.Scale, weightGradients, biasGradients,
                 penalised, start);
             for (var i = 0; i < parameters.Length; i++)
             {
-                Write(parameters[i].Weight, weightGradients[i]);
-                Write(parameters[i].Bias, biasGradients[i]);
+                TensorValues.SetGradient(parameters[i].Weight, weightGradients[i]);
+                TensorValues.SetGradient(parameters[i].Bias, biasGradients[i]);
             }
             optimizer.step();
             return new StepLoss(objective.Loss, objective.Penalty);
@@ -465,26 +461,5 @@ public sealed class CrrMethod : ITrainingMethod
         /// <summary>Per point, whether its label is a penalised class; null when every point is.</summary>
         private static bool[]? Penalised(int[]? classes, long[] labels) =>
             classes is null ? null : [.. labels.Select(label => Array.BinarySearch(classes, (int)label) >= 0)];
-
-        /// <summary>Copies a tensor's values (any device, any layout) into <paramref name="into"/>.</summary>
-        private static void Read(Tensor t, T[] into)
-        {
-            // `bytes` copies the storage in one block (the element accessor `data<T>()` goes one index at a time: 15 ns a value).
-            var host = t.device_type == DeviceType.CPU && t.is_contiguous() ? t : t.detach().cpu().contiguous();
-            MemoryMarshal.Cast<byte, T>(host.bytes).CopyTo(into);
-        }
-
-        /// <summary>Sets a parameter's gradient to <paramref name="values"/>: in place where it has one on the CPU, else as a new tensor.</summary>
-        private static void Write(Parameter p, T[] values)
-        {
-            var g = p.grad;
-            if (g is not null && !g.IsInvalid && g.device_type == DeviceType.CPU && g.dtype == p.dtype && g.is_contiguous())
-            {
-                g.bytes = MemoryMarshal.AsBytes(values.AsSpan());
-                return;
-            }
-            using var host = values is float[] f ? tensor(f, p.shape) : tensor((double[])(object)values, p.shape);
-            p.grad = host.to(p.device);
-        }
     }
 }
