@@ -136,9 +136,8 @@ public static class BenchVerb
         var lines = new double[points * directions * size];
         for (var i = 0; i < points * directions; i++) Array.Copy(x, (i / directions) * size, lines, i * size, size);
         torch.Forward(lines, points * directions);
-        var forwardMs = Median(repeats, () => torch.Forward(lines, points * directions));
         if (onnxRunner.Precision != "float64") notes.Add($"{name}: finite differences ran in {onnxRunner.Precision}.");
-        notes.Add(string.Create(CultureInfo.InvariantCulture, $"{name}: one float64 forward pass of the {points * directions} lines takes {forwardMs:F2} ms."));
+        var forwards = new List<double>();
 
         var rows = new List<BenchRow>();
         double? lastAutograd = null;
@@ -160,18 +159,19 @@ public static class BenchVerb
             // One untimed run first: the first pass at a new size pays for the allocator's growth (measured: 5–10× the
             // steady time of the MLP's first K), which would otherwise land on whichever K is timed first.
             taylor.Compute(request, null, ct);
-            var tt = Median(repeats, () => rt = taylor.Compute(request, null, ct));
-            double? ta = null;
-            if (lastAutograd is null || lastAutograd.Value * 9 < AutogradBudgetMs)
-            {
-                if (lastAutograd is null || lastAutograd.Value < AutogradBudgetMs / 100) autograd.Compute(request, null, ct);
-                ta = Median(lastAutograd > AutogradBudgetMs / 10 ? 1 : repeats, () => ra = autograd.Compute(request, null, ct));
-                lastAutograd = ta;
-            }
-            else
-            {
-                notes.Add($"{name}: autograd skipped for K = {k} (the previous K took {lastAutograd:F0} ms; it grows about 3× per order).");
-            }
+            var withAutograd = lastAutograd is null || lastAutograd.Value * 9 < AutogradBudgetMs;
+            if (withAutograd && (lastAutograd is null || lastAutograd.Value < AutogradBudgetMs / 100)) autograd.Compute(request, null, ct);
+            if (!withAutograd) notes.Add($"{name}: autograd skipped for K = {k} (the previous K took {lastAutograd:F0} ms; it grows about 3× per order).");
+            // The forward pass, Taylor and autograd are timed in turns (one of each per round), so that this VM's drift over a run
+            // (its speed moved by up to 2× within minutes) moves the three alike and their ratios stay comparable.
+            var medians = InTurns(repeats,
+                (() => torch.Forward(lines, points * directions), repeats),
+                (() => rt = taylor.Compute(request, null, ct), repeats),
+                (withAutograd ? () => ra = autograd.Compute(request, null, ct) : null, lastAutograd > AutogradBudgetMs / 10 ? 1 : repeats));
+            var (forwardMs, tt) = (medians[0], medians[1]);
+            double? ta = withAutograd ? medians[2] : null;
+            if (ta is not null) lastAutograd = ta;
+            forwards.Add(forwardMs);
             var tf = Median(repeats, () => rf = fd.Compute(request, null, ct));
             double? maxDiff = null;
             if (ra is not null)
@@ -189,6 +189,8 @@ public static class BenchVerb
             double? fdError = piecewise ? null : MedianRelativeError(rf!, rt!, points, directions, k);
             rows.Add(new BenchRow(name, k, tt, ta, tf, ta / tt, tf / tt, tt / forwardMs, maxDiff, fdError));
         }
+        notes.Add(string.Create(CultureInfo.InvariantCulture,
+            $"{name}: one float64 forward pass of the {points * directions} lines took {forwards.Min():F2}–{forwards.Max():F2} ms (the median of each row's rounds)."));
         return rows;
     }
 
@@ -288,6 +290,26 @@ public static class BenchVerb
 
     private static DerivativeRequest Request(double[] x, int points, double[] v, int directions, int[] labels, int k) =>
         new(x, points, v, directions, TargetKind.Loss, labels, k);
+
+    /// <summary>
+    /// Medians of the actions' times in milliseconds, timed in turns: round r runs each action whose round count exceeds r, one after the
+    /// other. A null action is not run (its median is NaN).
+    /// </summary>
+    private static double[] InTurns(int rounds, params (Action? Action, int Rounds)[] actions)
+    {
+        var times = actions.Select(_ => new List<double>()).ToArray();
+        for (var r = 0; r < rounds; r++)
+        {
+            for (var i = 0; i < actions.Length; i++)
+            {
+                if (actions[i].Action is not { } action || r >= actions[i].Rounds) continue;
+                var sw = Stopwatch.StartNew();
+                action();
+                times[i].Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+        return [.. times.Select(t => t.Count == 0 ? double.NaN : t.Order().ElementAt(t.Count / 2))];
+    }
 
     private static double Median(int repeats, Action action)
     {
