@@ -130,6 +130,54 @@ public sealed class Jet
     /// <summary>A jet of the same order with other stored coefficients.</summary>
     internal Jet With(Tensor leading) => new(leading, Order);
 
+    /// <summary>
+    /// g ≥ 1: the value coefficient c_0 is known to be the same in each group of g consecutive rows of the batch axis (the lines
+    /// <c>x_p + t v_{p,d}</c> of one point along its g directions: their value is <c>f(x_p)</c> at every layer). Rules that map rows
+    /// independently keep it, and the costly ones (<see cref="JetOps.Conv2d"/>, <see cref="JetOps.Linear"/>) then compute c_0 once
+    /// per group instead of once per line; every other rule drops it (1: nothing known). It only saves work: the coefficients are
+    /// the same with or without it.
+    /// </summary>
+    public int SharedValueRows { get; private init; } = 1;
+
+    /// <summary>A jet of the same order with other stored coefficients whose value rows come in groups of <paramref name="rows"/> (see <see cref="SharedValueRows"/>).</summary>
+    internal Jet WithSharedValueRows(Tensor leading, int rows)
+    {
+        var batch = leading.dim() >= 2 ? leading.shape[1] : 0;
+        return rows > 1 && batch > 0 && batch % rows == 0 ? new Jet(leading, Order) { SharedValueRows = rows } : new Jet(leading, Order);
+    }
+
+    /// <summary>
+    /// The lines <c>x_p + t·v_{p,d}</c> of P points along g directions each, point-major (row <c>p·g + d</c>), as one jet of batch P·g:
+    /// <c>c_0</c> = each point repeated g times, <c>c_1</c> = the directions. The rules that allow it compute the value coefficient once
+    /// per point instead of once per line (<see cref="SharedValueRows"/>); the coefficients are those of <see cref="Line(Tensor, Tensor, int)"/> on the
+    /// repeated points.
+    /// </summary>
+    /// <param name="points"><c>[P, sample…]</c>.</param>
+    /// <param name="directions"><c>[P·g, sample…]</c>, g ≥ 1, same dtype.</param>
+    /// <param name="order">Truncation order K ≥ 0.</param>
+    public static Jet PointLines(Tensor points, Tensor directions, int order)
+    {
+        ArgumentNullException.ThrowIfNull(points);
+        ArgumentNullException.ThrowIfNull(directions);
+        if (points.dim() < 1 || points.shape[0] < 1 || directions.dim() != points.dim() || directions.shape[0] % points.shape[0] != 0
+            || !directions.shape[1..].SequenceEqual(points.shape[1..]))
+        {
+            throw new ArgumentException($"Directions [{string.Join(",", directions.shape)}] must be g ≥ 1 rows per point of [{string.Join(",", points.shape)}], point-major.", nameof(directions));
+        }
+        var g = (int)(directions.shape[0] / points.shape[0]);
+        return Line(g == 1 ? points : points.repeat_interleave(g, 0), directions, order, g);
+    }
+
+    /// <summary>
+    /// The line jet of <see cref="Line(Tensor, Tensor, int)"/> for x whose rows come in groups of <paramref name="linesPerPoint"/> equal points (row
+    /// <c>p·g + d</c> is point p, along its direction d): the caller vouches for the equality, which lets the rules share c_0 per point.
+    /// </summary>
+    internal static Jet Line(Tensor x, Tensor v, int order, int linesPerPoint)
+    {
+        var line = Line(x, v, order);
+        return linesPerPoint > 1 ? line.WithSharedValueRows(line.Leading, linesPerPoint) : line;
+    }
+
     private static int CheckedOrder(Tensor coefficients)
     {
         ArgumentNullException.ThrowIfNull(coefficients);

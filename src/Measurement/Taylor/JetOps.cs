@@ -51,7 +51,14 @@ public static partial class JetOps
         {
             throw new ArgumentException($"Linear: weight [{Dims(weight.shape)}] does not map inputs of shape [{Dims(x.Shape)}] (expected [out, {(x.Shape.Length > 0 ? x.Shape[^1] : 0)}]).", nameof(weight));
         }
-        var y = nn.functional.linear(x.Leading, Like(weight, x.Leading));
+        var w = Like(weight, x.Leading);
+        if (SharesValues(x))
+        {
+            var value = nn.functional.linear(GroupValues(x), w);
+            if (bias is not null) value.add_(Like(bias, value));
+            return WithGroupValues(x, value, nn.functional.linear(x.Leading.narrow(0, 1, x.Degree), w));
+        }
+        var y = nn.functional.linear(x.Leading, w);
         return x.With(bias is null ? y : AddToFreshValue(y, Like(bias, y)));
     }
 
@@ -123,6 +130,15 @@ public static partial class JetOps
     {
         ArgumentNullException.ThrowIfNull(weight);
         RequireRank(x, 4, "Conv2d");
+        if (SharesValues(x))
+        {
+            // c_0 once per point (the lines of a point share it), the higher coefficients folded into one batch.
+            var w = Like(weight, x.Leading);
+            var value = nn.functional.conv2d(GroupValues(x), w, null, stride, padding, dilation, groups);
+            if (bias is not null) value.add_(Like(bias, value).view(-1, 1, 1));
+            var higher = nn.functional.conv2d(x.Leading.narrow(0, 1, x.Degree).flatten(0, 1), w, null, stride, padding, dilation, groups);
+            return WithGroupValues(x, value, higher.view([x.Degree, x.Shape[0], .. higher.shape[1..]]));
+        }
         var y = Folded(x, f => nn.functional.conv2d(f, Like(weight, f), null, stride, padding, dilation, groups));
         return bias is null ? y : y.With(AddToFreshValue(y.Leading, Like(bias, y.Leading).view(-1, 1, 1)));
     }
@@ -201,14 +217,14 @@ public static partial class JetOps
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(shape);
-        return x.With(x.Leading.reshape([x.Leading.shape[0], .. shape]));
+        return KeepingRows(x, x.Leading.reshape([x.Leading.shape[0], .. shape]));
     }
 
     /// <summary>Flattens axes <paramref name="startDim"/>..<paramref name="endDim"/> of every coefficient (default: all but the batch axis).</summary>
     public static Jet Flatten(Jet x, long startDim = 1, long endDim = -1)
     {
         ArgumentNullException.ThrowIfNull(x);
-        return x.With(x.Leading.flatten(Axis(x, startDim), Axis(x, endDim)));
+        return KeepingRows(x, x.Leading.flatten(Axis(x, startDim), Axis(x, endDim)));
     }
 
     /// <summary>Swaps two axes of every coefficient.</summary>
@@ -234,7 +250,7 @@ public static partial class JetOps
         var rank = x.Shape.Length + 1;
         var d = dim < 0 ? dim + rank : dim;
         if (d < 0 || d >= rank) throw new ArgumentOutOfRangeException(nameof(dim), dim, $"An axis in [{-rank}, {rank - 1}] is needed.");
-        return x.With(x.Leading.unsqueeze(d + 1));
+        return KeepingRows(x, x.Leading.unsqueeze(d + 1));
     }
 
     /// <summary>Removes axis <paramref name="dim"/> (of length 1) of every coefficient.</summary>
@@ -243,7 +259,7 @@ public static partial class JetOps
         ArgumentNullException.ThrowIfNull(x);
         var a = Axis(x, dim);
         if (x.Leading.shape[a] != 1) throw new ArgumentException($"Axis {dim} has length {x.Leading.shape[a]}, not 1.", nameof(dim));
-        return x.With(x.Leading.squeeze(a));
+        return KeepingRows(x, x.Leading.squeeze(a));
     }
 
     /// <summary>Concatenation along axis <paramref name="dim"/>: <c>yₙ = cat(a_n, b_n, …)</c>.</summary>
@@ -473,7 +489,21 @@ public static partial class JetOps
     public static Jet Relu(Jet x)
     {
         ArgumentNullException.ThrowIfNull(x);
-        return x.With(x.Leading * PositiveSide(x).to(x.DType));
+        if (SharesValues(x))
+        {
+            // The mask from each point's c_0 once, applied to its lines' higher coefficients; where some c_0 is exactly 0 the mask
+            // follows the higher coefficients of each line (the general rule below), and c_0·mask = 0 there whatever it is, so rows
+            // that shared c_0 still do.
+            var value = GroupValues(x);
+            if (!value.eq(0).any().item<bool>())
+            {
+                var positive = value.gt(0);
+                var higher = x.Leading.narrow(0, 1, x.Degree);
+                var masked = higher.view([x.Degree, .. value.shape[..1], x.SharedValueRows, .. value.shape[1..]]) * positive.unsqueeze(1).to(x.DType);
+                return WithGroupValues(x, nn.functional.relu(value), masked);
+            }
+        }
+        return x.WithSharedValueRows(x.Leading * PositiveSide(x).to(x.DType), x.SharedValueRows);
     }
 
     /// <summary>
@@ -484,7 +514,7 @@ public static partial class JetOps
     {
         ArgumentNullException.ThrowIfNull(x);
         var slope = PositiveSide(x).to(x.DType) * (1 - negativeSlope) + negativeSlope;
-        return x.With(x.Leading * slope);
+        return x.WithSharedValueRows(x.Leading * slope, x.SharedValueRows);
     }
 
     /// <summary>
@@ -496,6 +526,17 @@ public static partial class JetOps
     {
         ArgumentNullException.ThrowIfNull(kernel);
         RequireRank(x, 4, "MaxPool2d");
+        if (SharesValues(x))
+        {
+            // Each point's windows are chosen once, from its c_0; its lines' higher coefficients are gathered there.
+            var g = x.SharedValueRows;
+            var (value, index) = nn.functional.max_pool2d_with_indices(GroupValues(x), kernel, stride, padding, dilation, ceilMode);
+            var points = value.shape[0];
+            var degree = x.Degree;
+            var higher = x.Leading.narrow(0, 1, degree).reshape([degree, points, g, x.Shape[1], -1]);
+            var at = index.detach().flatten(2).view([1, points, 1, value.shape[1], -1]).expand([degree, points, g, -1, -1]);
+            return WithGroupValues(x, value, higher.gather(4, at));
+        }
         long[] outShape;
         Tensor indices;
         using (no_grad())
@@ -507,7 +548,8 @@ public static partial class JetOps
         var d1 = x.Leading.shape[0];
         var flatIndex = indices.flatten(2).unsqueeze(0).expand(d1, -1, -1, -1);
         var gathered = x.Leading.flatten(3).gather(3, flatIndex);
-        return x.With(gathered.view([d1, .. outShape]));
+        // Equal value rows choose equal winners.
+        return x.WithSharedValueRows(gathered.view([d1, .. outShape]), x.SharedValueRows);
     }
 
     // ───────────────────────────── heads ─────────────────────────────
@@ -579,6 +621,30 @@ public static partial class JetOps
     /// Applies a linear map that treats axis 0 of its argument as a batch (a layer, a pooling) to every coefficient at
     /// once: <c>[D+1, B, …]</c> is folded to <c>[(D+1)·B, …]</c>, mapped, and unfolded.
     /// </summary>
+    /// <summary>Whether <paramref name="x"/>'s value rows come in groups (<see cref="Jet.SharedValueRows"/> &gt; 1) and it has coefficients above c_0.</summary>
+    private static bool SharesValues(Jet x) => x.SharedValueRows > 1 && x.Degree >= 1;
+
+    /// <summary>c_0 once per group of <see cref="Jet.SharedValueRows"/> rows: <c>[B/g, …]</c> (a strided view of every g-th row).</summary>
+    private static Tensor GroupValues(Jet x) => x.Value.unflatten(0, [x.Shape[0] / x.SharedValueRows, x.SharedValueRows]).select(1, 0);
+
+    /// <summary>
+    /// The jet whose c_0 is <paramref name="value"/> <c>[B/g, …]</c> repeated g times along the rows and whose higher coefficients are
+    /// <paramref name="higher"/> <c>[D, B, …]</c> (one copy: the expanded value and the higher coefficients are concatenated at once).
+    /// </summary>
+    private static Jet WithGroupValues(Jet x, Tensor value, Tensor higher)
+    {
+        var g = x.SharedValueRows;
+        var points = value.shape[0];
+        long[] rest = value.shape[1..];
+        var repeated = value.unsqueeze(1).expand([points, g, .. rest]).unsqueeze(0);
+        var leading = cat([repeated, higher.view([higher.shape[0], points, g, .. rest])], 0).view([higher.shape[0] + 1, points * g, .. rest]);
+        return x.WithSharedValueRows(leading, g);
+    }
+
+    /// <summary>x's rows kept in place by a reshape that leaves the batch axis alone (<paramref name="leading"/>'s axis 1 still has B rows).</summary>
+    private static Jet KeepingRows(Jet x, Tensor leading) =>
+        x.SharedValueRows > 1 && leading.dim() >= 2 && leading.shape[1] == x.Shape[0] ? x.WithSharedValueRows(leading, x.SharedValueRows) : x.With(leading);
+
     internal static Jet Folded(Jet x, Func<Tensor, Tensor> batchMap)
     {
         ArgumentNullException.ThrowIfNull(x);

@@ -35,7 +35,16 @@ public static class TaylorMode
     /// Parameters as in <see cref="DirectionalDerivatives(IJetModule, Tensor, Tensor, int, TargetKind, Tensor?)"/>,
     /// except that K = 0 is allowed.
     /// </summary>
-    public static Tensor ObjectiveDerivatives(IJetModule model, Tensor x, Tensor v, int maxOrder, TargetKind target, Tensor? classes)
+    public static Tensor ObjectiveDerivatives(IJetModule model, Tensor x, Tensor v, int maxOrder, TargetKind target, Tensor? classes) =>
+        ObjectiveDerivatives(model, x, v, maxOrder, target, classes, linesPerPoint: 1);
+
+    /// <summary>
+    /// As <see cref="ObjectiveDerivatives(IJetModule, Tensor, Tensor, int, TargetKind, Tensor?)"/>, for lines laid out point-major in groups of
+    /// <paramref name="linesPerPoint"/> (rows <c>p·g … p·g + g − 1</c> of x are the same point along g directions): where x's rows are equal
+    /// within every group (checked), the layers that allow it compute the value coefficient once per point (see
+    /// <see cref="Jet.SharedValueRows"/>). The result is the same either way.
+    /// </summary>
+    public static Tensor ObjectiveDerivatives(IJetModule model, Tensor x, Tensor v, int maxOrder, TargetKind target, Tensor? classes, int linesPerPoint)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(x);
@@ -50,7 +59,7 @@ public static class TaylorMode
             throw new ArgumentException($"x must be float32 or float64, not {x.dtype}.", nameof(x));
         }
         using var scope = NewDisposeScope();
-        var output = model.Forward(Jet.Line(x, v, maxOrder));
+        var output = model.Forward(Jet.Line(x, v, maxOrder, EqualRowGroups(x, linesPerPoint) ? linesPerPoint : 1));
         var f = ObjectiveOf(output, target, classes, x.shape[0]);
         return f.Derivatives().transpose(0, 1).contiguous().MoveToOuterDisposeScope();
     }
@@ -67,8 +76,22 @@ public static class TaylorMode
     /// hold <paramref name="lines"/> samples of <paramref name="sampleShape"/>; the result is
     /// <c>[line, order]</c> row-major, <c>lines × (K+1)</c>, computed in <paramref name="dtype"/> without a graph.
     /// </summary>
+    /// <param name="model">The network.</param>
+    /// <param name="x">Base points of the lines, row-major <c>[lines, sample…]</c>.</param>
+    /// <param name="v">Directions, same layout.</param>
+    /// <param name="lines">Number of lines.</param>
+    /// <param name="sampleShape">Shape of one sample.</param>
+    /// <param name="maxOrder">K ≥ 0.</param>
+    /// <param name="target">Loss, Logit or Output.</param>
+    /// <param name="classes">One class per line (Loss, Logit), or null.</param>
+    /// <param name="dtype">Precision of the pass.</param>
+    /// <param name="device">Where it runs (default the CPU).</param>
+    /// <param name="linesPerPoint">
+    /// Lines per point when they are laid out point-major (see
+    /// <see cref="ObjectiveDerivatives(IJetModule, Tensor, Tensor, int, TargetKind, Tensor?, int)"/>; 1: no grouping).
+    /// </param>
     public static double[] ObjectiveDerivatives(IJetModule model, double[] x, double[] v, int lines, int[] sampleShape, int maxOrder,
-        TargetKind target, long[]? classes, ScalarType dtype = ScalarType.Float64, Device? device = null)
+        TargetKind target, long[]? classes, ScalarType dtype = ScalarType.Float64, Device? device = null, int linesPerPoint = 1)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(v);
@@ -82,8 +105,18 @@ public static class TaylorMode
         var xt = tensor(x, shape, ScalarType.Float64).to(dtype, device);
         var vt = tensor(v, shape, ScalarType.Float64).to(dtype, device);
         var cls = classes is null || classes.Length == 0 ? null : tensor(classes).to(device);
-        var d = ObjectiveDerivatives(model, xt, vt, maxOrder, target, cls);
+        var d = ObjectiveDerivatives(model, xt, vt, maxOrder, target, cls, linesPerPoint);
         return d.to(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
+    }
+
+    /// <summary>Whether x's rows come in groups of <paramref name="g"/> equal rows (g &gt; 1 dividing the batch).</summary>
+    private static bool EqualRowGroups(Tensor x, int g)
+    {
+        if (g <= 1 || x.shape[0] % g != 0) return false;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var groups = x.unflatten(0, [x.shape[0] / g, g]);
+        return groups.eq(groups.narrow(1, 0, 1)).all().item<bool>();
     }
 
     private static Jet ObjectiveOf(Jet output, TargetKind target, Tensor? classes, long batch)

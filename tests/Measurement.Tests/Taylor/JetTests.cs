@@ -30,6 +30,34 @@ public class JetTests
     }
 
     [Fact]
+    public void Point_lines_repeat_each_point_for_its_directions_and_say_that_the_rows_share_the_value()
+    {
+        using var scope = NewDisposeScope();
+        var points = tensor(new[] { 1.0, 2.0, 3.0, 4.0 }, [2, 2], ScalarType.Float64);
+        var v = tensor(new[] { 10.0, 11, 12, 13, 14, 15 }, [3, 2], ScalarType.Float64);
+        var perPoint = tensor(new[] { 10.0, 11, 12, 13, 14, 15, 16, 17 }, [4, 2], ScalarType.Float64);
+        var lines = Jet.PointLines(points, perPoint, 3);
+        // Rows 0, 1 are point 0 along directions 0, 1; rows 2, 3 point 1 (point-major), written out by hand.
+        Assert.Equal([1.0, 2, 1, 2, 3, 4, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17], lines.Leading.data<double>().ToArray());
+        Assert.Equal(2, lines.SharedValueRows);
+        Assert.Equal(1, Jet.PointLines(points, perPoint.narrow(0, 0, 2), 3).SharedValueRows);
+        // A map that mixes rows (a transpose of the batch axis) forgets the groups; one that keeps them (flatten from axis 1) does not.
+        Assert.Equal(1, JetOps.Transpose(lines, 0, 1).SharedValueRows);
+        Assert.Equal(2, JetOps.Flatten(JetOps.Unsqueeze(lines, 2), 1).SharedValueRows);
+        // ReLU at a value of exactly 0 follows each line's tangent (the one-sided series), so there the lines of one point differ:
+        // point 0's first entry is 0 and its two directions leave it upwards (1) and downwards (−1). The shared rule gives what the
+        // rule gives on the lines one by one, and the value rows stay shared (0 either way).
+        var kinked = Jet.PointLines(tensor(new[] { 0.0, 2.0, -3.0, 4.0 }, [2, 2], ScalarType.Float64),
+            tensor(new[] { 1.0, 1, -1.0, 1, 1, 1, 1, -1 }, [4, 2], ScalarType.Float64), 3);
+        var relu = JetOps.Relu(kinked);
+        Assert.Equal(2, relu.SharedValueRows);
+        Assert.Equal(JetOps.Relu(Jet.Line(kinked.Value, kinked.Coefficient(1), 3)).Coefficients.data<double>().ToArray(), relu.Coefficients.data<double>().ToArray());
+        Assert.Equal([0.0, 2, 0, 2, 0, 4, 0, 4, 1, 1, 0, 1, 0, 1, 0, -1], relu.Leading.data<double>().ToArray());
+        var e = Assert.Throws<ArgumentException>(() => Jet.PointLines(points, v, 3));   // 3 rows are not g per point for 2 points
+        Assert.Contains("rows per point", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Jets_refuse_integer_coefficients_mismatched_shapes_and_too_many_coefficients()
     {
         using var scope = NewDisposeScope();

@@ -80,6 +80,38 @@ internal sealed class JetTinyCnn : nn.Module<Tensor, Tensor>, IJetModule
 }
 
 /// <summary>
+/// A ReLU CNN with random weights (conv 2→3 → ReLU → conv 3→4 → ReLU → 2×2 max pooling → flatten → linear 16 → ReLU → linear 3), as a
+/// module and a jet module: every layer keeps the value rows that a point's lines share (<see cref="Jet.SharedValueRows"/>).
+/// </summary>
+internal sealed class JetReluCnn : nn.Module<Tensor, Tensor>, IJetModule
+{
+    private readonly Parameter conv1W, conv1B, conv2W, conv2B, fc1W, fc1B, fc2W, fc2B;
+
+    public JetReluCnn(int seed) : base(nameof(JetReluCnn))
+    {
+        var rng = new Random(seed);
+        Parameter P(params long[] shape) => new(tensor(Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), shape), requires_grad: false);
+        conv1W = P(3, 2, 3, 3); conv1B = P(3); conv2W = P(4, 3, 3, 3); conv2B = P(4);
+        fc1W = P(16, 16); fc1B = P(16); fc2W = P(3, 16); fc2B = P(3);
+        RegisterComponents();
+    }
+
+    public IReadOnlyList<string> PiecewiseLinearOperators => ["Relu", "MaxPool"];
+
+    public override Tensor forward(Tensor x)
+    {
+        var h = nn.functional.relu(nn.functional.conv2d(nn.functional.relu(nn.functional.conv2d(x, conv1W, conv1B)), conv2W, conv2B));
+        return nn.functional.linear(nn.functional.relu(nn.functional.linear(nn.functional.max_pool2d(h, 2, 2).flatten(1), fc1W, fc1B)), fc2W, fc2B);
+    }
+
+    public Jet Forward(Jet x)
+    {
+        var h = JetOps.Relu(JetOps.Conv2d(JetOps.Relu(JetOps.Conv2d(x, conv1W, conv1B)), conv2W, conv2B));
+        return JetOps.Linear(JetOps.Relu(JetOps.Linear(JetOps.Flatten(JetOps.MaxPool2d(h, [2, 2], [2, 2]), 1), fc1W, fc1B)), fc2W, fc2B);
+    }
+}
+
+/// <summary>
 /// <see cref="TaylorEngine"/> against <see cref="AutogradEngine"/> on the same modules (float64; only rounding differs:
 /// 1e-9 relative), and against the exact scalar Taylor arithmetic of the test-side reference jet.
 /// </summary>
@@ -121,7 +153,7 @@ public class TaylorEngineTests
         var reports = new List<double>();
         var taylor = engine.Compute(request, new SyncProgress(reports.Add), default);
         Assert.Equal("float64", taylor.Precision);
-        Assert.Equal(5, reports.Count);                                        // 24 lines in passes of 5
+        Assert.Equal(8, reports.Count);                                        // 24 lines in passes of 3: 5 rounded down to whole points
         Assert.Equal(1.0, reports[^1]);
         AssertAgree(taylor, new AutogradEngine(runner).Compute(request, null, default), 1e-9, "autograd");
         for (var p = 0; p < Points; p++)
@@ -154,6 +186,34 @@ public class TaylorEngineTests
         var taylor = new TaylorEngine(module, [1, 6, 6]).Compute(request, null, default);
         AssertAgree(taylor, new AutogradEngine(runner).Compute(request, null, default), 1e-9, "autograd");
         Assert.Equal(["MaxPool"], module.PiecewiseLinearOperators);
+    }
+
+    [Fact]
+    public void A_relu_cnn_computes_each_point_value_once_and_agrees_with_the_autograd_engine_and_with_unshared_lines()
+    {
+        using var module = new JetReluCnn(seed: 12);
+        module.to(ScalarType.Float64);
+        using var runner = TorchModelRunner.FromModule(module, [2, 8, 8]);
+        var x = TestData.Uniform(Points * 128, seed: 13, low: 0, high: 1);
+        var v = CurvatureRate.Directions(Points, Directions, 128, seed: 14);
+        var labels = Enumerable.Range(0, Points).Select(i => i % 3).ToArray();
+        var request = new DerivativeRequest(x, Points, v, Directions, TargetKind.Loss, labels, MaxOrder);
+        // Passes of 7 lines round down to 6: two whole points each, so their lines share values.
+        var taylor = new TaylorEngine(module, [2, 8, 8], linesPerPass: 7).Compute(request, null, default);
+        AssertAgree(taylor, new AutogradEngine(runner).Compute(request, null, default), 1e-9, "autograd");
+
+        // The jet of the point lines keeps its groups through every layer to the logits, and its coefficients are those of the
+        // same lines given one by one (the value computed once per point instead of once per line: only rounding may differ).
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var points = tensor(x, [Points, 2, 8, 8]);
+        var directions = tensor(v, [Points * Directions, 2, 8, 8]);
+        var shared = module.Forward(Jet.PointLines(points, directions, MaxOrder));
+        var plain = module.Forward(Jet.Line(points.repeat_interleave(Directions, 0), directions, MaxOrder));
+        Assert.Equal(Directions, shared.SharedValueRows);
+        Assert.Equal(1, plain.SharedValueRows);
+        var difference = (shared.Coefficients - plain.Coefficients).abs().max().ToDouble();
+        Assert.True(difference <= 1e-12 * plain.Coefficients.abs().max().ToDouble(), $"max difference {difference:R}");
     }
 
     [Fact]
