@@ -1,4 +1,5 @@
 using LambdaService.Training.Methods;
+using LambdaService.Training.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -157,6 +158,56 @@ public class CrrMethodTests
             Assert.True(Math.Abs(fusedLosses[s].Penalty!.Value - opsLosses[s].Penalty!.Value) <= tolerance * Math.Max(1, opsLosses[s].Penalty!.Value), $"step {s}'s penalty");
         }
         Assert.True(opsLosses[0].Penalty > 1e-4, "the penalty should matter here");
+    }
+
+    [Theory]
+    [InlineData("relu", 1)]
+    [InlineData("relu", 2)]
+    [InlineData("tanh", 2)]
+    public void A_cnn_step_that_takes_its_loss_from_the_penalty_jet_has_the_gradient_of_a_loss_pass_and_nested_autograd(string activation, int directions)
+    {
+        // The Taylor step reads h_pool(x) from the jet's order-0 coefficient and runs only hidden → output in training mode (dropout
+        // on); the nested-autograd step makes a forward pass of its own for the loss and differentiates the penalty's lines by reverse
+        // mode through the whole network. The same seed before each step gives both the same dropout masks and the same directions,
+        // so the objective and its gradient agree to float64 rounding (expected 1e-10 relative to the largest gradient entry).
+        (StepLoss Loss, double[] Gradient, double EvaluationLoss) OneStep(bool taylor)
+        {
+            manual_seed(41);
+            using var cnn = new Cnn(new CnnOptions
+            {
+                InputChannels = 2, ImageSize = 8, Conv1Channels = 3, Conv2Channels = 4, Hidden = 6, Classes = 3, Activation = activation,
+                PoolDropout = 0.25, HiddenDropout = 0.5,
+            });
+            cnn.to(ScalarType.Float64);
+            cnn.train();
+            using var sgd = optim.SGD(cnn.parameters(), 0.0);
+            using var scope = NewDisposeScope();
+            var rng = new Random(42);
+            var x = tensor(Enumerable.Range(0, 4 * 2 * 8 * 8).Select(_ => rng.NextDouble()).ToArray(), [4, 2, 8, 8]);
+            var y = tensor(new long[] { 0, 2, 1, 2 });
+            var method = new CrrMethod(0.7, 1, 4, directions, 1, new Random(43), taylor: taylor);
+            double evaluationLoss;
+            using (no_grad())
+            {
+                cnn.eval();
+                evaluationLoss = nn.functional.cross_entropy(cnn.call(x), y).ToDouble();
+                cnn.train();
+            }
+            manual_seed(44);
+            var loss = method.Step(cnn, x, y, sgd, 0);
+            Assert.True(cnn.training, "the step leaves the network in training mode");
+            return (loss, [.. cnn.parameters().SelectMany(p => p.grad!.data<double>().ToArray())], evaluationLoss);
+        }
+        var (sharedLoss, shared, evaluationLoss) = OneStep(taylor: true);
+        var (nestedLoss, nested, _) = OneStep(taylor: false);
+        Assert.Equal(nested.Length, shared.Length);
+        var scale = nested.Max(Math.Abs);
+        for (var i = 0; i < nested.Length; i++) Assert.True(Math.Abs(shared[i] - nested[i]) <= 1e-10 * scale, $"gradient {i}: {shared[i]:R} vs {nested[i]:R}");
+        Assert.Equal(nestedLoss.Loss, sharedLoss.Loss, 1e-12);
+        Assert.Equal(nestedLoss.Penalty!.Value, sharedLoss.Penalty!.Value, 1e-10 * Math.Max(1, nestedLoss.Penalty!.Value));
+        Assert.True(nestedLoss.Penalty > 1e-6, "the penalty should matter here");
+        // The loss is the training-mode one: dropout changed it from the evaluation-mode loss of the same network.
+        Assert.True(Math.Abs(sharedLoss.Loss - evaluationLoss) > 1e-6, $"{sharedLoss.Loss:R} vs evaluation mode {evaluationLoss:R}");
     }
 
     [Fact]

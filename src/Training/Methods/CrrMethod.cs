@@ -238,7 +238,7 @@ public sealed class CrrMethod : ITrainingMethod
     }
 
     /// <summary>Runs <paramref name="penalty"/> with the network in evaluation mode (lines must be independent), restoring its mode.</summary>
-    private static Tensor InEvaluation(nn.Module network, Func<Tensor> penalty)
+    private static T InEvaluation<T>(nn.Module network, Func<T> penalty)
     {
         var wasTraining = network.training;
         if (wasTraining) network.eval();
@@ -301,6 +301,10 @@ public sealed class CrrMethod : ITrainingMethod
             optimizer.step();
             return new StepLoss(sharedCe.ToDouble(), p.ToDouble());
         }
+        if (step % Every == 0 && taylor && network is IModeIndependentPrefix prefix && Layers.IsInput(At) && Classes is null)
+        {
+            return PrefixSharedStep(network, prefix, x, y, optimizer);
+        }
         var ce = nn.functional.cross_entropy(network.call(x), y);
         var total = ce;
         double? penalty = null;
@@ -320,6 +324,35 @@ public sealed class CrrMethod : ITrainingMethod
         total.backward();
         optimizer.step();
         return new StepLoss(ce.ToDouble(), penalty);
+    }
+
+    /// <summary>
+    /// A penalised Taylor-mode step on a network with dropout after a mode-independent prefix (the <see cref="Cnn"/>: conv1 … pool):
+    /// the penalty's jet goes through the prefix once (in evaluation mode, which computes the same there), its order-0 coefficient at
+    /// the prefix's last layer L is <c>h_L(x_i)</c> for each point's first line, and the training-mode loss is
+    /// <c>CE(g_L(h_L(x_i)), y_i)</c> from there — dropout masks drawn as in a plain forward pass. The prefix's layers (the convolutions:
+    /// nearly all of a CNN's arithmetic) then run on the value and tangent coefficients of the jet only, not a third time for the loss,
+    /// and the backward pass through them is shared the same way. J and its gradient are those of the two-pass step.
+    /// </summary>
+    private StepLoss PrefixSharedStep(nn.Module<Tensor, Tensor> network, IModeIndependentPrefix prefix, Tensor x, Tensor y, optim.Optimizer optimizer)
+    {
+        using var scope = NewDisposeScope();
+        var split = prefix.ModeIndependentThrough;
+        var v = DrawDirections(x.shape[0], x.shape[1..], x.dtype, x.device);
+        var yr = y.repeat_interleave(Directions, 0);
+        var (at, penalty) = InEvaluation(network, () =>
+        {
+            var jet = prefix.ForwardTo(split, Jet.PointLines(x, v, MaxOrder));
+            var f = TaylorMode.Objective(prefix.ForwardFrom(split, jet), TargetKind.Loss, yr);
+            // [orders, lines]: dⁿ/dtⁿ ℓ along each line for n = nmin..nmax; squared, averaged over the lines, summed over the orders.
+            var d = f.Derivatives().narrow(0, MinOrder, MaxOrder - MinOrder + 1);
+            return (jet.Value, d.square().mean([1]).sum());
+        });
+        var h = Directions == 1 ? at : at.unflatten(0, [x.shape[0], Directions]).select(1, 0);
+        var ce = nn.functional.cross_entropy(prefix.ForwardFrom(split, h), y);
+        (ce + Scale * penalty).backward();
+        optimizer.step();
+        return new StepLoss(ce.ToDouble(), penalty.ToDouble());
     }
 
     /// <summary>

@@ -84,7 +84,7 @@ public sealed record CnnParameters(ConvParameters Conv1, ConvParameters Conv2, L
 /// only) took about 26 s with the defaults and 67 s with the paper's widths. Pass <see cref="CnnOptions.Conv1Channels"/>
 /// = 32 and <see cref="CnnOptions.Conv2Channels"/> = 64 for the paper's network.
 /// </remarks>
-public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
+public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule, IModeIndependentPrefix
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
@@ -158,7 +158,9 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     private static readonly string[] Names = ["conv1", "act1", "conv2", "act2", "pool", "hidden", "act3"];
 
     /// <summary>The stage after the last layer: the output layer.</summary>
-    private static int OutputStage => Names.Length;
+    private static int OutputStage => OutputStageIndex;
+
+    private const int OutputStageIndex = 7;
 
     /// <inheritdoc />
     public Tensor ForwardTo(string layer, Tensor input)
@@ -172,6 +174,18 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
     {
         ArgumentNullException.ThrowIfNull(activation);
         return Stages(activation, Stage(layer) + 1, OutputStage);
+    }
+
+    /// <summary><c>pool</c>: both dropout layers come after the pooled map, so conv1 … pool compute the same in either mode.</summary>
+    public string ModeIndependentThrough => "pool";
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">The network is in training mode (dropout would draw random masks).</exception>
+    public Jet ForwardTo(string layer, Jet input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var o = Options;
+        return Stages(input.Shape.Length == 4 ? input : JetOps.Reshape(input, [input.Shape[0], o.InputChannels, o.ImageSize, o.ImageSize]), 0, Stage(layer));
     }
 
     /// <inheritdoc />
@@ -200,15 +214,15 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule
         return h;
     }
 
-    /// <summary>Stages <paramref name="first"/>..7 on jets (dropout as the identity: evaluation mode only).</summary>
+    /// <summary>Stages <paramref name="first"/>..<paramref name="last"/> (default 7) on jets (dropout as the identity: evaluation mode only).</summary>
     /// <exception cref="InvalidOperationException">The network is in training mode (dropout would draw random masks).</exception>
-    private Jet Stages(Jet h, int first)
+    private Jet Stages(Jet h, int first, int last = OutputStageIndex)
     {
         if (training)
         {
             throw new InvalidOperationException("The Cnn is in training mode, where dropout draws random masks; Taylor jets need evaluation mode (call eval()).");
         }
-        for (var stage = first; stage <= OutputStage; stage++)
+        for (var stage = first; stage <= last; stage++)
         {
             h = stage switch
             {
