@@ -38,7 +38,7 @@ public static class BenchVerb
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
     {
-        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions", "device", "hidden", "batch"], ["json", "skip-training", "profile"]);
+        var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions", "device", "hidden", "batch", "model"], ["json", "skip-training", "profile"]);
         var requested = a.Get("device") ?? "cpu";
         var device = ComputeDevice.Torch(requested);   // cuda without a device: exit code 2, "CUDA was requested but …"
         if (a.Has("profile"))
@@ -47,7 +47,12 @@ public static class BenchVerb
                 ? widths.Split(',').Select(t => int.TryParse(t, CultureInfo.InvariantCulture, out var w) && w is >= 1 and <= 4096 ? w
                     : throw new LambdaService.Measurement.MeasurementInputException("hidden", $"--hidden lists layer widths 1..4096, e.g. 32,32; got '{t}'.")).ToArray()
                 : null;
-            CrrProfile.Print(CrrProfile.Run(batch: a.Int("batch", 1, 4096) ?? 32, device: device, hidden: hidden), stdout);
+            var model = a.Get("model") ?? "mlp";
+            if (model is not ("mlp" or "cnn")) throw new LambdaService.Measurement.MeasurementInputException("model", $"--model is mlp (the Two Moons MLP) or cnn (the paper's CNN); got '{model}'.");
+            if (model == "cnn" && hidden is not null) throw new LambdaService.Measurement.MeasurementInputException("hidden", "--hidden sets the MLP's widths; the cnn profile has the paper's CNN.");
+            CrrProfile.Print(model == "cnn"
+                ? CrrProfile.RunCnn(batch: a.Int("batch", 1, 4096) ?? 128, device: device)
+                : CrrProfile.Run(batch: a.Int("batch", 1, 4096) ?? 32, device: device, hidden: hidden), stdout);
             return 0;
         }
         var orders = (a.Get("orders") ?? "2,4,6,8").Split(',').Select(t => int.TryParse(t, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= MeasurementOptions.OrderLimit

@@ -87,10 +87,11 @@ public static class CliApp
               class-filtered CRR at the input and at a feature map (feature-maps, §7): a Markdown report with tables
               and plots (default DIR: docs/reproduction/<experiment>).
           bench [--orders 2,4,6,8] [--repeats N] [--mlp-points N] [--cnn-points N] [--directions D] [--skip-training]
-                [--device cpu|cuda|auto] [--profile] [--json]
+                [--device cpu|cuda|auto] [--profile [--model mlp|cnn] [--hidden 32,32] [--batch B]] [--json]
               time of the taylor, autograd and finite-difference engines for orders 1..K on a tanh MLP and the
               paper's CNN, and training time per method relative to baseline and SAM, in one run (default device cpu;
-              --device cuda on a GPU node). --profile: where the time of one CRR step goes, phase by phase.
+              --device cuda on a GPU node). --profile: where the time of one CRR step goes, phase by phase, on the
+              Two Moons MLP (--hidden, --batch 32) or the paper's CNN (--model cnn, --batch 128).
           bench-nodes [--postgres CONNECTION] [--jobs 200] [--latency-jobs 20] [--json]
               the deployment on this machine: submit→result p50/p99 of a small measurement embedded (SQLite) and on
               PostgreSQL (API node + worker node), and jobs/second with one and with two worker nodes on one database

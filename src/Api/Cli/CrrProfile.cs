@@ -142,6 +142,94 @@ public static class CrrProfile
         ];
     }
 
+    /// <summary>
+    /// The same for the paper's CNN (<see cref="Cnn"/>: conv 1→16, conv 16→32, ReLU, max pooling, dropout, 128 units; MNIST-sized images,
+    /// float32, Adam) at batch <paramref name="batch"/>, one direction: baseline; CRR 1–4 in Taylor mode with a training-mode forward pass of
+    /// its own for the loss (the step before the loss was read from the jet); and CRR 1–4 as <see cref="CrrMethod"/> steps now — the
+    /// jet through conv1 … pool once, its value at pool feeding the training-mode hidden and output layers for the loss. The images are
+    /// seeded uniform noise: the time of a step does not depend on what the pixels show.
+    /// </summary>
+    public static IReadOnlyList<Phase> RunCnn(int steps = 12, int batch = 128, int maxOrder = 4, Device? device = null)
+    {
+        TorchRuntime.EnsureConfigured();
+        device ??= CPU;
+        var network = TrainingRun.CreateNetwork(new ModelSpec { Kind = "cnn", Activation = "relu" }, [1, 28, 28], 10, seed: 3);
+        using var owned = network;
+        network.to(device);
+        var cnn = (Cnn)network;
+        using var optimizer = optim.Adam(network.parameters(), lr: 0.001);
+        var rng = new Random(5);
+        var x = tensor(Enumerable.Range(0, batch * 784).Select(_ => (float)rng.NextDouble()).ToArray(), [batch, 1, 28, 28]).to(device);
+        var y = tensor(Enumerable.Range(0, batch).Select(i => (long)(i % 10)).ToArray()).to(device);
+        var v = tensor(Enumerable.Range(0, batch * 784).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 1, 28, 28]).to(device);
+        v = v / v.flatten(1).norm(1, keepdim: true).view(-1, 1, 1, 1);
+        var split = cnn.ModeIndependentThrough;
+
+        var baseline = new Dictionary<string, double>();
+        var separate = new Dictionary<string, double>();
+        var shared = new Dictionary<string, double>();
+        var clock = new Stopwatch();
+        void Time(Dictionary<string, double> into, string phase, Action action)
+        {
+            clock.Restart();
+            action();
+            into[phase] = into.GetValueOrDefault(phase) + clock.Elapsed.TotalMicroseconds;
+        }
+        Tensor Penalty(Jet output) => TaylorMode.Objective(output, TargetKind.Loss, y).Derivatives().narrow(0, 1, maxOrder).square().mean([1]).sum();
+
+        for (var pass = 0; pass < 2; pass++)
+        {
+            baseline.Clear();
+            separate.Clear();
+            shared.Clear();
+            for (var s = 0; s < steps; s++)
+            {
+                using (NewDisposeScope())
+                {
+                    Tensor loss = null!;
+                    network.train();
+                    Time(baseline, "zero_grad", () => optimizer.zero_grad());
+                    Time(baseline, "forward + cross-entropy (training mode)", () => loss = nn.functional.cross_entropy(network.call(x), y));
+                    Time(baseline, "backward", () => loss.backward());
+                    Time(baseline, "optimizer step", () => optimizer.step());
+                }
+                using (NewDisposeScope())
+                {
+                    Tensor ce = null!, penalty = null!, loss = null!;
+                    Jet h = null!;
+                    network.train();
+                    Time(separate, "zero_grad", () => optimizer.zero_grad());
+                    Time(separate, "forward + cross-entropy (training mode)", () => ce = nn.functional.cross_entropy(network.call(x), y));
+                    network.eval();
+                    Time(separate, "jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.Line(x, v, maxOrder)));
+                    Time(separate, "jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
+                    network.train();
+                    Time(separate, "backward", () => (loss = ce + 0.003 * penalty).backward());
+                    Time(separate, "optimizer step", () => optimizer.step());
+                }
+                using (NewDisposeScope())
+                {
+                    Tensor ce = null!, penalty = null!, loss = null!;
+                    Jet h = null!;
+                    Time(shared, "zero_grad", () => optimizer.zero_grad());
+                    network.eval();
+                    Time(shared, "jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.PointLines(x, v, maxOrder)));
+                    Time(shared, "jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
+                    network.train();
+                    Time(shared, "loss: hidden, output, cross-entropy from the jet's value (training mode)", () => ce = nn.functional.cross_entropy(cnn.ForwardFrom(split, h.Value), y));
+                    Time(shared, "backward", () => (loss = ce + 0.003 * penalty).backward());
+                    Time(shared, "optimizer step", () => optimizer.step());
+                }
+            }
+        }
+        return
+        [
+            .. baseline.Select(p => new Phase("baseline", p.Key, p.Value / steps)),
+            .. separate.Select(p => new Phase("crr 1-4 (taylor), loss from its own pass", p.Key, p.Value / steps)),
+            .. shared.Select(p => new Phase("crr 1-4 (taylor, now), loss from the jet's value at pool", p.Key, p.Value / steps)),
+        ];
+    }
+
     /// <summary>Prints the profile as a Markdown table with each phase's share of its step.</summary>
     public static void Print(IReadOnlyList<Phase> phases, TextWriter stdout)
     {

@@ -33,6 +33,32 @@ public class BenchVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public void The_cnn_profile_takes_baseline_and_both_crr_steps_apart_phase_by_phase()
+    {
+        // Batch 2: the point is the table's rows, not its times.
+        var (code, stdout, stderr) = fixture.Run("bench", "--profile", "--model", "cnn", "--batch", "2");
+        Assert.True(code == 0, stderr);
+        var rows = stdout.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal)).ToList();
+        Assert.Contains(rows, r => r.StartsWith("| baseline | forward + cross-entropy (training mode) |", StringComparison.Ordinal));
+        Assert.Contains(rows, r => r.StartsWith("| crr 1-4 (taylor), loss from its own pass | jet: conv1 … pool |", StringComparison.Ordinal));
+        Assert.Contains(rows, r => r.StartsWith("| crr 1-4 (taylor, now), loss from the jet's value at pool | loss: hidden, output", StringComparison.Ordinal));
+        // Every step ends in its total against the baseline's.
+        Assert.Equal(3, rows.Count(r => r.Contains("| **total** |", StringComparison.Ordinal)));
+        Assert.Contains(rows, r => r.StartsWith("| baseline | **total** |", StringComparison.Ordinal) && r.EndsWith("| 1.00× baseline |", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("--model", "resnet", "--model is mlp")]
+    [InlineData("--hidden", "8,8", "--hidden sets the MLP's widths")]
+    public void A_cnn_profile_with_a_bad_option_stops_with_exit_code_2_naming_it(string option, string value, string message)
+    {
+        string[] args = option == "--model" ? ["bench", "--profile", option, value] : ["bench", "--profile", "--model", "cnn", option, value];
+        var (code, _, stderr) = fixture.Run(args);
+        Assert.Equal(2, code);
+        Assert.Contains(message, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_profile_with_a_bad_width_stops_with_exit_code_2_naming_hidden()
     {
         var (code, _, stderr) = fixture.Run("bench", "--profile", "--hidden", "32,x");
