@@ -260,14 +260,14 @@ public static class TrainingRun
     public static ITrainingMethod CreateMethod(TrainingRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        var c = request.Crr;
+        CrrMethod Crr(double scale) => new(scale, c.Orders.Min, c.Orders.Max, c.Directions, c.Every, Seeds.Stream(request.Seed, 12),
+            taylor: c.Engine != "autograd", at: c.At, classes: c.PenalisedClasses(), fused: FusedChoice(c.Engine));
         return request.Method switch
         {
-            "crr" => new CrrMethod(request.Crr.Scale, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every,
-                Seeds.Stream(request.Seed, 12), taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses(),
-                fused: FusedChoice(request.Crr.Engine)),
+            "crr" => Crr(c.Scale),
             "crr-target" => new CrrTargetMethod(
-                new CrrMethod(0, request.Crr.Orders.Min, request.Crr.Orders.Max, request.Crr.Directions, request.Crr.Every, Seeds.Stream(request.Seed, 12),
-                    taylor: request.Crr.Engine != "autograd", at: request.Crr.At, classes: request.Crr.PenalisedClasses(), fused: FusedChoice(request.Crr.Engine)),
+                Crr(0),
                 new LambdaBandController(request.Crr.Target ?? throw new MeasurementInputException("crr.target", "method crr-target needs crr.target { min, max }."))),
             "sam" => new SamMethod(request.Sam.Rho, request.Sam.Adaptive),
             "baseline" => new BaselineMethod(),

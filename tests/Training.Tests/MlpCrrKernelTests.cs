@@ -41,10 +41,12 @@ public class MlpCrrKernelTests
         return (loss.ToDouble(), penalty.ToDouble(), [.. grads.Select(g => g.data<double>().ToArray())]);
     }
 
-    private static (T[][] W, T[][] B) Arrays<T>(Mlp mlp) where T : unmanaged
+    /// <summary>The mlp's weights and biases as the kernel takes them, and gradient buffers of the same sizes.</summary>
+    private static (T[][] W, T[][] B, T[][] GW, T[][] GB) Arrays<T>(Mlp mlp) where T : unmanaged
     {
         var p = mlp.parameters().Select(t => t.to(typeof(T) == typeof(float) ? ScalarType.Float32 : ScalarType.Float64).data<T>().ToArray()).ToArray();
-        return ([.. p.Where((_, i) => i % 2 == 0)], [.. p.Where((_, i) => i % 2 == 1)]);
+        T[][] w = [.. p.Where((_, i) => i % 2 == 0)], b = [.. p.Where((_, i) => i % 2 == 1)];
+        return (w, b, [.. w.Select(a => new T[a.Length])], [.. b.Select(a => new T[a.Length])]);
     }
 
     [Theory]
@@ -66,9 +68,7 @@ public class MlpCrrKernelTests
         long[] y = [0, 3, 1, 2, 3];
         var expected = Nested(mlp, x, y, v, 3, nmin, nmax, scale);
 
-        var (w, b) = Arrays<double>(mlp);
-        var gw = w.Select(a => new double[a.Length]).ToArray();
-        var gb = b.Select(a => new double[a.Length]).ToArray();
+        var (w, b, gw, gb) = Arrays<double>(mlp);
         var kernel = new MlpCrrKernel<double>(widths, activation);
         var actual = kernel.Evaluate(w, b, x, y, v, Directions, nmin, nmax, scale, gw, gb);
 
@@ -109,9 +109,7 @@ public class MlpCrrKernelTests
         bool[] penalised = [false, true, false, true, false];
         var expected = Nested(mlp, x, y, v, 3, 1, 4, scale, penalised);
 
-        var (w, b) = Arrays<double>(mlp);
-        var gw = w.Select(a => new double[a.Length]).ToArray();
-        var gb = b.Select(a => new double[a.Length]).ToArray();
+        var (w, b, gw, gb) = Arrays<double>(mlp);
         // The unflagged points' directions must not matter: scramble them.
         for (var i = 0; i < v.Length; i++) if (!penalised[i / (Directions * 3)]) v[i] = 100 + i;
         var actual = new MlpCrrKernel<double>(widths, "tanh").Evaluate(w, b, x, y, v, Directions, 1, 4, scale, gw, gb, penalised);
@@ -158,9 +156,7 @@ public class MlpCrrKernelTests
             (expectedLoss, expectedPenalty, expectedGrads) = (loss.ToDouble(), penalty.ToDouble(), [.. reference.Select(g => g.data<double>().ToArray())]);
         }
 
-        var (w, b) = Arrays<double>(mlp);
-        var gw = w.Select(a => new double[a.Length]).ToArray();
-        var gb = b.Select(a => new double[a.Length]).ToArray();
+        var (w, b, gw, gb) = Arrays<double>(mlp);
         var actual = new MlpCrrKernel<double>(widths, activation).Evaluate(w, b, x, y, u, Directions, 1, 4, scale, gw, gb, start: start);
 
         Assert.Equal(expectedLoss, actual.Loss, 1e-12);
@@ -179,23 +175,21 @@ public class MlpCrrKernelTests
         var x = Uniform(rng, Points * 2);
         var v = Uniform(rng, Points * Directions * 2);
         long[] y = [0, 1, 1, 0, 1];
-        var (w64, b64) = Arrays<double>(mlp);
-        var (w32, b32) = Arrays<float>(mlp);
-        var g64 = (w64.Select(a => new double[a.Length]).ToArray(), b64.Select(a => new double[a.Length]).ToArray());
-        var g32 = (w32.Select(a => new float[a.Length]).ToArray(), b32.Select(a => new float[a.Length]).ToArray());
+        var (w64, b64, gw64, gb64) = Arrays<double>(mlp);
+        var (w32, b32, gw32, gb32) = Arrays<float>(mlp);
         var k64 = new MlpCrrKernel<double>(widths, "tanh");
         var k32 = new MlpCrrKernel<float>(widths, "tanh");
-        var o64 = k64.Evaluate(w64, b64, x, y, v, Directions, 1, 4, 0.5, g64.Item1, g64.Item2);
-        var first = k32.Evaluate(w32, b32, [.. x.Select(d => (float)d)], y, [.. v.Select(d => (float)d)], Directions, 1, 4, 0.5, g32.Item1, g32.Item2);
-        var firstGrad = g32.Item1[1].ToArray();
-        var again = k32.Evaluate(w32, b32, [.. x.Select(d => (float)d)], y, [.. v.Select(d => (float)d)], Directions, 1, 4, 0.5, g32.Item1, g32.Item2);
+        var o64 = k64.Evaluate(w64, b64, x, y, v, Directions, 1, 4, 0.5, gw64, gb64);
+        var first = k32.Evaluate(w32, b32, [.. x.Select(d => (float)d)], y, [.. v.Select(d => (float)d)], Directions, 1, 4, 0.5, gw32, gb32);
+        var firstGrad = gw32[1].ToArray();
+        var again = k32.Evaluate(w32, b32, [.. x.Select(d => (float)d)], y, [.. v.Select(d => (float)d)], Directions, 1, 4, 0.5, gw32, gb32);
 
         Assert.Equal(o64.Loss, first.Loss, 1e-5);
         Assert.True(Math.Abs(first.Penalty - o64.Penalty) <= 1e-4 * o64.Penalty, $"{first.Penalty} vs {o64.Penalty}");
-        var largest = g64.Item1[1].Max(Math.Abs);
-        for (var j = 0; j < firstGrad.Length; j++) Assert.True(Math.Abs(firstGrad[j] - g64.Item1[1][j]) <= 1e-4 * largest, $"W1[{j}]: {firstGrad[j]} vs {g64.Item1[1][j]}");
+        var largest = gw64[1].Max(Math.Abs);
+        for (var j = 0; j < firstGrad.Length; j++) Assert.True(Math.Abs(firstGrad[j] - gw64[1][j]) <= 1e-4 * largest, $"W1[{j}]: {firstGrad[j]} vs {gw64[1][j]}");
         Assert.Equal(first, again);
-        Assert.Equal(firstGrad, g32.Item1[1]);
+        Assert.Equal(firstGrad, gw32[1]);
     }
 
     [Fact]

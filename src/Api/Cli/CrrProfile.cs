@@ -40,10 +40,10 @@ public static class CrrProfile
         var v = tensor(Enumerable.Range(0, batch * 2).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), [batch, 2]).to(device);
         v = v / v.norm(1, keepdim: true);
 
-        var baseline = new Dictionary<string, double>();
-        var crr = new Dictionary<string, double>();
-        var separate = new Dictionary<string, double>();
-        var fused = new Dictionary<string, double>();
+        var baseline = new Phases("baseline");
+        var separate = new Phases("crr 1-4 (taylor, libtorch ops), loss from its own pass");
+        var crr = new Phases("crr 1-4 (taylor, libtorch ops), loss read from the jet");
+        var fused = new Phases("crr 1-4 (fused kernel, now)");
         // The fused kernel's step as CrrMethod takes it (MlpCrrKernel), phase by phase.
         var linear = mlp.LinearParameters();
         var kernel = new MlpCrrKernel<float>(mlp.Widths, mlp.Activation);
@@ -52,13 +52,6 @@ public static class CrrProfile
         var xValues = x.cpu().data<float>().ToArray();
         var vValues = v.cpu().data<float>().ToArray();
         var yValues = y.cpu().data<long>().ToArray();
-        var clock = new Stopwatch();
-        void Time(Dictionary<string, double> into, string phase, Action action)
-        {
-            clock.Restart();
-            action();
-            into[phase] = into.GetValueOrDefault(phase) + clock.Elapsed.TotalMicroseconds;
-        }
 
         // Pass 0 warms up (the JIT, the heap); pass 1 is the one reported.
         for (var pass = 0; pass < 2; pass++)
@@ -72,46 +65,46 @@ public static class CrrProfile
                 using (NewDisposeScope())
                 {
                     Tensor loss = null!;
-                    Time(baseline, "zero_grad", () => optimizer.zero_grad());
-                    Time(baseline, "forward + cross-entropy", () => loss = nn.functional.cross_entropy(network.call(x), y));
-                    Time(baseline, "backward", () => loss.backward());
-                    Time(baseline, "optimizer step", () => optimizer.step());
-                    Time(baseline, "read the loss", () => loss.ToDouble());
+                    baseline.Time("zero_grad", () => optimizer.zero_grad());
+                    baseline.Time("forward + cross-entropy", () => loss = nn.functional.cross_entropy(network.call(x), y));
+                    baseline.Time("backward", () => loss.backward());
+                    baseline.Time("optimizer step", () => optimizer.step());
+                    baseline.Time("read the loss", () => loss.ToDouble());
                 }
                 using (NewDisposeScope())
                 {
                     // The step as it was before the loss was read from the jet: a plain forward pass for the loss, then the jet pass.
                     Tensor ce = null!, objective = null!, loss = null!;
-                    Time(separate, "zero_grad", () => optimizer.zero_grad());
-                    Time(separate, "forward + cross-entropy", () => ce = nn.functional.cross_entropy(network.call(x), y));
-                    Time(separate, "jet pass (line, layers, head)", () => objective = TaylorMode.Objective(mlp.Forward(Jet.Line(x, v, maxOrder)), TargetKind.Loss, y).Derivatives());
-                    Time(separate, "loss + penalty terms", () => loss = ce + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
-                    Time(separate, "backward", () => loss.backward());
-                    Time(separate, "optimizer step", () => optimizer.step());
-                    Time(separate, "read the loss", () => loss.ToDouble());
+                    separate.Time("zero_grad", () => optimizer.zero_grad());
+                    separate.Time("forward + cross-entropy", () => ce = nn.functional.cross_entropy(network.call(x), y));
+                    separate.Time("jet pass (line, layers, head)", () => objective = TaylorMode.Objective(mlp.Forward(Jet.Line(x, v, maxOrder)), TargetKind.Loss, y).Derivatives());
+                    separate.Time("loss + penalty terms", () => loss = ce + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
+                    separate.Time("backward", () => loss.backward());
+                    separate.Time("optimizer step", () => optimizer.step());
+                    separate.Time("read the loss", () => loss.ToDouble());
                 }
                 using (NewDisposeScope())
                 {
                     Jet h = null!;
                     Tensor objective = null!, loss = null!;
-                    Time(crr, "zero_grad", () => optimizer.zero_grad());
-                    Time(crr, "line jet x + t·v", () => h = Jet.Line(x, v, maxOrder));
+                    crr.Time("zero_grad", () => optimizer.zero_grad());
+                    crr.Time("line jet x + t·v", () => h = Jet.Line(x, v, maxOrder));
                     for (var layer = 0; layer < mlp.Widths.Length - 1; layer++)
                     {
                         var w = weights[2 * layer];
                         var b = weights[2 * layer + 1];
-                        Time(crr, "jet: linear layers", () => h = JetOps.Linear(h, w, b));
-                        if (layer < mlp.Widths.Length - 2) Time(crr, "jet: tanh rules", () => h = JetOps.Tanh(h));
+                        crr.Time("jet: linear layers", () => h = JetOps.Linear(h, w, b));
+                        if (layer < mlp.Widths.Length - 2) crr.Time("jet: tanh rules", () => h = JetOps.Tanh(h));
                     }
-                    Time(crr, "jet: cross-entropy head", () => objective = TaylorMode.Objective(h, TargetKind.Loss, y).Derivatives());
-                    Time(crr, "loss + penalty terms", () => loss = objective.select(0, 0).mean() + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
-                    Time(crr, "backward", () => loss.backward());
-                    Time(crr, "optimizer step", () => optimizer.step());
-                    Time(crr, "read the loss", () => loss.ToDouble());
+                    crr.Time("jet: cross-entropy head", () => objective = TaylorMode.Objective(h, TargetKind.Loss, y).Derivatives());
+                    crr.Time("loss + penalty terms", () => loss = objective.select(0, 0).mean() + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
+                    crr.Time("backward", () => loss.backward());
+                    crr.Time("optimizer step", () => optimizer.step());
+                    crr.Time("read the loss", () => loss.ToDouble());
                 }
                 using (NewDisposeScope())
                 {
-                    Time(fused, "read parameters and batch", () =>
+                    fused.Time("read parameters and batch", () =>
                     {
                         for (var i = 0; i < linear.Count; i++)
                         {
@@ -120,8 +113,8 @@ public static class CrrProfile
                         }
                         TensorValues.CopyTo(x, xValues);
                     });
-                    Time(fused, "kernel: jets, head, penalty, reverse pass", () => kernel.Evaluate(wValues, bValues, xValues, yValues, vValues, 1, 1, maxOrder, 0.003, gw, gb));
-                    Time(fused, "write the gradients", () =>
+                    fused.Time("kernel: jets, head, penalty, reverse pass", () => kernel.Evaluate(wValues, bValues, xValues, yValues, vValues, 1, 1, maxOrder, 0.003, gw, gb));
+                    fused.Time("write the gradients", () =>
                     {
                         for (var i = 0; i < linear.Count; i++)
                         {
@@ -129,17 +122,11 @@ public static class CrrProfile
                             TensorValues.SetGradient(linear[i].Bias, gb[i]);
                         }
                     });
-                    Time(fused, "optimizer step", () => optimizer.step());
+                    fused.Time("optimizer step", () => optimizer.step());
                 }
             }
         }
-        return
-        [
-            .. baseline.Select(p => new Phase("baseline", p.Key, p.Value / steps)),
-            .. separate.Select(p => new Phase("crr 1-4 (taylor, libtorch ops), loss from its own pass", p.Key, p.Value / steps)),
-            .. crr.Select(p => new Phase("crr 1-4 (taylor, libtorch ops), loss read from the jet", p.Key, p.Value / steps)),
-            .. fused.Select(p => new Phase("crr 1-4 (fused kernel, now)", p.Key, p.Value / steps)),
-        ];
+        return [.. baseline.PerStep(steps), .. separate.PerStep(steps), .. crr.PerStep(steps), .. fused.PerStep(steps)];
     }
 
     /// <summary>
@@ -165,16 +152,9 @@ public static class CrrProfile
         v = v / v.flatten(1).norm(1, keepdim: true).view(-1, 1, 1, 1);
         var split = cnn.ModeIndependentThrough;
 
-        var baseline = new Dictionary<string, double>();
-        var separate = new Dictionary<string, double>();
-        var shared = new Dictionary<string, double>();
-        var clock = new Stopwatch();
-        void Time(Dictionary<string, double> into, string phase, Action action)
-        {
-            clock.Restart();
-            action();
-            into[phase] = into.GetValueOrDefault(phase) + clock.Elapsed.TotalMicroseconds;
-        }
+        var baseline = new Phases("baseline");
+        var separate = new Phases("crr 1-4 (taylor), loss from its own pass");
+        var shared = new Phases("crr 1-4 (taylor, now), loss from the jet's value at pool");
         Tensor Penalty(Jet output) => TaylorMode.Objective(output, TargetKind.Loss, y).Derivatives().narrow(0, 1, maxOrder).square().mean([1]).sum();
 
         for (var pass = 0; pass < 2; pass++)
@@ -188,46 +168,61 @@ public static class CrrProfile
                 {
                     Tensor loss = null!;
                     network.train();
-                    Time(baseline, "zero_grad", () => optimizer.zero_grad());
-                    Time(baseline, "forward + cross-entropy (training mode)", () => loss = nn.functional.cross_entropy(network.call(x), y));
-                    Time(baseline, "backward", () => loss.backward());
-                    Time(baseline, "optimizer step", () => optimizer.step());
+                    baseline.Time("zero_grad", () => optimizer.zero_grad());
+                    baseline.Time("forward + cross-entropy (training mode)", () => loss = nn.functional.cross_entropy(network.call(x), y));
+                    baseline.Time("backward", () => loss.backward());
+                    baseline.Time("optimizer step", () => optimizer.step());
                 }
                 using (NewDisposeScope())
                 {
                     Tensor ce = null!, penalty = null!, loss = null!;
                     Jet h = null!;
                     network.train();
-                    Time(separate, "zero_grad", () => optimizer.zero_grad());
-                    Time(separate, "forward + cross-entropy (training mode)", () => ce = nn.functional.cross_entropy(network.call(x), y));
+                    separate.Time("zero_grad", () => optimizer.zero_grad());
+                    separate.Time("forward + cross-entropy (training mode)", () => ce = nn.functional.cross_entropy(network.call(x), y));
                     network.eval();
-                    Time(separate, "jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.Line(x, v, maxOrder)));
-                    Time(separate, "jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
+                    separate.Time("jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.Line(x, v, maxOrder)));
+                    separate.Time("jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
                     network.train();
-                    Time(separate, "backward", () => (loss = ce + 0.003 * penalty).backward());
-                    Time(separate, "optimizer step", () => optimizer.step());
+                    separate.Time("backward", () => (loss = ce + 0.003 * penalty).backward());
+                    separate.Time("optimizer step", () => optimizer.step());
                 }
                 using (NewDisposeScope())
                 {
                     Tensor ce = null!, penalty = null!, loss = null!;
                     Jet h = null!;
-                    Time(shared, "zero_grad", () => optimizer.zero_grad());
+                    shared.Time("zero_grad", () => optimizer.zero_grad());
                     network.eval();
-                    Time(shared, "jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.PointLines(x, v, maxOrder)));
-                    Time(shared, "jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
+                    shared.Time("jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.PointLines(x, v, maxOrder)));
+                    shared.Time("jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
                     network.train();
-                    Time(shared, "loss: hidden, output, cross-entropy from the jet's value (training mode)", () => ce = nn.functional.cross_entropy(cnn.ForwardFrom(split, h.Value), y));
-                    Time(shared, "backward", () => (loss = ce + 0.003 * penalty).backward());
-                    Time(shared, "optimizer step", () => optimizer.step());
+                    shared.Time("loss: hidden, output, cross-entropy from the jet's value (training mode)", () => ce = nn.functional.cross_entropy(cnn.ForwardFrom(split, h.Value), y));
+                    shared.Time("backward", () => (loss = ce + 0.003 * penalty).backward());
+                    shared.Time("optimizer step", () => optimizer.step());
                 }
             }
         }
-        return
-        [
-            .. baseline.Select(p => new Phase("baseline", p.Key, p.Value / steps)),
-            .. separate.Select(p => new Phase("crr 1-4 (taylor), loss from its own pass", p.Key, p.Value / steps)),
-            .. shared.Select(p => new Phase("crr 1-4 (taylor, now), loss from the jet's value at pool", p.Key, p.Value / steps)),
-        ];
+        return [.. baseline.PerStep(steps), .. separate.PerStep(steps), .. shared.PerStep(steps)];
+    }
+
+    /// <summary>The phases of one kind of step: each phase's time summed over the steps it was timed in.</summary>
+    private sealed class Phases(string step)
+    {
+        private readonly Dictionary<string, double> totals = [];
+
+        /// <summary>Runs <paramref name="action"/> and adds its wall time to <paramref name="phase"/>.</summary>
+        public void Time(string phase, Action action)
+        {
+            var start = Stopwatch.GetTimestamp();
+            action();
+            totals[phase] = totals.GetValueOrDefault(phase) + Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        }
+
+        /// <summary>Forgets the times so far (after the warm-up pass).</summary>
+        public void Clear() => totals.Clear();
+
+        /// <summary>Each phase's mean time per step, in the order the phases were first timed.</summary>
+        public IEnumerable<Phase> PerStep(int steps) => totals.Select(p => new Phase(step, p.Key, p.Value / steps));
     }
 
     /// <summary>Prints the profile as a Markdown table with each phase's share of its step.</summary>

@@ -52,12 +52,7 @@ public static partial class JetOps
             throw new ArgumentException($"Linear: weight [{Dims(weight.shape)}] does not map inputs of shape [{Dims(x.Shape)}] (expected [out, {(x.Shape.Length > 0 ? x.Shape[^1] : 0)}]).", nameof(weight));
         }
         var w = Like(weight, x.Leading);
-        if (SharesValues(x))
-        {
-            var value = nn.functional.linear(GroupValues(x), w);
-            if (bias is not null) value.add_(Like(bias, value));
-            return WithGroupValues(x, value, nn.functional.linear(x.Leading.narrow(0, 1, x.Degree), w));
-        }
+        if (SharesValues(x)) return FoldedSharingValues(x, f => nn.functional.linear(f, w), bias is null ? null : Like(bias, x.Leading));
         var y = nn.functional.linear(x.Leading, w);
         return x.With(bias is null ? y : AddToFreshValue(y, Like(bias, y)));
     }
@@ -132,12 +127,8 @@ public static partial class JetOps
         RequireRank(x, 4, "Conv2d");
         if (SharesValues(x))
         {
-            // c_0 once per point (the lines of a point share it), the higher coefficients folded into one batch.
             var w = Like(weight, x.Leading);
-            var value = nn.functional.conv2d(GroupValues(x), w, null, stride, padding, dilation, groups);
-            if (bias is not null) value.add_(Like(bias, value).view(-1, 1, 1));
-            var higher = nn.functional.conv2d(x.Leading.narrow(0, 1, x.Degree).flatten(0, 1), w, null, stride, padding, dilation, groups);
-            return WithGroupValues(x, value, higher.view([x.Degree, x.Shape[0], .. higher.shape[1..]]));
+            return FoldedSharingValues(x, f => nn.functional.conv2d(f, w, null, stride, padding, dilation, groups), bias is null ? null : Like(bias, x.Leading).view(-1, 1, 1));
         }
         var y = Folded(x, f => nn.functional.conv2d(f, Like(weight, f), null, stride, padding, dilation, groups));
         return bias is null ? y : y.With(AddToFreshValue(y.Leading, Like(bias, y.Leading).view(-1, 1, 1)));
@@ -621,6 +612,28 @@ public static partial class JetOps
     /// Applies a linear map that treats axis 0 of its argument as a batch (a layer, a pooling) to every coefficient at
     /// once: <c>[D+1, B, …]</c> is folded to <c>[(D+1)·B, …]</c>, mapped, and unfolded.
     /// </summary>
+    internal static Jet Folded(Jet x, Func<Tensor, Tensor> batchMap)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Shape.Length < 1) throw new ArgumentException("A batch axis is needed to fold coefficients into.", nameof(x));
+        var d1 = x.Leading.shape[0];
+        var b = x.Shape[0];
+        var y = batchMap(x.Leading.flatten(0, 1));
+        return x.With(y.view([d1, b, .. y.shape[1..]]));
+    }
+
+    /// <summary>
+    /// <see cref="Folded"/> for a jet whose value rows are shared (<see cref="SharesValues"/>): c_0 is mapped once per group of rows, the
+    /// higher coefficients folded into one batch; <paramref name="bias"/> (broadcast against one coefficient) is added to c_0.
+    /// </summary>
+    private static Jet FoldedSharingValues(Jet x, Func<Tensor, Tensor> batchMap, Tensor? bias)
+    {
+        var value = batchMap(GroupValues(x));
+        if (bias is not null) value.add_(bias);
+        var higher = batchMap(x.Leading.narrow(0, 1, x.Degree).flatten(0, 1));
+        return WithGroupValues(x, value, higher.view([x.Degree, x.Shape[0], .. higher.shape[1..]]));
+    }
+
     /// <summary>Whether <paramref name="x"/>'s value rows come in groups (<see cref="Jet.SharedValueRows"/> &gt; 1) and it has coefficients above c_0.</summary>
     private static bool SharesValues(Jet x) => x.SharedValueRows > 1 && x.Degree >= 1;
 
@@ -643,17 +656,7 @@ public static partial class JetOps
 
     /// <summary>x's rows kept in place by a reshape that leaves the batch axis alone (<paramref name="leading"/>'s axis 1 still has B rows).</summary>
     private static Jet KeepingRows(Jet x, Tensor leading) =>
-        x.SharedValueRows > 1 && leading.dim() >= 2 && leading.shape[1] == x.Shape[0] ? x.WithSharedValueRows(leading, x.SharedValueRows) : x.With(leading);
-
-    internal static Jet Folded(Jet x, Func<Tensor, Tensor> batchMap)
-    {
-        ArgumentNullException.ThrowIfNull(x);
-        if (x.Shape.Length < 1) throw new ArgumentException("A batch axis is needed to fold coefficients into.", nameof(x));
-        var d1 = x.Leading.shape[0];
-        var b = x.Shape[0];
-        var y = batchMap(x.Leading.flatten(0, 1));
-        return x.With(y.view([d1, b, .. y.shape[1..]]));
-    }
+        leading.dim() >= 2 && leading.shape[1] == x.Shape[0] ? x.WithSharedValueRows(leading, x.SharedValueRows) : x.With(leading);
 
     /// <summary>y with <c>y₀ = v + c</c> and the other coefficients unchanged (c broadcast against one coefficient).</summary>
     private static Tensor AddToValue(Tensor leading, Tensor c)

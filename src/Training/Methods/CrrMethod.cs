@@ -461,8 +461,7 @@ public sealed class CrrMethod : ITrainingMethod
             if (x.Length != batch * inWidth) x = new T[batch * inWidth];
             if (y.Length != batch) y = new long[batch];
             TensorValues.CopyTo(xt, x);
-            // Conversions that have nothing to do may return their argument: the step's dispose scope, not a `using`, frees what they make.
-            yt.to(ScalarType.Int64, CPU).contiguous().data<long>().CopyTo(y);
+            TensorValues.CopyTo(yt.to(ScalarType.Int64), y);
             var perPoint = method.Directions * startWidth;
             if (v.Length != batch * perPoint) v = new T[batch * perPoint];
             var penalised = Penalised(method.Classes, y);

@@ -416,9 +416,7 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
         }
         for (var c = 1; c <= k; c++)
         {
-            var yc = ys.AsSpan(c * n, n);
-            yc.Clear();
-            for (var j = 1; j <= c; j++) MulAdd(yc, T.CreateChecked((double)j / c), xs.AsSpan(j * n, n), gs.AsSpan((c - j) * n, n));
+            var yc = IntegrateOrder(xs, ys, gs, n, c);
             var gc = gs.AsSpan(c * n, n);
             Scale(gc, c1, yc);
             for (var j = 0; j <= c; j++) MulAdd(gc, c2, ys.AsSpan(j * n, n), ys.AsSpan((c - j) * n, n));
@@ -443,13 +441,7 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
                 MulAdd(gY.AsSpan((c - j) * n, n), c2, gGc, ys.AsSpan(j * n, n));
             }
             // yₖ = Σ_j (j/k)·x_j·g_{k−j}
-            var gYc = gY.AsSpan(c * n, n);
-            for (var j = 1; j <= c; j++)
-            {
-                var w = T.CreateChecked((double)j / c);
-                MulAdd(gX.AsSpan(j * n, n), w, gYc, gs.AsSpan((c - j) * n, n));
-                MulAdd(gG.AsSpan((c - j) * n, n), w, gYc, xs.AsSpan(j * n, n));
-            }
+            IntegrateOrderBackward(xs, gs, gX, gY, gG, n, c);
         }
         // g₀ = c₀ + c₁y₀ + c₂y₀², y₀ = φ(x₀) with φ'(x₀) = g₀.
         var y0 = ys.AsSpan(0, n);
@@ -468,26 +460,33 @@ public sealed class MlpCrrKernel<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <summary><c>k·yₖ = Σ_{j=1..k} j·x_j·s_{k−j}</c> for k = 1..K (y₀ given): the rule for <c>y' = s·x'</c>.</summary>
     private static void Integrate(T[] xs, T[] ys, T[] ss, int n, int k)
     {
-        for (var c = 1; c <= k; c++)
-        {
-            var yc = ys.AsSpan(c * n, n);
-            yc.Clear();
-            for (var j = 1; j <= c; j++) MulAdd(yc, T.CreateChecked((double)j / c), xs.AsSpan(j * n, n), ss.AsSpan((c - j) * n, n));
-        }
+        for (var c = 1; c <= k; c++) IntegrateOrder(xs, ys, ss, n, c);
+    }
+
+    /// <summary>One order of <see cref="Integrate"/>: <c>y_c = Σ_{j=1..c} (j/c)·x_j·s_{c−j}</c>, returned as a span of <paramref name="ys"/>.</summary>
+    private static Span<T> IntegrateOrder(T[] xs, T[] ys, T[] ss, int n, int c)
+    {
+        var yc = ys.AsSpan(c * n, n);
+        yc.Clear();
+        for (var j = 1; j <= c; j++) MulAdd(yc, T.CreateChecked((double)j / c), xs.AsSpan(j * n, n), ss.AsSpan((c - j) * n, n));
+        return yc;
     }
 
     /// <summary>The adjoint of <see cref="Integrate"/>: adds to <paramref name="gX"/> and <paramref name="gS"/>.</summary>
     private static void IntegrateBackward(T[] xs, T[] ss, T[] gX, T[] gY, T[] gS, int n, int k)
     {
-        for (var c = k; c >= 1; c--)
+        for (var c = k; c >= 1; c--) IntegrateOrderBackward(xs, ss, gX, gY, gS, n, c);
+    }
+
+    /// <summary>The adjoint of <see cref="IntegrateOrder"/> for order <paramref name="c"/>: adds to <paramref name="gX"/> and <paramref name="gS"/>.</summary>
+    private static void IntegrateOrderBackward(T[] xs, T[] ss, T[] gX, T[] gY, T[] gS, int n, int c)
+    {
+        var gYc = gY.AsSpan(c * n, n);
+        for (var j = 1; j <= c; j++)
         {
-            var gYc = gY.AsSpan(c * n, n);
-            for (var j = 1; j <= c; j++)
-            {
-                var w = T.CreateChecked((double)j / c);
-                MulAdd(gX.AsSpan(j * n, n), w, gYc, ss.AsSpan((c - j) * n, n));
-                MulAdd(gS.AsSpan((c - j) * n, n), w, gYc, xs.AsSpan(j * n, n));
-            }
+            var w = T.CreateChecked((double)j / c);
+            MulAdd(gX.AsSpan(j * n, n), w, gYc, ss.AsSpan((c - j) * n, n));
+            MulAdd(gS.AsSpan((c - j) * n, n), w, gYc, xs.AsSpan(j * n, n));
         }
     }
 

@@ -127,6 +127,10 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
     /// <summary>Input <c>[N, C, H, W]</c>, or <c>[N, C·H·W]</c> reshaped to it.</summary>
     private Tensor Images(Tensor input) => input.dim() == 4 ? input : input.reshape(-1, Options.InputChannels, Options.ImageSize, Options.ImageSize);
 
+    /// <summary>The same for jets: coefficients <c>[K+1, N, C, H, W]</c>, or <c>[K+1, N, C·H·W]</c> reshaped to it.</summary>
+    private Jet Images(Jet input) =>
+        input.Shape.Length == 4 ? input : JetOps.Reshape(input, [input.Shape[0], Options.InputChannels, Options.ImageSize, Options.ImageSize]);
+
     private Tensor Activate(Tensor h) => Options.Activation == "tanh" ? h.tanh() : nn.functional.relu(h);
 
     /// <summary>
@@ -138,8 +142,7 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
     public Jet Forward(Jet input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var o = Options;
-        return Stages(input.Shape.Length == 4 ? input : JetOps.Reshape(input, [input.Shape[0], o.InputChannels, o.ImageSize, o.ImageSize]), 0);
+        return Stages(Images(input), 0);
     }
 
     /// <inheritdoc />
@@ -158,9 +161,7 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
     private static readonly string[] Names = ["conv1", "act1", "conv2", "act2", "pool", "hidden", "act3"];
 
     /// <summary>The stage after the last layer: the output layer.</summary>
-    private static int OutputStage => OutputStageIndex;
-
-    private const int OutputStageIndex = 7;
+    private static int OutputStage => Names.Length;
 
     /// <inheritdoc />
     public Tensor ForwardTo(string layer, Tensor input)
@@ -184,8 +185,7 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
     public Jet ForwardTo(string layer, Jet input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var o = Options;
-        return Stages(input.Shape.Length == 4 ? input : JetOps.Reshape(input, [input.Shape[0], o.InputChannels, o.ImageSize, o.ImageSize]), 0, Stage(layer));
+        return Stages(Images(input), 0, Stage(layer));
     }
 
     /// <inheritdoc />
@@ -214,15 +214,15 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
         return h;
     }
 
-    /// <summary>Stages <paramref name="first"/>..<paramref name="last"/> (default 7) on jets (dropout as the identity: evaluation mode only).</summary>
+    /// <summary>Stages <paramref name="first"/>..<paramref name="last"/> (default: through the output layer) on jets (dropout as the identity: evaluation mode only).</summary>
     /// <exception cref="InvalidOperationException">The network is in training mode (dropout would draw random masks).</exception>
-    private Jet Stages(Jet h, int first, int last = OutputStageIndex)
+    private Jet Stages(Jet h, int first, int? last = null)
     {
         if (training)
         {
             throw new InvalidOperationException("The Cnn is in training mode, where dropout draws random masks; Taylor jets need evaluation mode (call eval()).");
         }
-        for (var stage = first; stage <= last; stage++)
+        for (var stage = first; stage <= (last ?? OutputStage); stage++)
         {
             h = stage switch
             {
