@@ -64,7 +64,7 @@ public static class BenchVerb
         var notes = new List<string>();
         var threads = TorchRuntime.EnsureConfigured();
         notes.Add(string.Create(CultureInfo.InvariantCulture, $"libtorch on {threads} thread(s); glibc malloc {(GlibcAllocator.Configured
-            ? $"keeps freed memory for reuse (mmap threshold {GlibcAllocator.MmapThresholdBytes >> 20} MiB, trim threshold {GlibcAllocator.TrimThresholdBytes >> 20} MiB)"
+            ? $"keeps freed memory for reuse (mmap threshold {GlibcAllocator.MmapThresholdBytes >> 20} MiB, no block mapped on its own, trim threshold {GlibcAllocator.TrimThresholdBytes >> 20} MiB)"
             : "at its defaults")}."));
         var rows = new List<BenchRow>();
         notes.Add($"device: {ComputeDevice.Name(device)} (libtorch: engines and training); finite differences: ONNX Runtime with device {requested}.");
