@@ -65,8 +65,13 @@ public sealed record RunVersions(string Service, string TorchSharp, string Runti
 /// <param name="DType">Precision of training (<c>float32</c>).</param>
 /// <param name="Device">Where training ran.</param>
 /// <param name="Versions">Library versions.</param>
+/// <param name="CrrEngine">
+/// crr and crr-target: what computed the penalty's derivatives on the penalised steps — <c>fused</c> (the managed kernel),
+/// <c>taylor</c> (Taylor mode through libtorch) or <c>autograd</c> (nested reverse mode); several joined by <c>+</c> (in
+/// alphabetical order) when a run used more than one. <c>crr.engine: auto</c> resolves to one of them. Null for other methods.
+/// </param>
 public sealed record ResolvedTraining(TrainingRequest Request, string Objective, int[] Widths, int[] SampleShape, int Classes, int TrainSamples, int TestSamples,
-    int NoisyTrainLabels, string DataSource, string DType, string Device, RunVersions Versions);
+    int NoisyTrainLabels, string DataSource, string DType, string Device, RunVersions Versions, string? CrrEngine = null);
 
 /// <summary>The outcome of a training run.</summary>
 /// <param name="Method">baseline, crr or sam.</param>

@@ -124,7 +124,7 @@ public static class TrainingRun
 
             var widths = network is Mlp mlp ? mlp.Widths : [];
             var config = new ResolvedTraining(request, method.Formula, widths, data.SampleShape, data.Classes, data.TrainCount, data.TestCount,
-                data.NoisyTrainLabels, data.Source, "float32", ComputeDevice.Name(device), Versions(threads));
+                data.NoisyTrainLabels, data.Source, "float32", ComputeDevice.Name(device), Versions(threads), CrrEngine(method));
             var result = new TrainingResult(method.Name, metrics.Accuracy, 1 - metrics.Accuracy, metrics.Ece, metrics.Hard20Accuracy, trainAccuracy,
                 history[^1].TrainLoss, lambda, pairLambdas, trainSeconds, measureSeconds, history, config, warnings,
                 (method as CrrTargetMethod)?.Controller.TimeInBand);
@@ -136,6 +136,14 @@ public static class TrainingRun
             throw;
         }
     }
+
+    /// <summary>The engine of a CRR run's penalised steps (<see cref="CrrMethod.EngineUsed"/>), null for other methods.</summary>
+    private static string? CrrEngine(ITrainingMethod method) => method switch
+    {
+        CrrMethod crr => crr.EngineUsed,
+        CrrTargetMethod target => target.Crr.EngineUsed,
+        _ => null,
+    };
 
     /// <summary>
     /// The data a request describes: Two Moons (see <see cref="TwoMoons"/>) or MNIST (the 10,000-digit cache, its

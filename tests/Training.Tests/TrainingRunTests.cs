@@ -101,6 +101,8 @@ public class TrainingRunTests
         Assert.All(baseline.History, h => Assert.Null(h.Scale));
         Assert.Null(baseline.TimeInBand);
         Assert.Contains("log s += clamp(1 * e, -0.5, 0.5)", target.Config.Objective, StringComparison.Ordinal);
+        Assert.Equal("fused", target.Config.CrrEngine);
+        Assert.Null(baseline.Config.CrrEngine);
     }
 
     [Fact]
@@ -189,6 +191,19 @@ public class TrainingRunTests
         var mlp = outcome.Model.Mlp!;
         Assert.Equal([2, 8, 2], mlp.Widths);
         Assert.Equal(2, mlp.Parameters().Length);
+    }
+
+    [Theory]
+    [InlineData("auto", "fused")]        // a 2-8-2 tanh mlp at batch 16 is far below CrrMethod.AutoFusedWorkLimit
+    [InlineData("taylor", "taylor")]
+    [InlineData("autograd", "autograd")]
+    public void The_resolved_configuration_names_the_engine_that_computed_the_penalty(string engine, string expected)
+    {
+        var request = Small("crr") with { Epochs = 1, Crr = new CrrSettings { Engine = engine } };
+        var r = TrainingRun.Run(request, null, default);
+        Assert.Equal(expected, r.Config.CrrEngine);
+        Assert.EndsWith($"derivatives by {expected}", r.Config.Objective, StringComparison.Ordinal);
+        Assert.Null(TrainingRun.Run(Small() with { Epochs = 1 }, null, default).Config.CrrEngine);
     }
 
     [Fact]

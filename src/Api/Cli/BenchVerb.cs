@@ -280,17 +280,8 @@ public static class BenchVerb
             for (var i = 0; i < methods.Length; i++) runs[i].Add(Train(methods[i].Request));
         }
         var seconds = runs.Select(r => r.Select(t => t.TrainingSeconds).Order().ElementAt(r.Count / 2)).ToArray();
-        return methods.Select((m, i) => new TrainingRow(setup, m.Name.Replace("{auto}", EngineUsed(runs[i][0]), StringComparison.Ordinal), seconds[i], seconds[i] / seconds[0], seconds[i] / seconds[1],
+        return methods.Select((m, i) => new TrainingRow(setup, m.Name.Replace("{auto}", runs[i][0].Config.CrrEngine ?? "auto", StringComparison.Ordinal), seconds[i], seconds[i] / seconds[0], seconds[i] / seconds[1],
             runs[i][0].TestError, runs[i][0].Lambda?.Lambda));
-    }
-
-    /// <summary>The engine a CRR run's objective names (<c>… derivatives by fused</c>).</summary>
-    private static string EngineUsed(TrainingResult result)
-    {
-        const string marker = "derivatives by ";
-        var objective = result.Config.Objective;
-        var at = objective.LastIndexOf(marker, StringComparison.Ordinal);
-        return at < 0 ? "auto" : objective[(at + marker.Length)..].Split(';')[0].Trim();
     }
 
     private static DerivativeRequest Request(double[] x, int points, double[] v, int directions, int[] labels, int k) =>

@@ -24,6 +24,9 @@ public sealed class CrrTargetMethod : ITrainingMethod
     /// <summary>The controller.</summary>
     public LambdaBandController Controller { get; }
 
+    /// <summary>The CRR steps this method takes, with the scale the controller set last.</summary>
+    public CrrMethod Crr => crr;
+
     /// <inheritdoc />
     public string Name => "crr-target";
 
