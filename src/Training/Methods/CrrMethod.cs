@@ -233,9 +233,15 @@ public sealed class CrrMethod : ITrainingMethod
                 ? TaylorEngine.DirectionalDerivatives(cut.Suffix, TargetKind.Loss, yr, xr, v, MaxOrder)
                 : general.DirectionalDerivatives(h => Objective.Evaluate(TargetKind.Loss, cut.Layers.ForwardFrom(At, h), yr), xr, v, MaxOrder);
         }
-        var chosen = d.narrow(1, MinOrder - 1, MaxOrder - MinOrder + 1);
-        return chosen.square().mean([0]).sum().MoveToOuterDisposeScope();
+        return Penalty(d, orderAxis: 1, firstOrder: 1).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// <c>P = Σ_{n=nmin..nmax} mean_lines (dⁿ/dtⁿ ℓ)²</c> from a matrix of derivatives along the lines whose axis
+    /// <paramref name="orderAxis"/> holds the orders from <paramref name="firstOrder"/> up and whose other axis holds the lines.
+    /// </summary>
+    private Tensor Penalty(Tensor derivatives, int orderAxis, int firstOrder) =>
+        derivatives.narrow(orderAxis, MinOrder - firstOrder, MaxOrder - MinOrder + 1).square().mean([1 - orderAxis]).sum();
 
     /// <summary>Runs <paramref name="penalty"/> with the network in evaluation mode (lines must be independent), restoring its mode.</summary>
     private static T InEvaluation<T>(nn.Module network, Func<T> penalty)
@@ -296,7 +302,7 @@ public sealed class CrrMethod : ITrainingMethod
             var lines = TaylorMode.ObjectiveDerivatives(jet, x.repeat_interleave(Directions, 0), v, MaxOrder, TargetKind.Loss, y.repeat_interleave(Directions, 0));
             var pointLoss = lines.select(1, 0).view(x.shape[0], Directions).select(1, 0);
             var sharedCe = pointLoss.mean();
-            var p = lines.narrow(1, MinOrder, MaxOrder - MinOrder + 1).square().mean([0]).sum();
+            var p = Penalty(lines, orderAxis: 1, firstOrder: 0);
             (sharedCe + Scale * p).backward();
             optimizer.step();
             return new StepLoss(sharedCe.ToDouble(), p.ToDouble());
@@ -344,9 +350,7 @@ public sealed class CrrMethod : ITrainingMethod
         {
             var jet = prefix.ForwardTo(split, Jet.PointLines(x, v, MaxOrder));
             var f = TaylorMode.Objective(prefix.ForwardFrom(split, jet), TargetKind.Loss, yr);
-            // [orders, lines]: dⁿ/dtⁿ ℓ along each line for n = nmin..nmax; squared, averaged over the lines, summed over the orders.
-            var d = f.Derivatives().narrow(0, MinOrder, MaxOrder - MinOrder + 1);
-            return (jet.Value, d.square().mean([1]).sum());
+            return (jet.Value, Penalty(f.Derivatives(), orderAxis: 0, firstOrder: 0));   // [orders 0..K, lines]
         });
         var h = Directions == 1 ? at : at.unflatten(0, [x.shape[0], Directions]).select(1, 0);
         var ce = nn.functional.cross_entropy(prefix.ForwardFrom(split, h), y);
