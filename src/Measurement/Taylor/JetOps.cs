@@ -1,3 +1,4 @@
+using LambdaService.Measurement.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -510,7 +511,8 @@ public static partial class JetOps
 
     /// <summary>
     /// 2-D max pooling: each window's winner is chosen from c_0 (torch's max_pool2d_with_indices: ties go to the
-    /// first index in the window), and every coefficient is gathered at that index, <c>yₙ = xₙ[argmax x₀]</c>.
+    /// first index in the window; found by <see cref="MaxPooling"/>), and every coefficient is gathered at that index,
+    /// <c>yₙ = xₙ[argmax x₀]</c>.
     /// This is the series of the pooled function for small t wherever the winner is unique.
     /// </summary>
     public static Jet MaxPool2d(Jet x, long[] kernel, long[]? stride = null, long[]? padding = null, long[]? dilation = null, bool ceilMode = false)
@@ -521,21 +523,15 @@ public static partial class JetOps
         {
             // Each point's windows are chosen once, from its c_0; its lines' higher coefficients are gathered there.
             var g = x.SharedValueRows;
-            var (value, index) = nn.functional.max_pool2d_with_indices(GroupValues(x), kernel, stride, padding, dilation, ceilMode);
+            var (value, index) = MaxPooling.WithIndices(GroupValues(x), kernel, stride, padding, dilation, ceilMode);
             var points = value.shape[0];
             var degree = x.Degree;
             var higher = x.Leading.narrow(0, 1, degree).reshape([degree, points, g, x.Shape[1], -1]);
             var at = index.detach().flatten(2).view([1, points, 1, value.shape[1], -1]).expand([degree, points, g, -1, -1]);
             return WithGroupValues(x, value, higher.gather(4, at));
         }
-        long[] outShape;
-        Tensor indices;
-        using (no_grad())
-        {
-            var (pooled, index) = nn.functional.max_pool2d_with_indices(x.Value, kernel, stride, padding, dilation, ceilMode);
-            outShape = pooled.shape;
-            indices = index;
-        }
+        var indices = MaxPooling.Winners(x.Value, kernel, stride, padding, dilation, ceilMode);
+        var outShape = indices.shape;
         var d1 = x.Leading.shape[0];
         var flatIndex = indices.flatten(2).unsqueeze(0).expand(d1, -1, -1, -1);
         var gathered = x.Leading.flatten(3).gather(3, flatIndex);

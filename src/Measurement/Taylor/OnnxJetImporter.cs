@@ -645,7 +645,7 @@ public static class OnnxJetImporter
             var ceil = a.Int("ceil_mode", 0) != 0;
             if (op == "MaxPool")
             {
-                return make(t => nn.functional.max_pool2d(t[0]!, kernel, strides, padding, dilations, ceil),
+                return make(t => MaxPooling.Pool(t[0]!, kernel, strides, padding, dilations, ceil),
                     (j, _) => Wrap(JetOps.MaxPool2d(j[0].Jet!, kernel, strides, padding, dilations, ceil)));
             }
             if (dilations.Any(d => d != 1))

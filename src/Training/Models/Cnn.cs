@@ -88,7 +88,6 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
 {
     private readonly Conv2d conv1;
     private readonly Conv2d conv2;
-    private readonly MaxPool2d pool;
     private readonly Dropout poolDropout;
     private readonly Linear hidden;
     private readonly Dropout hiddenDropout;
@@ -107,7 +106,6 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
         var o = Options;
         conv1 = nn.Conv2d(o.InputChannels, o.Conv1Channels, 3);
         conv2 = nn.Conv2d(o.Conv1Channels, o.Conv2Channels, 3);
-        pool = nn.MaxPool2d(2, 2);
         poolDropout = nn.Dropout(o.PoolDropout);
         hidden = nn.Linear(o.FlatFeatures, o.Hidden);
         hiddenDropout = nn.Dropout(o.HiddenDropout);
@@ -206,7 +204,7 @@ public sealed class Cnn : nn.Module<Tensor, Tensor>, IJetModule, ILayeredModule,
                 0 => conv1.call(h),
                 2 => conv2.call(h),
                 1 or 3 or 6 => Activate(h),
-                4 => pool.call(h),
+                4 => MaxPooling.Pool(h, [2, 2], [2, 2]),   // torch's max_pool2d, faster on the CPU
                 5 => hidden.call(poolDropout.call(h).flatten(1)),
                 _ => output.call(hiddenDropout.call(h)),
             };
