@@ -53,80 +53,71 @@ public static class CrrProfile
         var vValues = v.cpu().data<float>().ToArray();
         var yValues = y.cpu().data<long>().ToArray();
 
-        // Pass 0 warms up (the JIT, the heap); pass 1 is the one reported.
-        for (var pass = 0; pass < 2; pass++)
+        return Phases.Measure(steps, () =>
         {
-            baseline.Clear();
-            crr.Clear();
-            separate.Clear();
-            fused.Clear();
-            for (var s = 0; s < steps; s++)
+            using (NewDisposeScope())
             {
-                using (NewDisposeScope())
-                {
-                    Tensor loss = null!;
-                    baseline.Time("zero_grad", () => optimizer.zero_grad());
-                    baseline.Time("forward + cross-entropy", () => loss = nn.functional.cross_entropy(network.call(x), y));
-                    baseline.Time("backward", () => loss.backward());
-                    baseline.Time("optimizer step", () => optimizer.step());
-                    baseline.Time("read the loss", () => loss.ToDouble());
-                }
-                using (NewDisposeScope())
-                {
-                    // The step as it was before the loss was read from the jet: a plain forward pass for the loss, then the jet pass.
-                    Tensor ce = null!, objective = null!, loss = null!;
-                    separate.Time("zero_grad", () => optimizer.zero_grad());
-                    separate.Time("forward + cross-entropy", () => ce = nn.functional.cross_entropy(network.call(x), y));
-                    separate.Time("jet pass (line, layers, head)", () => objective = TaylorMode.Objective(mlp.Forward(Jet.Line(x, v, maxOrder)), TargetKind.Loss, y).Derivatives());
-                    separate.Time("loss + penalty terms", () => loss = ce + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
-                    separate.Time("backward", () => loss.backward());
-                    separate.Time("optimizer step", () => optimizer.step());
-                    separate.Time("read the loss", () => loss.ToDouble());
-                }
-                using (NewDisposeScope())
-                {
-                    Jet h = null!;
-                    Tensor objective = null!, loss = null!;
-                    crr.Time("zero_grad", () => optimizer.zero_grad());
-                    crr.Time("line jet x + t·v", () => h = Jet.Line(x, v, maxOrder));
-                    for (var layer = 0; layer < mlp.Widths.Length - 1; layer++)
-                    {
-                        var w = weights[2 * layer];
-                        var b = weights[2 * layer + 1];
-                        crr.Time("jet: linear layers", () => h = JetOps.Linear(h, w, b));
-                        if (layer < mlp.Widths.Length - 2) crr.Time("jet: tanh rules", () => h = JetOps.Tanh(h));
-                    }
-                    crr.Time("jet: cross-entropy head", () => objective = TaylorMode.Objective(h, TargetKind.Loss, y).Derivatives());
-                    crr.Time("loss + penalty terms", () => loss = objective.select(0, 0).mean() + 0.003 * objective.narrow(0, 1, maxOrder).square().mean([1]).sum());
-                    crr.Time("backward", () => loss.backward());
-                    crr.Time("optimizer step", () => optimizer.step());
-                    crr.Time("read the loss", () => loss.ToDouble());
-                }
-                using (NewDisposeScope())
-                {
-                    fused.Time("read parameters and batch", () =>
-                    {
-                        for (var i = 0; i < linear.Count; i++)
-                        {
-                            TensorValues.CopyTo(linear[i].Weight, wValues[i]);
-                            TensorValues.CopyTo(linear[i].Bias, bValues[i]);
-                        }
-                        TensorValues.CopyTo(x, xValues);
-                    });
-                    fused.Time("kernel: jets, head, penalty, reverse pass", () => kernel.Evaluate(wValues, bValues, xValues, yValues, vValues, 1, 1, maxOrder, 0.003, gw, gb));
-                    fused.Time("write the gradients", () =>
-                    {
-                        for (var i = 0; i < linear.Count; i++)
-                        {
-                            TensorValues.SetGradient(linear[i].Weight, gw[i]);
-                            TensorValues.SetGradient(linear[i].Bias, gb[i]);
-                        }
-                    });
-                    fused.Time("optimizer step", () => optimizer.step());
-                }
+                Tensor loss = null!;
+                baseline.Time("zero_grad", () => optimizer.zero_grad());
+                baseline.Time("forward + cross-entropy", () => loss = nn.functional.cross_entropy(network.call(x), y));
+                baseline.Time("backward", () => loss.backward());
+                baseline.Time("optimizer step", () => optimizer.step());
+                baseline.Time("read the loss", () => loss.ToDouble());
             }
-        }
-        return [.. baseline.PerStep(steps), .. separate.PerStep(steps), .. crr.PerStep(steps), .. fused.PerStep(steps)];
+            using (NewDisposeScope())
+            {
+                // The step as it was before the loss was read from the jet: a plain forward pass for the loss, then the jet pass.
+                Tensor ce = null!, objective = null!, loss = null!;
+                separate.Time("zero_grad", () => optimizer.zero_grad());
+                separate.Time("forward + cross-entropy", () => ce = nn.functional.cross_entropy(network.call(x), y));
+                separate.Time("jet pass (line, layers, head)", () => objective = TaylorMode.Objective(mlp.Forward(Jet.Line(x, v, maxOrder)), TargetKind.Loss, y).Derivatives());
+                separate.Time("loss + penalty terms", () => loss = ce + 0.003 * CrrMethod.Penalty(objective, orderAxis: 0, firstOrder: 0, 1, maxOrder));
+                separate.Time("backward", () => loss.backward());
+                separate.Time("optimizer step", () => optimizer.step());
+                separate.Time("read the loss", () => loss.ToDouble());
+            }
+            using (NewDisposeScope())
+            {
+                Jet h = null!;
+                Tensor objective = null!, loss = null!;
+                crr.Time("zero_grad", () => optimizer.zero_grad());
+                crr.Time("line jet x + t·v", () => h = Jet.Line(x, v, maxOrder));
+                for (var layer = 0; layer < mlp.Widths.Length - 1; layer++)
+                {
+                    var w = weights[2 * layer];
+                    var b = weights[2 * layer + 1];
+                    crr.Time("jet: linear layers", () => h = JetOps.Linear(h, w, b));
+                    if (layer < mlp.Widths.Length - 2) crr.Time("jet: tanh rules", () => h = JetOps.Tanh(h));
+                }
+                crr.Time("jet: cross-entropy head", () => objective = TaylorMode.Objective(h, TargetKind.Loss, y).Derivatives());
+                crr.Time("loss + penalty terms", () => loss = objective.select(0, 0).mean() + 0.003 * CrrMethod.Penalty(objective, orderAxis: 0, firstOrder: 0, 1, maxOrder));
+                crr.Time("backward", () => loss.backward());
+                crr.Time("optimizer step", () => optimizer.step());
+                crr.Time("read the loss", () => loss.ToDouble());
+            }
+            using (NewDisposeScope())
+            {
+                fused.Time("read parameters and batch", () =>
+                {
+                    for (var i = 0; i < linear.Count; i++)
+                    {
+                        TensorValues.CopyTo(linear[i].Weight, wValues[i]);
+                        TensorValues.CopyTo(linear[i].Bias, bValues[i]);
+                    }
+                    TensorValues.CopyTo(x, xValues);
+                });
+                fused.Time("kernel: jets, head, penalty, reverse pass", () => kernel.Evaluate(wValues, bValues, xValues, yValues, vValues, 1, 1, maxOrder, 0.003, gw, gb));
+                fused.Time("write the gradients", () =>
+                {
+                    for (var i = 0; i < linear.Count; i++)
+                    {
+                        TensorValues.SetGradient(linear[i].Weight, gw[i]);
+                        TensorValues.SetGradient(linear[i].Bias, gb[i]);
+                    }
+                });
+                fused.Time("optimizer step", () => optimizer.step());
+            }
+        }, baseline, separate, crr, fused);
     }
 
     /// <summary>
@@ -155,54 +146,47 @@ public static class CrrProfile
         var baseline = new Phases("baseline");
         var separate = new Phases("crr 1-4 (taylor), loss from its own pass");
         var shared = new Phases("crr 1-4 (taylor, now), loss from the jet's value at pool");
-        Tensor Penalty(Jet output) => TaylorMode.Objective(output, TargetKind.Loss, y).Derivatives().narrow(0, 1, maxOrder).square().mean([1]).sum();
+        Tensor Penalty(Jet output) => CrrMethod.Penalty(TaylorMode.Objective(output, TargetKind.Loss, y).Derivatives(), orderAxis: 0, firstOrder: 0, 1, maxOrder);
 
-        for (var pass = 0; pass < 2; pass++)
+        return Phases.Measure(steps, () =>
         {
-            baseline.Clear();
-            separate.Clear();
-            shared.Clear();
-            for (var s = 0; s < steps; s++)
+            using (NewDisposeScope())
             {
-                using (NewDisposeScope())
-                {
-                    Tensor loss = null!;
-                    network.train();
-                    baseline.Time("zero_grad", () => optimizer.zero_grad());
-                    baseline.Time("forward + cross-entropy (training mode)", () => loss = nn.functional.cross_entropy(network.call(x), y));
-                    baseline.Time("backward", () => loss.backward());
-                    baseline.Time("optimizer step", () => optimizer.step());
-                }
-                using (NewDisposeScope())
-                {
-                    Tensor ce = null!, penalty = null!, loss = null!;
-                    Jet h = null!;
-                    network.train();
-                    separate.Time("zero_grad", () => optimizer.zero_grad());
-                    separate.Time("forward + cross-entropy (training mode)", () => ce = nn.functional.cross_entropy(network.call(x), y));
-                    network.eval();
-                    separate.Time("jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.Line(x, v, maxOrder)));
-                    separate.Time("jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
-                    network.train();
-                    separate.Time("backward", () => (loss = ce + 0.003 * penalty).backward());
-                    separate.Time("optimizer step", () => optimizer.step());
-                }
-                using (NewDisposeScope())
-                {
-                    Tensor ce = null!, penalty = null!, loss = null!;
-                    Jet h = null!;
-                    shared.Time("zero_grad", () => optimizer.zero_grad());
-                    network.eval();
-                    shared.Time("jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.PointLines(x, v, maxOrder)));
-                    shared.Time("jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
-                    network.train();
-                    shared.Time("loss: hidden, output, cross-entropy from the jet's value (training mode)", () => ce = nn.functional.cross_entropy(cnn.ForwardFrom(split, h.Value), y));
-                    shared.Time("backward", () => (loss = ce + 0.003 * penalty).backward());
-                    shared.Time("optimizer step", () => optimizer.step());
-                }
+                Tensor loss = null!;
+                network.train();
+                baseline.Time("zero_grad", () => optimizer.zero_grad());
+                baseline.Time("forward + cross-entropy (training mode)", () => loss = nn.functional.cross_entropy(network.call(x), y));
+                baseline.Time("backward", () => loss.backward());
+                baseline.Time("optimizer step", () => optimizer.step());
             }
-        }
-        return [.. baseline.PerStep(steps), .. separate.PerStep(steps), .. shared.PerStep(steps)];
+            using (NewDisposeScope())
+            {
+                Tensor ce = null!, penalty = null!, loss = null!;
+                Jet h = null!;
+                network.train();
+                separate.Time("zero_grad", () => optimizer.zero_grad());
+                separate.Time("forward + cross-entropy (training mode)", () => ce = nn.functional.cross_entropy(network.call(x), y));
+                network.eval();
+                separate.Time("jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.Line(x, v, maxOrder)));
+                separate.Time("jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
+                network.train();
+                separate.Time("backward", () => (loss = ce + 0.003 * penalty).backward());
+                separate.Time("optimizer step", () => optimizer.step());
+            }
+            using (NewDisposeScope())
+            {
+                Tensor ce = null!, penalty = null!, loss = null!;
+                Jet h = null!;
+                shared.Time("zero_grad", () => optimizer.zero_grad());
+                network.eval();
+                shared.Time("jet: conv1 … pool", () => h = cnn.ForwardTo(split, Jet.PointLines(x, v, maxOrder)));
+                shared.Time("jet: hidden, output, cross-entropy head, penalty", () => penalty = Penalty(cnn.ForwardFrom(split, h)));
+                network.train();
+                shared.Time("loss: hidden, output, cross-entropy from the jet's value (training mode)", () => ce = nn.functional.cross_entropy(cnn.ForwardFrom(split, h.Value), y));
+                shared.Time("backward", () => (loss = ce + 0.003 * penalty).backward());
+                shared.Time("optimizer step", () => optimizer.step());
+            }
+        }, baseline, separate, shared);
     }
 
     /// <summary>The phases of one kind of step: each phase's time summed over the steps it was timed in.</summary>
@@ -218,11 +202,22 @@ public static class CrrProfile
             totals[phase] = totals.GetValueOrDefault(phase) + Stopwatch.GetElapsedTime(start).TotalMicroseconds;
         }
 
-        /// <summary>Forgets the times so far (after the warm-up pass).</summary>
-        public void Clear() => totals.Clear();
+        /// <summary>
+        /// Runs <paramref name="step"/> <paramref name="steps"/> times twice — the first pass warms up (the JIT, the heap) and is
+        /// forgotten — and returns each kind's mean phase times per step from the second, kinds in the order given.
+        /// </summary>
+        public static IReadOnlyList<Phase> Measure(int steps, Action step, params Phases[] kinds)
+        {
+            for (var pass = 0; pass < 2; pass++)
+            {
+                foreach (var kind in kinds) kind.totals.Clear();
+                for (var s = 0; s < steps; s++) step();
+            }
+            return [.. kinds.SelectMany(k => k.PerStep(steps))];
+        }
 
         /// <summary>Each phase's mean time per step, in the order the phases were first timed.</summary>
-        public IEnumerable<Phase> PerStep(int steps) => totals.Select(p => new Phase(step, p.Key, p.Value / steps));
+        private IEnumerable<Phase> PerStep(int steps) => totals.Select(p => new Phase(step, p.Key, p.Value / steps));
     }
 
     /// <summary>Prints the profile as a Markdown table with each phase's share of its step.</summary>

@@ -34,7 +34,7 @@ public static class MaxPooling
         ArgumentNullException.ThrowIfNull(kernel);
         if (!ChannelsLastHelps(x)) return nn.functional.max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceilMode);
         var indices = Winners(x, kernel, stride, padding, dilation, ceilMode);
-        return (x.flatten(2).gather(2, indices.flatten(2)).view(indices.shape), indices);
+        return (Gathered(x, indices), indices);
     }
 
     /// <summary>The pooled values alone, see <see cref="WithIndices"/>.</summary>
@@ -44,8 +44,7 @@ public static class MaxPooling
         ArgumentNullException.ThrowIfNull(kernel);
         if (!ChannelsLastHelps(x)) return nn.functional.max_pool2d(x, kernel, stride, padding, dilation, ceilMode);
         using var indices = Winners(x, kernel, stride, padding, dilation, ceilMode);
-        using var flat = indices.flatten(2);
-        return x.flatten(2).gather(2, flat).view(indices.shape);
+        return Gathered(x, indices);
     }
 
     /// <summary>The winners' indices alone (no gradient), see <see cref="WithIndices"/>.</summary>
@@ -66,6 +65,9 @@ public static class MaxPooling
         pooled.Dispose();
         return winners.contiguous();   // channels-last strides as well; the gather wants NCHW
     }
+
+    /// <summary><c>y[n, c, i] = x[n, c, indices[n, c, i]]</c>, in the shape of <paramref name="indices"/>.</summary>
+    private static Tensor Gathered(Tensor x, Tensor indices) => x.flatten(2).gather(2, indices.flatten(2)).view(indices.shape);
 
     private static bool ChannelsLastHelps(Tensor x) => x.device_type == DeviceType.CPU && x.dim() == 4 && x.shape[1] > 1;
 }

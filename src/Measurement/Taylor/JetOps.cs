@@ -527,7 +527,7 @@ public static partial class JetOps
             var points = value.shape[0];
             var degree = x.Degree;
             var higher = x.Leading.narrow(0, 1, degree).reshape([degree, points, g, x.Shape[1], -1]);
-            var at = index.detach().flatten(2).view([1, points, 1, value.shape[1], -1]).expand([degree, points, g, -1, -1]);
+            var at = index.flatten(2).view([1, points, 1, value.shape[1], -1]).expand([degree, points, g, -1, -1]);
             return WithGroupValues(x, value, higher.gather(4, at));
         }
         var indices = MaxPooling.Winners(x.Value, kernel, stride, padding, dilation, ceilMode);

@@ -236,12 +236,17 @@ public sealed class CrrMethod : ITrainingMethod
         return Penalty(d, orderAxis: 1, firstOrder: 1).MoveToOuterDisposeScope();
     }
 
+    private Tensor Penalty(Tensor derivatives, int orderAxis, int firstOrder) => Penalty(derivatives, orderAxis, firstOrder, MinOrder, MaxOrder);
+
     /// <summary>
     /// <c>P = Σ_{n=nmin..nmax} mean_lines (dⁿ/dtⁿ ℓ)²</c> from a matrix of derivatives along the lines whose axis
-    /// <paramref name="orderAxis"/> holds the orders from <paramref name="firstOrder"/> up and whose other axis holds the lines.
+    /// <paramref name="orderAxis"/> (0 or 1) holds the orders from <paramref name="firstOrder"/> up and whose other axis holds the lines.
     /// </summary>
-    private Tensor Penalty(Tensor derivatives, int orderAxis, int firstOrder) =>
-        derivatives.narrow(orderAxis, MinOrder - firstOrder, MaxOrder - MinOrder + 1).square().mean([1 - orderAxis]).sum();
+    public static Tensor Penalty(Tensor derivatives, int orderAxis, int firstOrder, int minOrder, int maxOrder)
+    {
+        ArgumentNullException.ThrowIfNull(derivatives);
+        return derivatives.narrow(orderAxis, minOrder - firstOrder, maxOrder - minOrder + 1).square().mean([1 - orderAxis]).sum();
+    }
 
     /// <summary>Runs <paramref name="penalty"/> with the network in evaluation mode (lines must be independent), restoring its mode.</summary>
     private static T InEvaluation<T>(nn.Module network, Func<T> penalty)
