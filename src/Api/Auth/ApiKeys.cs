@@ -23,6 +23,12 @@ public sealed class AuthOptions
 {
     /// <summary>Configured keys. When none is configured and none was generated before, the service generates one at first start.</summary>
     public List<ApiKeyEntry> ApiKeys { get; set; } = [];
+
+    /// <summary>
+    /// Operators' keys (<c>Auth:AdminKeys</c>, a list of secrets): they open the Hangfire dashboard at <c>/hangfire</c> and nothing
+    /// else; a tenant's key never does. With none configured the dashboard is off (404).
+    /// </summary>
+    public List<string> AdminKeys { get; set; } = [];
 }
 
 /// <summary>
@@ -33,9 +39,18 @@ public sealed class AuthOptions
 public sealed class ApiKeyRegistry
 {
     private readonly List<(byte[] Hash, string Tenant)> _keys = [];
+    private readonly List<byte[]> _adminKeys = [];
 
     public ApiKeyRegistry(IOptions<AuthOptions> options, MetadataStore store, ILogger<ApiKeyRegistry> logger)
     {
+        foreach (var key in options.Value.AdminKeys.Where(k => !string.IsNullOrWhiteSpace(k)))
+        {
+            if (options.Value.ApiKeys.Any(e => e.Key == key))
+            {
+                throw new InvalidOperationException("A key in Auth:AdminKeys is also a tenant's key in Auth:ApiKeys; give operators keys of their own.");
+            }
+            _adminKeys.Add(Hash(key));
+        }
         foreach (var entry in options.Value.ApiKeys.Where(e => !string.IsNullOrWhiteSpace(e.Key)))
         {
             if (string.IsNullOrWhiteSpace(entry.Tenant)) throw new InvalidOperationException("Every Auth:ApiKeys entry needs a Tenant.");
@@ -64,6 +79,24 @@ public sealed class ApiKeyRegistry
         }
         return tenant;
     }
+
+    /// <summary>Whether any operator key is configured (else the dashboard is off).</summary>
+    public bool HasAdminKeys => _adminKeys.Count > 0;
+
+    /// <summary>The digest of a presented operator key, or null when it is not one (compared like <see cref="TenantOf"/>).</summary>
+    public byte[]? AdminDigestOf(string presented)
+    {
+        var hash = Hash(presented);
+        byte[]? found = null;
+        foreach (var known in _adminKeys)
+        {
+            if (CryptographicOperations.FixedTimeEquals(hash, known)) found ??= known;
+        }
+        return found;
+    }
+
+    /// <summary>The digests of the operator keys (to check a dashboard session signed with one of them).</summary>
+    public IReadOnlyList<byte[]> AdminDigests => _adminKeys;
 
     private static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
 }

@@ -50,6 +50,7 @@ public static class DatasetEndpoints
         ClaimsPrincipal user, ArtifactStore artifacts, MetadataStore store, Idempotency idempotency, IOptions<LimitsOptions> limits,
         CancellationToken cancellationToken)
     {
+        if (RequestLimits.CheckName(labelColumn, "labelColumn") is { } longName) return longName;
         var tenant = user.Tenant();
         ArtifactStore.Stored staged;
         await using (var stream = file.OpenReadStream())

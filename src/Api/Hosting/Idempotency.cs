@@ -8,7 +8,8 @@ namespace LambdaService.Api.Hosting;
 /// <summary>
 /// <c>Idempotency-Key</c> support for POSTs: the first request with a key creates the resource and the key is
 /// remembered with a hash of the request; a repeat with the same key and the same request returns that
-/// resource; the same key with a different request is a 422.
+/// resource; the same key with a different request, or on another endpoint, is a 422. Keys are per tenant, not per
+/// endpoint, so a key reused for another kind of resource cannot silently create a second resource.
 /// </summary>
 public sealed class Idempotency(MetadataStore store)
 {
@@ -36,9 +37,9 @@ public sealed class Idempotency(MetadataStore store)
     public (Lookup Result, string? ResourceId) Find(string tenant, string? key, string resourceType, string requestHash)
     {
         if (string.IsNullOrEmpty(key)) return (Lookup.New, null);
-        var record = store.Read(db => db.Find<IdempotencyRecord>(Id(tenant, resourceType, key)));
+        var record = store.Read(db => db.Find<IdempotencyRecord>(Id(tenant, key)));
         if (record is null) return (Lookup.New, null);
-        return record.RequestHash == requestHash ? (Lookup.Replay, record.ResourceId) : (Lookup.Mismatch, record.ResourceId);
+        return (Same(record, resourceType, requestHash) ? Lookup.Replay : Lookup.Mismatch, record.ResourceId);
     }
 
     /// <summary>
@@ -68,8 +69,7 @@ public sealed class Idempotency(MetadataStore store)
         switch (lookup)
         {
             case Lookup.Mismatch:
-                return Problems.Field(StatusCodes.Status422UnprocessableEntity, Header,
-                    "this Idempotency-Key was used with a different request body; use a new key for a new request.");
+                return Problems.Field(StatusCodes.Status422UnprocessableEntity, Header, MismatchDetail);
             case Lookup.Replay:
                 return find(existing!) is { } previous ? accepted(previous) : Problems.NotFound(resourceType, existing!);
             default:
@@ -84,7 +84,7 @@ public sealed class Idempotency(MetadataStore store)
     {
         if (lookup == Lookup.Mismatch)
         {
-            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Header, "this Idempotency-Key was used with a different upload; use a new key for a new request.");
+            return Problems.Field(StatusCodes.Status422UnprocessableEntity, Header, MismatchDetail);
         }
         return find(id) is { } previous ? created(previous) : Problems.NotFound(resourceType, id);
     }
@@ -103,17 +103,23 @@ public sealed class Idempotency(MetadataStore store)
             {
                 var record = new IdempotencyRecord
                 {
-                    TenantKey = Id(tenant, resourceType, key), RequestHash = requestHash, ResourceType = resourceType, ResourceId = resourceId, CreatedAt = DateTime.UtcNow,
+                    TenantKey = Id(tenant, key), RequestHash = requestHash, ResourceType = resourceType, ResourceId = resourceId, CreatedAt = DateTime.UtcNow,
                 };
                 if (!db.InsertIfAbsent(record))
                 {
                     var winner = db.Find<IdempotencyRecord>(record.TenantKey)!;
-                    return (winner.RequestHash == requestHash ? Lookup.Replay : Lookup.Mismatch, winner.ResourceId);
+                    return (Same(winner, resourceType, requestHash) ? Lookup.Replay : Lookup.Mismatch, winner.ResourceId);
                 }
             }
             insert(db);
             return (Lookup.New, resourceId);
         });
 
-    private static string Id(string tenant, string type, string key) => $"{tenant}/{type}/{key}";
+    private const string MismatchDetail =
+        "this Idempotency-Key was used before with a different request (another body, or another endpoint); use a new key for a new request.";
+
+    private static bool Same(IdempotencyRecord record, string resourceType, string requestHash) =>
+        record.ResourceType == resourceType && record.RequestHash == requestHash;
+
+    private static string Id(string tenant, string key) => $"{tenant}/{key}";
 }

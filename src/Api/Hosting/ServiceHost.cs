@@ -30,12 +30,14 @@ public static class ServiceHost
             .AddLambdaOpenApi();
 
         var app = builder.Build();
+        app.UseLambdaSecurityHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseLambdaHttpMetrics();
         app.UseAuthentication();
         app.UseRateLimiter();
         app.UseAuthorization();
+        app.UseJsonBodyLimit();
         app.MapLambdaOpenApi();
         app.MapLambdaDashboard();
         app.MapHealth();

@@ -126,6 +126,12 @@ public sealed class LimitsOptions
     /// <summary>Largest size a dataset may decompress to.</summary>
     public long MaxDecompressedBytes { get; set; } = 1L << 30;
 
+    /// <summary>Largest JSON request body (default 1 MiB); a larger one is a 413 naming <c>body</c> before anything is read or stored.</summary>
+    public long MaxJsonBytes { get; set; } = 1L << 20;
+
+    /// <summary>Longest name a client may give (a sweep's <c>name</c>, an upload's <c>name</c>).</summary>
+    public const int MaxNameLength = 200;
+
     /// <summary>Most training runs one sweep may create.</summary>
     public int MaxSweepRuns { get; set; } = 1000;
 

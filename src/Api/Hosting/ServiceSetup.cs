@@ -1,6 +1,5 @@
 using System.Threading.RateLimiting;
 using Hangfire;
-using Hangfire.Dashboard;
 using Hangfire.PostgreSql;
 using Hangfire.Storage.SQLite;
 using LambdaService.Api.Auth;
@@ -9,6 +8,7 @@ using LambdaService.Api.Jobs.Sandbox;
 using LambdaService.Api.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace LambdaService.Api.Hosting;
@@ -107,6 +107,7 @@ public static class ServiceSetup
     public static IServiceCollection AddLambdaAuth(this IServiceCollection services)
     {
         services.AddSingleton<ApiKeyRegistry>();
+        services.TryAddSingleton(TimeProvider.System);
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorization();
@@ -123,6 +124,8 @@ public static class ServiceSetup
         {
             o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.KebabCaseLower));
             o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
+            // A misspelt field ("direction" for "directions") is a 400 naming it, not a run with defaults.
+            o.SerializerOptions.UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow;
         });
         return services;
     }
@@ -172,37 +175,39 @@ public static class ServiceSetup
         return services;
     }
 
-    /// <summary>The Hangfire dashboard at <c>/hangfire</c>, read-only, for holders of an API key (header or <c>?apiKey=</c>, remembered in a cookie).</summary>
+    /// <summary>
+    /// <c>X-Content-Type-Options: nosniff</c> on every response, so that a browser never reads an upload's bytes, a plot or a
+    /// problem as another type than the one declared.
+    /// </summary>
+    public static WebApplication UseLambdaSecurityHeaders(this WebApplication app)
+    {
+        app.Use((context, next) =>
+        {
+            // At the start of the response, so that an error page (whose handler clears the headers) carries it too.
+            context.Response.OnStarting(() =>
+            {
+                context.Response.Headers.XContentTypeOptions = "nosniff";
+                return Task.CompletedTask;
+            });
+            return next(context);
+        });
+        return app;
+    }
+
+    /// <summary>
+    /// The Hangfire dashboard at <c>/hangfire</c>, read-only, for operators only (<see cref="DashboardGate"/>: a key of
+    /// <c>Auth:AdminKeys</c> in the header or a login cookie; a tenant key is 403; off, 404, when no operator key is configured).
+    /// </summary>
     public static WebApplication MapLambdaDashboard(this WebApplication app)
     {
-        app.UseHangfireDashboard("/hangfire", new DashboardOptions
+        app.UseWhen(context => context.Request.Path.StartsWithSegments(DashboardGate.Path), branch => branch.UseMiddleware<DashboardGate>());
+        app.UseHangfireDashboard(DashboardGate.Path, new DashboardOptions
         {
             IsReadOnlyFunc = _ => true,
-            Authorization = [new ApiKeyDashboardFilter(app.Services.GetRequiredService<ApiKeyRegistry>())],
+            Authorization = [new AdminDashboardFilter()],
             AppPath = "/swagger",
             DisplayStorageConnectionString = false,
         });
         return app;
-    }
-}
-
-/// <summary>Lets a dashboard request through when it carries a known API key (header, query <c>apiKey</c>, or the cookie set from it).</summary>
-public sealed class ApiKeyDashboardFilter(ApiKeyRegistry registry) : IDashboardAuthorizationFilter
-{
-    private const string Cookie = "lambdaservice-dashboard-key";
-
-    public bool Authorize(DashboardContext context)
-    {
-        var http = context.GetHttpContext();
-        var key = http.Request.Headers[ApiKeyAuthenticationHandler.Header].ToString();
-        if (string.IsNullOrEmpty(key)) key = http.Request.Query["apiKey"].ToString();
-        var fromQuery = !string.IsNullOrEmpty(key);
-        if (string.IsNullOrEmpty(key)) key = http.Request.Cookies[Cookie] ?? "";
-        if (string.IsNullOrEmpty(key) || registry.TenantOf(key) is null) return false;
-        if (fromQuery)
-        {
-            http.Response.Cookies.Append(Cookie, key, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/hangfire" });
-        }
-        return true;
     }
 }

@@ -1,5 +1,6 @@
 using LambdaService.Api.Hosting;
 using LambdaService.Api.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace LambdaService.Api.Jobs;
 
@@ -58,6 +59,14 @@ public static class JobRecords
         var job = Find(store, tenant, id, kind);
         return job is null ? null : (job, canceled == 1);
     }
+
+    /// <summary>A 400 naming <c>status</c> when a list is filtered by a word that is not a job state.</summary>
+    public static ProblemHttpResult? CheckStatus(string? status) =>
+        status is null || JobStatus.All.Contains(status, StringComparer.Ordinal)
+            ? null
+            : Problems.Field(400, "status", $"status '{Clip(status)}' is not a job state; use one of {string.Join(", ", JobStatus.All)}, or leave it out for all.");
+
+    private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
 
     /// <summary>A time read from the database, marked as UTC.</summary>
     public static DateTime Utc(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc);

@@ -187,8 +187,9 @@ public static class MeasurementEndpoints
     }
 
     /// <summary>GET /v1/measurements.</summary>
-    public static Ok<Paged<MeasurementResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, int page = 1, int pageSize = 20)
+    public static Results<Ok<Paged<MeasurementResponse>>, ProblemHttpResult> List(ClaimsPrincipal user, MetadataStore store, string? status = null, int page = 1, int pageSize = 20)
     {
+        if (JobRecords.CheckStatus(status) is { } badStatus) return badStatus;
         var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.MeasureKind, status, page, pageSize);
         return TypedResults.Ok(new Paged<MeasurementResponse>(items.Select(j => ToResponse(j, store)).ToList(), p, size, total));
     }

@@ -47,6 +47,7 @@ public static class ModelEndpoints
         ClaimsPrincipal user, ArtifactStore artifacts, MetadataStore store, Idempotency idempotency, IOptions<LimitsOptions> limits,
         CancellationToken cancellationToken)
     {
+        if (RequestLimits.CheckName(name, "name") is { } longName) return longName;
         var tenant = user.Tenant();
         ArtifactStore.Stored staged;
         await using (var stream = file.OpenReadStream())

@@ -148,6 +148,9 @@ public static class JobStatus
     public const string Failed = "failed";
     public const string Canceled = "canceled";
 
+    /// <summary>Every state, in the order a job goes through them.</summary>
+    public static readonly string[] All = [Queued, Running, Succeeded, Failed, Canceled];
+
     /// <summary>Whether a job in this state will not change any more.</summary>
     public static bool IsFinal(string status) => status is Succeeded or Failed or Canceled;
 }

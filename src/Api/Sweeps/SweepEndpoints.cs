@@ -50,6 +50,7 @@ public static class SweepEndpoints
         SweepRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
         ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs, IOptions<LimitsOptions> limits)
     {
+        if (RequestLimits.CheckName(request.Name, "name") is { } longName) return longName;
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
         var hash = Idempotency.HashOf(body);

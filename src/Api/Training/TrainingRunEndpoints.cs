@@ -188,8 +188,9 @@ public static class TrainingRunEndpoints
     }
 
     /// <summary>GET /v1/training-runs.</summary>
-    public static Ok<Paged<TrainingRunResponse>> List(ClaimsPrincipal user, MetadataStore store, string? status = null, string? sweepId = null, int page = 1, int pageSize = 20)
+    public static Results<Ok<Paged<TrainingRunResponse>>, ProblemHttpResult> List(ClaimsPrincipal user, MetadataStore store, string? status = null, string? sweepId = null, int page = 1, int pageSize = 20)
     {
+        if (JobRecords.CheckStatus(status) is { } badStatus) return badStatus;
         var (items, p, size, total) = JobRecords.Page(store, user.Tenant(), JobRecord.TrainKind, status, page, pageSize, sweepId);
         return TypedResults.Ok(new Paged<TrainingRunResponse>(items.Select(j => ToResponse(j, store)).ToList(), p, size, total));
     }
