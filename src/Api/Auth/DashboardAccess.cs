@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Hangfire.Dashboard;
+using LambdaService.Api.Hosting;
 
 namespace LambdaService.Api.Auth;
 
@@ -14,7 +15,7 @@ namespace LambdaService.Api.Auth;
 /// The cookie holds no key: <c>v1.{expiry}.{HMAC-SHA256 keyed by the key's digest over the expiry}</c>, valid on every node that
 /// has the same admin key and for <see cref="SessionLifetime"/>.
 /// </summary>
-public sealed class DashboardGate(RequestDelegate next, ApiKeyRegistry registry, IProblemDetailsService problems, TimeProvider clock)
+public sealed class DashboardGate(RequestDelegate next, ApiKeyRegistry registry, TimeProvider clock)
 {
     /// <summary>The dashboard's path.</summary>
     public const string Path = "/hangfire";
@@ -36,13 +37,13 @@ public sealed class DashboardGate(RequestDelegate next, ApiKeyRegistry registry,
         var request = context.Request;
         if (!registry.HasAdminKeys)
         {
-            await Problem(context, 404, "Not found", "Auth:AdminKeys",
+            await Problems.WriteAsync(context, 404, "Auth:AdminKeys",
                 "the dashboard is off: no operator key is configured. Set Auth:AdminKeys (environment Auth__AdminKeys__0) to open it to operators.");
             return;
         }
         if (request.Query.ContainsKey("apiKey"))
         {
-            await Problem(context, 400, "Invalid request", "apiKey",
+            await Problems.WriteAsync(context, 400, "apiKey",
                 $"keys are not accepted in the query string (it ends up in logs, proxies and browser history); send the operator key in the X-Api-Key header, or log in at {LoginPath}.");
             return;
         }
@@ -74,7 +75,7 @@ public sealed class DashboardGate(RequestDelegate next, ApiKeyRegistry registry,
                 context.Response.Redirect(LoginPath);
                 return;
             }
-            await Problem(context, 401, "API key required", ApiKeyAuthenticationHandler.Header,
+            await Problems.WriteAsync(context, 401, ApiKeyAuthenticationHandler.Header,
                 $"the dashboard is for operators: send a key of Auth:AdminKeys in the X-Api-Key header, or log in at {LoginPath}.");
             return;
         }
@@ -92,14 +93,14 @@ public sealed class DashboardGate(RequestDelegate next, ApiKeyRegistry registry,
         }
         if (!HttpMethods.IsPost(context.Request.Method) || !context.Request.HasFormContentType)
         {
-            await Problem(context, 400, "Invalid request", "key", $"log in with a form POST to {LoginPath} whose field 'key' is an operator key.");
+            await Problems.WriteAsync(context, 400, "key", $"log in with a form POST to {LoginPath} whose field 'key' is an operator key.");
             return;
         }
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
         var key = form["key"].ToString();
         if (string.IsNullOrEmpty(key))
         {
-            await Problem(context, 400, "Invalid request", "key", "the form field 'key' is empty; enter an operator key (Auth:AdminKeys).");
+            await Problems.WriteAsync(context, 400, "key", "the form field 'key' is empty; enter an operator key (Auth:AdminKeys).");
             return;
         }
         if (registry.AdminDigestOf(key) is not { } digest)
@@ -117,8 +118,8 @@ public sealed class DashboardGate(RequestDelegate next, ApiKeyRegistry registry,
 
     private Task RefuseKey(HttpContext context, string key, string field = ApiKeyAuthenticationHandler.Header) =>
         registry.TenantOf(key) is not null
-            ? Problem(context, 403, "Forbidden", field, "the dashboard shows every tenant's jobs, so it is for operators only: a tenant's key does not open it. Use a key of Auth:AdminKeys.")
-            : Problem(context, 401, "API key required", field, "the key is not known; the dashboard takes a key of Auth:AdminKeys.");
+            ? Problems.WriteAsync(context, 403, field, "the dashboard shows every tenant's jobs, so it is for operators only: a tenant's key does not open it. Use a key of Auth:AdminKeys.")
+            : Problems.WriteAsync(context, 401, field, "the key is not known; the dashboard takes a key of Auth:AdminKeys.");
 
     private bool ValidSession(string? cookie)
     {
@@ -144,22 +145,6 @@ public sealed class DashboardGate(RequestDelegate next, ApiKeyRegistry registry,
 
     private static CookieOptions CookieOptionsFor(HttpContext context) =>
         new() { HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = context.Request.IsHttps, Path = Path };
-
-    private async Task Problem(HttpContext context, int status, string title, string field, string detail)
-    {
-        context.Response.StatusCode = status;
-        var written = await problems.TryWriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = context,
-            ProblemDetails = { Status = status, Title = title, Detail = detail, Extensions = { ["field"] = field } },
-        });
-        if (!written)
-        {
-            // A client that accepts neither JSON nor anything (a form posted by a browser that asked for HTML only) reads the text.
-            context.Response.ContentType = "text/plain; charset=utf-8";
-            await context.Response.WriteAsync($"{title}: {field}: {detail}", context.RequestAborted);
-        }
-    }
 
     private static readonly string LoginForm = $"""
         <!DOCTYPE html>

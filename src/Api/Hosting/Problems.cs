@@ -21,16 +21,38 @@ public static class Problems
     public static ProblemHttpResult NotFound(string kind, string id) =>
         Field(StatusCodes.Status404NotFound, "id", $"no {kind} with id '{id}' exists for this API key; list yours with GET /v1/{kind}s.");
 
+    /// <summary>
+    /// Writes a problem response naming <paramref name="field"/> from middleware (outside an endpoint). A client that accepts
+    /// neither JSON nor anything else (a browser that asked for HTML only) gets the same words as plain text instead of a 500.
+    /// </summary>
+    public static async Task WriteAsync(HttpContext context, int status, string field, string detail, string? title = null)
+    {
+        context.Response.StatusCode = status;
+        var problems = context.RequestServices.GetRequiredService<IProblemDetailsService>();
+        var written = await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            ProblemDetails = { Status = status, Title = title ?? TitleFor(status), Detail = detail, Extensions = { ["field"] = field } },
+        });
+        if (!written)
+        {
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            await context.Response.WriteAsync($"{title ?? TitleFor(status)}: {field}: {detail}", context.RequestAborted);
+        }
+    }
+
     private static string TitleFor(int status) => status switch
     {
         400 => "Invalid request",
         401 => "API key required",
+        403 => "Forbidden",
         404 => "Not found",
         409 => "Conflict",
         413 => "Payload too large",
         415 => "Unsupported media type",
         422 => "Unprocessable content",
         429 => "Too many requests",
+        503 => "Service unavailable",
         _ => "Error",
     };
 }

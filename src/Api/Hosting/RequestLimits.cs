@@ -23,16 +23,9 @@ public static class RequestLimits
             if (IsJson(context.Request))
             {
                 var max = context.RequestServices.GetRequiredService<IOptions<LimitsOptions>>().Value.MaxJsonBytes;
-                if (context.Request.ContentLength > max)
+                if (context.Request.ContentLength > max || (context.Request.ContentLength is null && !await BufferAsync(context, max)))
                 {
-                    context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-                    await Problems.Field(413, "body", JsonTooLarge(context)).ExecuteAsync(context);
-                    return;
-                }
-                if (context.Request.ContentLength is null && !await BufferAsync(context, max))
-                {
-                    context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-                    await Problems.Field(413, "body", JsonTooLarge(context)).ExecuteAsync(context);
+                    await Problems.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "body", JsonTooLarge(context));
                     return;
                 }
                 if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size) size.MaxRequestBodySize = max;

@@ -155,21 +155,10 @@ public static class ServiceSetup
             });
             options.OnRejected = async (context, cancellationToken) =>
             {
-                context.HttpContext.Response.StatusCode = StatusCodes.Status429TooManyRequests;
                 var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : 60;
                 context.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                var problems = context.HttpContext.RequestServices.GetRequiredService<IProblemDetailsService>();
-                await problems.WriteAsync(new ProblemDetailsContext
-                {
-                    HttpContext = context.HttpContext,
-                    ProblemDetails =
-                    {
-                        Status = 429,
-                        Title = "Too many requests",
-                        Detail = $"this API key made more than {limits.RequestsPerMinute} requests in a minute; wait and retry after the Retry-After seconds.",
-                        Extensions = { ["field"] = ApiKeyAuthenticationHandler.Header },
-                    },
-                });
+                await Problems.WriteAsync(context.HttpContext, StatusCodes.Status429TooManyRequests, ApiKeyAuthenticationHandler.Header,
+                    $"this API key made more than {limits.RequestsPerMinute} requests in a minute; wait and retry after the Retry-After seconds.");
             };
         });
         return services;
