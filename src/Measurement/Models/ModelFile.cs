@@ -7,7 +7,8 @@ namespace LambdaService.Measurement.Models;
 
 /// <summary>
 /// A model file read into memory and checked for structure, before any native code sees it: the upload and the
-/// sandbox both open models here. TorchScript: unique entries, pickles naming only what torch.jit.save writes, storages and tensors within their
+/// sandbox both open models here. ONNX: every tensor's data fills its dims (<see cref="OnnxGraphChecks.RejectMismatchedTensorData"/>).
+/// TorchScript: unique entries, pickles naming only what torch.jit.save writes, storages and tensors within their
 /// records (<see cref="TorchScriptArchiveCheck"/>). Nothing named inside the file (external data, URLs) is ever opened.
 /// </summary>
 public sealed class ModelFile
@@ -104,6 +105,7 @@ public sealed class ModelFile
             throw new MeasurementInputException("model", $"'{name}' is not a readable ONNX model: it has no graph, nodes or outputs (is the file truncated or of another format?).");
         }
         OnnxGraphChecks.RejectExternalData(model, name);
+        OnnxGraphChecks.RejectMismatchedTensorData(model, name);
         var initializers = model.Graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         var inputs = model.Graph.Input.Where(i => !initializers.Contains(i.Name)).Select(OnnxGraphChecks.Describe).ToList();
         var outputs = model.Graph.Output.Select(OnnxGraphChecks.Describe).ToList();
