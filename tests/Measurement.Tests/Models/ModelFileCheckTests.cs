@@ -85,6 +85,15 @@ public class ModelFileCheckTests
     }
 
     [Fact]
+    public void A_pickle_whose_name_differs_only_in_case_is_still_read_since_libtorch_finds_it_by_that_name()
+    {
+        var pickle = Encoding.Latin1.GetBytes("\u0080\u0002cos\nsystem\nX\u000a\0\0\0echo pwned\u0085R.");
+        var bytes = Rewrite(Archive(), "archive/constants.pkl", _ => null, ("archive/CONSTANTS.PKL", pickle));
+        var ex = Assert.Throws<MeasurementInputException>(() => ModelFile.FromBytes("mlp.pt", bytes));
+        Assert.Contains("'archive/CONSTANTS.PKL' names the Python global 'os.system'", ex.Message);
+    }
+
+    [Fact]
     public void A_pickle_cut_short_and_one_in_a_protocol_libtorch_does_not_read_are_refused()
     {
         var cut = Rewrite(Archive(), "archive/data.pkl", pickle => pickle[..(pickle.Length / 2)]);

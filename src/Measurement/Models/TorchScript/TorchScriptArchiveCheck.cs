@@ -41,8 +41,11 @@ internal static class TorchScriptArchiveCheck
                 throw new MeasurementInputException("model",
                     $"TorchScript archive '{name}' contains the entry '{entry}' more than once (names compared ignoring case, as libtorch's reader finds them); save the model again with torch.jit.save.");
             }
-            var tensorFolder = entry == root + "/data.pkl" ? "data" : entry == root + "/constants.pkl" ? "constants" : null;
-            var isPickle = tensorFolder is not null || entry.StartsWith(root + "/code/", StringComparison.Ordinal) && entry.EndsWith(".debug_pkl", StringComparison.Ordinal);
+            // Compared ignoring case, as libtorch finds them: its lookups of <root>/constants.pkl or a code file's
+            // .debug_pkl would find ARCHIVE/Constants.PKL too.
+            var tensorFolder = Is(entry, root + "/data.pkl") ? "data" : Is(entry, root + "/constants.pkl") ? "constants" : null;
+            var isPickle = tensorFolder is not null
+                || entry.StartsWith(root + "/code/", StringComparison.OrdinalIgnoreCase) && entry.EndsWith(".debug_pkl", StringComparison.OrdinalIgnoreCase);
             if (isPickle && e.Length > MaxPickleBytes)
             {
                 throw new MeasurementInputException("model", $"TorchScript archive '{name}' has a pickle record '{entry}' of {e.Length} bytes; at most {MaxPickleBytes >> 20} MiB are accepted.");
@@ -98,6 +101,8 @@ internal static class TorchScriptArchiveCheck
             foreach (var tensor in scan.Tensors) CheckTensor(name, entry, $"{root}/{folder}/{tensor.Storage.Key}", tensor);
         }
     }
+
+    private static bool Is(string entry, string name) => string.Equals(entry, name, StringComparison.OrdinalIgnoreCase);
 
     private static void CheckStorage(string name, string pickle, string record, PickledStorage storage, Dictionary<string, long> sizes)
     {
