@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Text;
 using Google.Protobuf;
+using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
 using Onnx;
 
@@ -221,6 +222,36 @@ public class ModelFileCheckTests
         var file = ModelFile.FromBytes("m.onnx", model.ToByteArray());
         using var runner = OnnxRunner.Create(file, [2]);
         Assert.Equal(3, runner.Forward([0.5, -0.5], 1).Length);
+    }
+
+    [Fact]
+    public void The_sandbox_s_front_door_refuses_stored_files_that_fail_the_checks_before_measuring_anything()
+    {
+        // A job's sandbox measures through CurvatureRate.Measure, which opens the stored model with ModelFile.Open.
+        var dir = Path.Combine(Path.GetTempPath(), "lambdaservice-modelcheck-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var data = Path.Combine(dir, "points.csv");
+            File.WriteAllText(data, "f1,f2\n0.5,-0.25\n0.125,0.75\n-0.5,0.5\n");
+            var truncated = Path.Combine(dir, "model.pt");
+            File.WriteAllBytes(truncated, Rewrite(Archive(), "archive/data/0", bytes => bytes[..4]));
+            var onnx = SmallMlp();
+            onnx.Graph.Initializer[0].Dims[0] = 4;
+            var mismatched = Path.Combine(dir, "model.onnx");
+            OnnxModelBuilder.Save(onnx, mismatched);
+            foreach (var (model, expected) in new[] { (truncated, "holds 4 bytes"), (mismatched, "dims [4, 2]") })
+            {
+                var ex = Assert.Throws<MeasurementInputException>(() => CurvatureRate.Measure(model, data,
+                    new MeasurementOptions { Engine = EngineChoice.Auto, MaxPoints = 2, Directions = 1, BootstrapResamples = 0 }, null, null, default));
+                Assert.Equal("model", ex.Field);
+                Assert.Contains(expected, ex.Message);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     private static ModelProto SmallMlp() => OnnxModelBuilder.Mlp([new float[,] { { 1, 2 }, { 3, 4 }, { 5, 6 } }], [[0.1f, 0.2f, 0.3f]]);
