@@ -51,6 +51,9 @@ internal sealed class PickleScanner
 
     private const string RebuildTensor = "torch._utils._rebuild_tensor_v2";
 
+    /// <summary>Most dimensions a tensor may have (torch's modules use a handful; the bound keeps the checks linear in the pickle's size).</summary>
+    public const int MaxDimensions = 64;
+
     /// <summary>Longest module or name a GLOBAL may spell (torch's qualified class names are far shorter).</summary>
     private const int MaxGlobalLength = 1024;
 
@@ -69,13 +72,29 @@ internal sealed class PickleScanner
         public string Qualified => Module + "." + Name;
     }
 
-    private sealed record Tuple(object[] Items);
+    /// <summary>A tuple; its items as integers are kept once worked out, as torch shares size tuples through the memo.</summary>
+    private sealed class Tuple(object[] items)
+    {
+        public object[] Items { get; } = items;
 
-    /// <summary>A list, dict, object or other value whose contents the checks do not need.</summary>
+        public long[]? Integers { get; set; }
+    }
+
+    /// <summary>
+    /// A list, dict, object or other value whose contents the checks do not need. Lists and dicts are shared instances
+    /// (as is the empty tuple, and the small integers are boxed once): the scan allocates little even for a pickle of
+    /// nothing but EMPTY_LIST opcodes.
+    /// </summary>
     private sealed class Opaque(string kind)
     {
+        public static readonly Opaque List = new("list"), Dict = new("dict");
+
         public string Kind { get; } = kind;
     }
+
+    private static readonly Tuple EmptyTuple = new([]);
+
+    private static readonly object[] SmallIntegers = [.. Enumerable.Range(0, 256).Select(i => (object)(long)i)];
 
     private sealed class NoneValue
     {
@@ -106,13 +125,13 @@ internal sealed class PickleScanner
                     if (_stack.Count != 1) throw Malformed($"ends with {_stack.Count} values on the stack instead of 1");
                     return;
                 case (byte)'(': _marks.Add(_stack.Count); break; // MARK
-                case (byte)')': Push(new Tuple([])); break; // EMPTY_TUPLE
-                case (byte)']': Push(new Opaque("list")); break; // EMPTY_LIST
-                case (byte)'}': Push(new Opaque("dict")); break; // EMPTY_DICT
+                case (byte)')': Push(EmptyTuple); break; // EMPTY_TUPLE
+                case (byte)']': Push(Opaque.List); break; // EMPTY_LIST
+                case (byte)'}': Push(Opaque.Dict); break; // EMPTY_DICT
                 case (byte)'N': Push(NoneValue.Instance); break; // NONE
                 case 0x88: Push(true); break; // NEWTRUE
                 case 0x89: Push(false); break; // NEWFALSE
-                case (byte)'K': Push((long)ReadByte()); break; // BININT1
+                case (byte)'K': Push(SmallIntegers[ReadByte()]); break; // BININT1
                 case (byte)'M': Push((long)BinaryPrimitives.ReadUInt16LittleEndian(Read(2))); break; // BININT2
                 case (byte)'J': Push((long)BinaryPrimitives.ReadInt32LittleEndian(Read(4))); break; // BININT
                 case 0x8a: // LONG1
@@ -129,10 +148,10 @@ internal sealed class PickleScanner
                 case 0x85: Push(new Tuple(PopItems(1))); break; // TUPLE1
                 case 0x86: Push(new Tuple(PopItems(2))); break; // TUPLE2
                 case 0x87: Push(new Tuple(PopItems(3))); break; // TUPLE3
-                case (byte)'l': PopToMark(); Push(new Opaque("list")); break; // LIST
+                case (byte)'l': PopToMark(); Push(Opaque.List); break; // LIST
                 case (byte)'d': // DICT
                     if (PopToMark().Length % 2 != 0) throw Malformed($"has a DICT at byte {at} with a key but no value");
-                    Push(new Opaque("dict"));
+                    Push(Opaque.Dict);
                     break;
                 case (byte)'e': AddToContainer("list", at); break; // APPENDS
                 case (byte)'u': AddToContainer("dict", at); break; // SETITEMS
@@ -199,7 +218,7 @@ internal sealed class PickleScanner
                 Push(args is Tuple { Items: [var value, string] } ? value : throw Malformed($"has a restore_type_tag at byte {at} whose arguments are not (value, type name)"));
                 break;
             case var builder when builder.StartsWith("torch.jit._pickle.build_", StringComparison.Ordinal):
-                Push(new Opaque("list")); // build_intlist((list,)) and the like: the list, typed
+                Push(Opaque.List); // build_intlist((list,)) and the like: the list, typed
                 break;
             default:
                 Push(new Opaque(callable.Qualified));
@@ -215,6 +234,8 @@ internal sealed class PickleScanner
     {
         if (args is not Tuple { Items: [PickledStorage storage, long offset, Tuple size, Tuple stride, bool, _, ..] items } || items.Length > 7)
             throw Malformed($"has a tensor at byte {at} whose arguments are not (storage, offset, size, stride, requires_grad, hooks) as torch.jit.save writes them");
+        if (size.Items.Length > MaxDimensions)
+            throw Malformed($"has a tensor at byte {at} with {size.Items.Length} dimensions; at most {MaxDimensions} are accepted");
         var sizes = Integers(size, at);
         var strides = Integers(stride, at);
         if (sizes.Length != strides.Length)
@@ -224,8 +245,16 @@ internal sealed class PickleScanner
         return tensor;
     }
 
-    private long[] Integers(Tuple tuple, int at) =>
-        tuple.Items.Select(v => v is long n ? n : throw Malformed($"has a tensor at byte {at} whose size or stride holds something other than integers")).ToArray();
+    private static long[] Integers(Tuple tuple, int at)
+    {
+        if (tuple.Integers is { } known) return known;
+        var values = new long[tuple.Items.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = tuple.Items[i] as long? ?? throw Malformed($"has a tensor at byte {at} whose size or stride holds something other than integers");
+        }
+        return tuple.Integers = values;
+    }
 
     /// <summary>The storage a persistent id names: exactly <c>('storage', torch.&lt;Kind&gt;Storage, key, location, numel)</c>.</summary>
     private PickledStorage PersistentId(object value, int at)

@@ -12,8 +12,8 @@ namespace LambdaService.Measurement.Models;
 /// </summary>
 internal static class TorchScriptArchiveCheck
 {
-    /// <summary>Largest pickle record read (torch's own are kilobytes to a few megabytes).</summary>
-    public const int MaxPickleBytes = 64 << 20;
+    /// <summary>Largest pickle record read (torch's own are kilobytes, a few megabytes for thousands of tensors).</summary>
+    public const int MaxPickleBytes = 16 << 20;
 
     /// <summary>
     /// Reads every entry of <paramref name="zip"/> (which verifies the CRCs) and checks it; see the type's summary.
@@ -124,17 +124,18 @@ internal static class TorchScriptArchiveCheck
 
     private static void CheckTensor(string name, string pickle, string record, PickledTensor tensor)
     {
-        var shape = $"size [{string.Join(", ", tensor.Size)}], stride [{string.Join(", ", tensor.Stride)}] and offset {tensor.Offset}";
+        string Shape() => $"size [{string.Join(", ", tensor.Size)}], stride [{string.Join(", ", tensor.Stride)}] and offset {tensor.Offset}";
         if (tensor.Offset < 0 || tensor.Size.Any(n => n < 0) || tensor.Stride.Any(s => s < 0))
         {
             throw new MeasurementInputException("model",
-                $"TorchScript archive '{name}' is damaged: '{pickle}' has a tensor over '{record}' with {shape}, which must not be negative; save the model again with torch.jit.save.");
+                $"TorchScript archive '{name}' is damaged: '{pickle}' has a tensor over '{record}' with {Shape()}, which must not be negative; save the model again with torch.jit.save.");
         }
-        if (tensor.Size.Any(n => n == 0)) return;
+        if (Array.IndexOf(tensor.Size, 0L) >= 0) return;
         long end;
         try
         {
-            end = checked(tensor.Offset + 1 + tensor.Size.Zip(tensor.Stride, (n, s) => checked((n - 1) * s)).Aggregate(0L, (a, b) => checked(a + b)));
+            end = checked(tensor.Offset + 1);
+            for (var i = 0; i < tensor.Size.Length; i++) end = checked(end + (tensor.Size[i] - 1) * tensor.Stride[i]);
         }
         catch (OverflowException)
         {
@@ -143,7 +144,7 @@ internal static class TorchScriptArchiveCheck
         if (end > tensor.Storage.Numel)
         {
             throw new MeasurementInputException("model",
-                $"TorchScript archive '{name}' is damaged: '{pickle}' has a tensor with {shape} that reaches element {end} of storage '{record}', "
+                $"TorchScript archive '{name}' is damaged: '{pickle}' has a tensor with {Shape()} that reaches element {end} of storage '{record}', "
                 + $"which holds {tensor.Storage.Numel}; save the model again with torch.jit.save.");
         }
     }
