@@ -6,8 +6,10 @@ using Onnx;
 namespace LambdaService.Measurement.Models;
 
 /// <summary>
-/// A model file read into memory and checked for structure, before any native code sees it.
-/// Nothing named inside the file (external data, URLs) is ever opened.
+/// A model file read into memory and checked for structure, before any native code sees it: the upload and the
+/// sandbox both open models here. ONNX: every tensor's data fills its dims (<see cref="OnnxGraphChecks.RejectMismatchedTensorData"/>).
+/// TorchScript: unique entries, pickles naming only what torch.jit.save writes, storages and tensors within their
+/// records (<see cref="TorchScriptArchiveCheck"/>). Nothing named inside the file (external data, URLs) is ever opened.
 /// </summary>
 public sealed class ModelFile
 {
@@ -103,6 +105,7 @@ public sealed class ModelFile
             throw new MeasurementInputException("model", $"'{name}' is not a readable ONNX model: it has no graph, nodes or outputs (is the file truncated or of another format?).");
         }
         OnnxGraphChecks.RejectExternalData(model, name);
+        OnnxGraphChecks.RejectMismatchedTensorData(model, name);
         var initializers = model.Graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         var inputs = model.Graph.Input.Where(i => !initializers.Contains(i.Name)).Select(OnnxGraphChecks.Describe).ToList();
         var outputs = model.Graph.Output.Select(OnnxGraphChecks.Describe).ToList();
@@ -116,12 +119,13 @@ public sealed class ModelFile
         {
             using var zip = new ZipArchive(new MemoryStream(bytes, writable: false), ZipArchiveMode.Read);
             var entries = zip.Entries.Select(e => e.FullName).ToList();
-            var dataPkl = entries.FirstOrDefault(e => e.EndsWith("/data.pkl", StringComparison.Ordinal) && e.Count(c => c == '/') == 1);
-            if (dataPkl is null)
+            // libtorch takes the archive's folder from the first entry (caffe2/serialize/inline_container.cc).
+            var slash = entries.Count == 0 ? -1 : entries[0].IndexOf('/');
+            var root = slash > 0 ? entries[0][..slash] : null;
+            if (root is null || !entries.Contains(root + "/data.pkl"))
             {
                 throw new MeasurementInputException("model", $"'{name}' is a zip file but not a TorchScript archive (no <folder>/data.pkl); save the model with torch.jit.save.");
             }
-            var root = dataPkl[..dataPkl.IndexOf('/')];
             if (!entries.Any(e => e.StartsWith(root + "/code/", StringComparison.Ordinal)))
             {
                 throw new MeasurementInputException("model", $"'{name}' has no TorchScript code ({root}/code/); it may be a plain state dict saved with torch.save. Save a scripted or traced model with torch.jit.save.");
@@ -130,26 +134,7 @@ public sealed class ModelFile
             {
                 throw new MeasurementInputException("model", $"TorchScript archive '{name}' has {zip.Entries.Count} entries; at most {MaxArchiveEntries} are accepted.");
             }
-            long total = 0;
-            foreach (var e in zip.Entries)
-            {
-                if (e.FullName.Contains("..", StringComparison.Ordinal) || e.FullName.StartsWith('/') || e.FullName.Contains('\\'))
-                {
-                    throw new MeasurementInputException("model", $"TorchScript archive '{name}' has an entry with a path outside the archive ('{e.FullName}'); refusing it.");
-                }
-                // Reading every entry verifies the CRCs, which catches truncation and corruption before libtorch sees the file.
-                using var s = e.Open();
-                var buffer = new byte[1 << 16];
-                int read;
-                while ((read = s.Read(buffer)) > 0)
-                {
-                    total += read;
-                    if (total > MaxArchiveBytes)
-                    {
-                        throw new MeasurementInputException("model", $"TorchScript archive '{name}' decompresses to more than {MaxArchiveBytes >> 30} GiB; refusing it.");
-                    }
-                }
-            }
+            TorchScriptArchiveCheck.Check(name, zip, root);
             var forwardArgs = new List<TensorInfo> { new("x", [-1], "unknown") };
             return new ModelFile(name, bytes, ModelFormat.TorchScript, null, forwardArgs, [new TensorInfo("output", [-1], "unknown")]);
         }

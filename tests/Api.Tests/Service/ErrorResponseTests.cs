@@ -1,6 +1,8 @@
+using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
+using LambdaService.Measurement.Models;
 
 namespace LambdaService.Api.Tests.Service;
 
@@ -34,6 +36,50 @@ public class ErrorResponseTests(ServiceFixture fixture) : IClassFixture<ServiceF
         Assert.Equal("file", problem.GetProperty("field").GetString());
         Assert.Contains("garbage.onnx", problem.GetProperty("detail").GetString());
         Assert.DoesNotContain(fixture.Service.DataRoot, problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task A_torchscript_file_with_a_truncated_storage_and_an_onnx_file_with_mismatched_initializer_dims_are_refused_with_422_and_not_stored()
+    {
+        using var client = fixture.Service.Client();
+        var before = (await ApiClient.Get(client, "v1/models"))["total"]!.GetValue<int>();
+
+        // The test MLP's first weight is 16 × 2 float32: archive/data/0 holds 128 bytes; keep 4 of them.
+        var truncated = Path.Combine(fixture.Files.Folder, "truncated.pt");
+        using (var source = ZipFile.OpenRead(fixture.Files.TorchScript))
+        using (var target = ZipFile.Open(truncated, ZipArchiveMode.Create))
+        {
+            foreach (var entry in source.Entries)
+            {
+                using var from = entry.Open();
+                using var to = target.CreateEntry(entry.FullName, CompressionLevel.NoCompression).Open();
+                if (entry.FullName == "archive/data/0")
+                {
+                    var head = new byte[4];
+                    from.ReadExactly(head);
+                    to.Write(head);
+                }
+                else
+                {
+                    from.CopyTo(to);
+                }
+            }
+        }
+        var onnx = OnnxModelBuilder.Mlp([new float[,] { { 1, 2 }, { 3, 4 }, { 5, 6 } }], [[0.1f, 0.2f, 0.3f]]);
+        onnx.Graph.Initializer[0].Dims[0] = 4; // [4, 2] over 6 values
+        var mismatched = Path.Combine(fixture.Files.Folder, "mismatched.onnx");
+        OnnxModelBuilder.Save(onnx, mismatched);
+
+        foreach (var (file, expected) in new[] { (truncated, "storage 'archive/data/0' holds 4 bytes"), (mismatched, "with dims [4, 2]") })
+        {
+            var problem = await ApiClient.Problem(await ApiClient.Upload(client, "v1/models", file), HttpStatusCode.UnprocessableEntity);
+            Assert.Equal("file", problem.GetProperty("field").GetString());
+            var detail = problem.GetProperty("detail").GetString();
+            Assert.Contains(expected, detail);
+            Assert.Contains(Path.GetFileName(file), detail);
+            Assert.DoesNotContain(fixture.Service.DataRoot, detail);
+        }
+        Assert.Equal(before, (await ApiClient.Get(client, "v1/models"))["total"]!.GetValue<int>());
     }
 
     [Fact]
