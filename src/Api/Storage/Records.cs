@@ -78,7 +78,15 @@ public sealed class JobRecord
     public DateTime? HeartbeatAt { get; set; }
     public string? ResultJson { get; set; }
     public string? ErrorJson { get; set; }
+    /// <summary>Attempts that count toward <c>Jobs:MaxAttempts</c>: every start except those a graceful shutdown interrupted.</summary>
     public int Attempts { get; set; }
+
+    /// <summary>Every start of the job, interrupted ones included: the number of its latest <see cref="JobAttemptRecord"/> (0 on records older than this column, whose starts all counted: then <see cref="Attempts"/>).</summary>
+    public int Starts { get; set; }
+
+    /// <summary>When a claim last left the job queued because its tenant had <c>Jobs:MaxRunningPerTenant</c> jobs running; null otherwise.</summary>
+    public DateTime? DeferredAt { get; set; }
+
     public string? RunToken { get; set; }
     public string? HangfireJobId { get; set; }
     public DateTime? EnqueuedAt { get; set; }
