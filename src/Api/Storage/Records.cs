@@ -108,7 +108,7 @@ public sealed class JobAttemptRecord
     public DateTime StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
 
-    /// <summary>null while running; then succeeded, failed, canceled, crashed (retried), lost (its node stopped heartbeating) or interrupted (its node shut down).</summary>
+    /// <summary>null while running; then succeeded, failed, canceled, crashed (retried), lost (its node stopped heartbeating) or interrupted (its node shut down gracefully; not counted toward Jobs:MaxAttempts).</summary>
     public string? Outcome { get; set; }
 }
 
