@@ -200,20 +200,24 @@ public sealed class ScaleOutTests(SharedPostgres postgres, TestFilesFixture file
     }
 
     [Fact]
-    public async Task A_job_that_crashes_every_sandbox_fails_after_the_configured_attempts_whichever_nodes_ran_it()
+    public async Task A_job_that_crashes_every_sandbox_after_loading_fails_after_the_configured_attempts_whichever_nodes_ran_it()
     {
-        using var cluster = new Cluster(postgres.NewDatabase(), new() { ["Jobs__MaxAttempts"] = "3" });
+        // A fake runner that loads, starts the computation and segfaults: a crash in the computation is retried (one while loading is not).
+        var runner = Path.Combine(_files.Folder, "segv-after-load-" + Guid.NewGuid().ToString("N") + ".sh");
+        File.WriteAllText(runner, "#!/bin/bash\necho '{\"phase\":\"load\"}'\necho '{\"phase\":\"run\"}'\necho 'fake kernel: bad access' >&2\nkill -SEGV $$\n");
+        using var cluster = new Cluster(postgres.NewDatabase(), new() { ["Jobs__MaxAttempts"] = "3", ["Jobs__RunnerCommand"] = "bash " + runner });
         var api = cluster.StartApi();
         cluster.StartWorker("worker-a");
         cluster.StartWorker("worker-b");
         using var client = api.Client();
-        var model = await ApiClient.UploadId(client, "v1/models", _files.Aborting);
+        var model = await ApiClient.UploadId(client, "v1/models", _files.Onnx);
         var data = await ApiClient.UploadId(client, "v1/datasets", _files.Csv);
         var id = await ApiClient.SubmitId(client, new { modelId = model, datasetId = data, maxPoints = 8 });
         var done = await ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(2));
         Assert.Equal(("failed", 3), (done["status"]!.GetValue<string>(), done["attempts"]!.GetValue<int>()));
         var outcomes = done["attemptLog"]!.AsArray().Select(a => a!["outcome"]!.GetValue<string>()).ToArray();
         Assert.Equal(["crashed", "crashed", "failed"], outcomes);
+        Assert.Contains("SIGSEGV", done["error"]!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
     [Fact]
