@@ -4,44 +4,14 @@ namespace LambdaService.Api.Tests.Service;
 
 /// <summary>
 /// Which attempts count and which jobs wait, each against its own service process. Most of these jobs run a fake runner
-/// (<c>Jobs:RunnerCommand</c> pointed at a bash script) whose job ends when the test creates its gate file, so that a job stays
-/// running exactly as long as a test needs without burning the machine's cores.
+/// (<see cref="Service.GatedRunner"/>) whose job ends when the test releases its gate.
 /// </summary>
 public sealed class JobSchedulingTests : IClassFixture<TestFilesFixture>, IDisposable
 {
     private readonly TestFiles _files;
-    private readonly string _folder = Path.Combine(Path.GetTempPath(), "lambdaservice-gates-" + Guid.NewGuid().ToString("N"));
+    private readonly GatedRunner _runner = new();
 
-    public JobSchedulingTests(TestFilesFixture files)
-    {
-        _files = files.Files;
-        Directory.CreateDirectory(_folder);
-    }
-
-    /// <summary>
-    /// A fake runner: the job's <c>maxPoints</c> is its gate number G. It announces the run phase, waits until the file
-    /// <c>release-G</c> exists, then ends with a user error (exit code 2). Gate 91 aborts while loading; gate 92 segfaults after loading.
-    /// </summary>
-    private string GatedRunner()
-    {
-        var path = Path.Combine(_folder, "gated-runner.sh");
-        File.WriteAllText(path, $$"""
-            #!/bin/bash
-            # Arguments: runner --spec FILE --out FILE --parent-pid PID
-            gate=$(grep -o '"maxPoints": *[0-9]*' "$3" | grep -o '[0-9]*$')
-            echo '{"phase":"load"}'
-            if [ "$gate" = 91 ]; then echo "fake loader: terminate called" >&2; kill -ABRT $$; fi
-            echo '{"phase":"run"}'
-            if [ "$gate" = 92 ]; then echo "fake kernel: bad access" >&2; kill -SEGV $$; fi
-            echo '{"progress":0.5}'
-            while [ ! -f "{{_folder}}/release-$gate" ]; do sleep 0.1; done
-            echo '{"field":"data","detail":"released by the test"}' > "$5"
-            exit 2
-            """);
-        return "bash " + path;
-    }
-
-    private void Release(int gate) => File.WriteAllText(Path.Combine(_folder, $"release-{gate}"), "");
+    public JobSchedulingTests(TestFilesFixture files) => _files = files.Files;
 
     private static async Task<(string Model, string Dataset)> Inputs(HttpClient client, TestFiles files) =>
         (await ApiClient.UploadId(client, "v1/models", files.Onnx), await ApiClient.UploadId(client, "v1/datasets", files.Csv));
@@ -63,7 +33,7 @@ public sealed class JobSchedulingTests : IClassFixture<TestFilesFixture>, IDispo
         {
             ["Jobs__MaxRunningPerTenant"] = "1",
             ["Jobs__WorkerCount"] = "2",
-            ["Jobs__RunnerCommand"] = GatedRunner(),
+            ["Jobs__RunnerCommand"] = _runner.Command,
         });
         using var a = service.Client(ServiceProcess.KeyA);
         using var b = service.Client(ServiceProcess.KeyB);
@@ -82,15 +52,15 @@ public sealed class JobSchedulingTests : IClassFixture<TestFilesFixture>, IDispo
         Assert.Equal(0, waiting["attempts"]!.GetValue<int>());
         Assert.Equal("running", (await ApiClient.Get(a, $"v1/measurements/{first}"))["status"]!.GetValue<string>());
 
-        Release(11);
+        _runner.Release(11);
         Assert.Equal("failed", (await ApiClient.WaitFor(a, first, TimeSpan.FromSeconds(30)))["status"]!.GetValue<string>());
         var resumed = await ApiClient.WaitFor(a, second, TimeSpan.FromSeconds(30), "running");
         Assert.Equal(1, resumed["attempts"]!.GetValue<int>());
         Assert.Single(resumed["attemptLog"]!.AsArray());
         Assert.Equal("running", (await ApiClient.Get(b, $"v1/measurements/{other}"))["status"]!.GetValue<string>());
 
-        Release(12);
-        Release(13);
+        _runner.Release(12);
+        _runner.Release(13);
         Assert.Equal("failed", (await ApiClient.WaitFor(a, second, TimeSpan.FromSeconds(30)))["status"]!.GetValue<string>());
         Assert.Equal("failed", (await ApiClient.WaitFor(b, other, TimeSpan.FromSeconds(30)))["status"]!.GetValue<string>());
     }
@@ -103,7 +73,7 @@ public sealed class JobSchedulingTests : IClassFixture<TestFilesFixture>, IDispo
         {
             ["Jobs__StaleAfterSeconds"] = "300",
             ["Jobs__MaxAttempts"] = "2",
-            ["Jobs__RunnerCommand"] = GatedRunner(),
+            ["Jobs__RunnerCommand"] = _runner.Command,
         });
         HttpClient client = service.Client();
         var (model, dataset) = await Inputs(client, _files);
@@ -127,7 +97,7 @@ public sealed class JobSchedulingTests : IClassFixture<TestFilesFixture>, IDispo
         Assert.Equal(new string?[] { "interrupted", "interrupted", null }, log.Select(a => a!["outcome"]?.GetValue<string>()));
         Assert.Equal(new[] { 1, 2, 3 }, log.Select(a => a!["attempt"]!.GetValue<int>()));
 
-        Release(17);
+        _runner.Release(17);
         var job = await ApiClient.WaitFor(client, id, TimeSpan.FromSeconds(30));
         client.Dispose();
         Assert.Equal("failed", job["status"]!.GetValue<string>());
@@ -138,7 +108,7 @@ public sealed class JobSchedulingTests : IClassFixture<TestFilesFixture>, IDispo
     [Fact]
     public async Task A_sandbox_that_dies_while_loading_fails_once_with_422_while_one_that_dies_after_loading_is_retried()
     {
-        using var service = new ServiceProcess(new Dictionary<string, string> { ["Jobs__RunnerCommand"] = GatedRunner() });
+        using var service = new ServiceProcess(new Dictionary<string, string> { ["Jobs__RunnerCommand"] = _runner.Command });
         using var client = service.Client();
         var (model, dataset) = await Inputs(client, _files);
         var loading = await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, maxPoints = 91 });
@@ -193,14 +163,5 @@ public sealed class JobSchedulingTests : IClassFixture<TestFilesFixture>, IDispo
         Assert.Equal(new[] { "failed" }, job["attemptLog"]!.AsArray().Select(a => a!["outcome"]!.GetValue<string>()));
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_folder, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _runner.Dispose();
 }
