@@ -55,13 +55,33 @@ public sealed class MetricsOptions
 /// <summary>Background jobs (section <c>Jobs</c>).</summary>
 public sealed class JobsOptions
 {
-    /// <summary>Wall-clock limit of one sandbox run.</summary>
-    public int TimeLimitSeconds { get; set; } = 3600;
+    /// <summary>Wall-clock limit of one sandbox run of a measurement (15 minutes: a measurement that takes longer holds a worker others wait for).</summary>
+    public int TimeLimitSeconds { get; set; } = 900;
+
+    /// <summary>Wall-clock limit of one sandbox run of a training run (an hour: training several epochs and measuring along the way takes longer).</summary>
+    public int TrainingTimeLimitSeconds { get; set; } = 3600;
+
+    /// <summary>The time limit of a job of <paramref name="kind"/> (<see cref="Storage.JobRecord.TrainKind"/> or a measurement).</summary>
+    public TimeSpan TimeLimitOf(string kind) =>
+        TimeSpan.FromSeconds(kind == Storage.JobRecord.TrainKind ? TrainingTimeLimitSeconds : TimeLimitSeconds);
+
+    /// <summary>
+    /// The most jobs of one tenant that run at once, counted over every node in the jobs table (0, the default: half of
+    /// <see cref="WorkerCount"/>, at least 1). A tenant's further jobs stay queued until one of its running jobs ends, while
+    /// other tenants' jobs take the free workers.
+    /// </summary>
+    public int MaxRunningPerTenant { get; set; }
+
+    /// <summary><see cref="MaxRunningPerTenant"/> in effect.</summary>
+    public int EffectiveMaxRunningPerTenant => MaxRunningPerTenant > 0 ? MaxRunningPerTenant : Math.Max(1, WorkerCount / 2);
 
     /// <summary>Resident-memory limit of one sandbox process.</summary>
     public int MemoryLimitMb { get; set; } = 8192;
 
-    /// <summary>Attempts per job (a crashed sandbox or a restarted service counts one) before it fails.</summary>
+    /// <summary>
+    /// Attempts per job (a crashed sandbox or a node that died mid-run counts one) before it fails. An attempt interrupted by a
+    /// graceful shutdown does not count, and a model that cannot be loaded fails at its first attempt.
+    /// </summary>
     public int MaxAttempts { get; set; } = 2;
 
     /// <summary>Hangfire workers in this process (0: this process runs no jobs, an API-only node).</summary>

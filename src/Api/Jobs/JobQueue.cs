@@ -16,6 +16,16 @@ public sealed class JobQueue(IBackgroundJobClient client, MetadataStore store)
         store.Write(db => db.Execute("UPDATE jobs SET HangfireJobId = ?, EnqueuedAt = ? WHERE Id = ?", hangfireId, DateTime.UtcNow, job.Id));
     }
 
+    /// <summary>
+    /// Hands the job to Hangfire to be enqueued on its record's queue after <paramref name="delay"/> (a scheduled job holds no
+    /// worker meanwhile; <see cref="JobRecovery"/> leaves a job whose Hangfire job is scheduled alone).
+    /// </summary>
+    public void Schedule(JobRecord job, TimeSpan delay)
+    {
+        var hangfireId = client.Schedule<SandboxJob>(job.Queue, j => j.RunAsync(job.Id, CancellationToken.None), delay);
+        store.Write(db => db.Execute("UPDATE jobs SET HangfireJobId = ?, EnqueuedAt = ? WHERE Id = ?", hangfireId, DateTime.UtcNow, job.Id));
+    }
+
     /// <summary>A 400 naming <c>queue</c> when a request names a queue that is not in <see cref="JobsOptions.AvailableQueues"/>.</summary>
     public static ProblemHttpResult? Check(string? queue, JobsOptions options)
     {

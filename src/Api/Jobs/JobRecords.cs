@@ -10,7 +10,7 @@ public sealed record JobAttempt(
     [property: System.ComponentModel.Description("The node that ran it (Jobs:NodeName).")] string Node,
     DateTime StartedAt,
     DateTime? FinishedAt,
-    [property: System.ComponentModel.Description("succeeded, failed, canceled, crashed (tried again), lost (its node stopped sending heartbeats), interrupted (its node shut down); null while running.")] string? Outcome);
+    [property: System.ComponentModel.Description("succeeded, failed, canceled, crashed (tried again), lost (its node stopped sending heartbeats), interrupted (its node shut down gracefully; not counted in attempts, the job went back on its queue at once); null while running.")] string? Outcome);
 
 /// <summary>Tenant-scoped reads and the cancel of job records, shared by measurements and training runs.</summary>
 public static class JobRecords

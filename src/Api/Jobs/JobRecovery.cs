@@ -11,10 +11,24 @@ namespace LambdaService.Api.Jobs;
 /// a <em>running</em> job whose heartbeat is older than <see cref="JobsOptions.StaleAfterSeconds"/> is
 /// re-enqueued (the claim counts the attempt); a <em>queued</em> job that was never handed to Hangfire, or
 /// was handed over longer ago than that and still has not been claimed, is enqueued again. Running a job
-/// twice is harmless: execution is idempotent per job id (<see cref="SandboxJob"/>).
+/// twice is harmless: execution is idempotent per job id (<see cref="SandboxJob"/>). A job that waits for its tenant's turn
+/// (<see cref="JobsOptions.MaxRunningPerTenant"/>) has a scheduled Hangfire job and is left alone, as is a job a graceful shutdown
+/// put back on its queue. Each sweep also removes the scratch folders of dead attempts (<see cref="LeftoverFolders"/>).
 /// </summary>
-public sealed class JobRecovery(MetadataStore store, JobQueue queue, JobStorage hangfire, IOptions<JobsOptions> options, ILogger<JobRecovery> logger) : BackgroundService
+public sealed class JobRecovery(
+    MetadataStore store, JobQueue queue, JobStorage hangfire, IOptions<JobsOptions> options, IOptions<StorageOptions> storage, ILogger<JobRecovery> logger)
+    : BackgroundService
 {
+    /// <summary>Removes the sandbox and training scratch folders of attempts whose process is gone; returns how many.</summary>
+    public int RemoveLeftovers()
+    {
+        var o = options.Value;
+        var longest = TimeSpan.FromSeconds(Math.Max(o.TimeLimitSeconds, o.TrainingTimeLimitSeconds) + o.StaleAfterSeconds);
+        var removed = LeftoverFolders.Remove(storage.Value.FullRoot, TimeSpan.FromSeconds(o.StaleAfterSeconds), longest);
+        foreach (var path in removed) logger.LogInformation("Removed {Folder}: the job attempt that used it is gone", path);
+        return removed.Count;
+    }
+
     /// <summary>One sweep; returns the number of jobs enqueued again.</summary>
     public int Sweep()
     {
@@ -72,10 +86,15 @@ public sealed class JobRecovery(MetadataStore store, JobQueue queue, JobStorage 
             try
             {
                 Sweep();
+                RemoveLeftovers();
             }
             catch (Exception e) when (MetadataStore.Unavailable(e))
             {
                 logger.LogWarning("Job recovery sweep skipped: the database is unavailable ({Error})", e.Message);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Job recovery sweep: the scratch folders could not be listed ({Error})", e.Message);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

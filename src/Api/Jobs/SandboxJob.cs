@@ -19,7 +19,9 @@ namespace LambdaService.Api.Jobs;
 /// with a fresh run token (status running, attempts + 1), every write afterwards is conditioned on that
 /// token, and a record already final is left alone — so a Hangfire job delivered twice (after a crash, its
 /// invisibility timeout) stores its result exactly once. Hangfire never retries (a crash counts as an
-/// attempt here, and a job fails after <see cref="JobsOptions.MaxAttempts"/>).
+/// attempt here, and a job fails after <see cref="JobsOptions.MaxAttempts"/>). An attempt a graceful shutdown interrupts does not count
+/// and goes back on the queue at once; a sandbox that dies while loading the model fails the job without a retry (the same file would
+/// kill the next attempt too); a tenant with <see cref="JobsOptions.EffectiveMaxRunningPerTenant"/> jobs running has its next job wait on the queue.
 /// </summary>
 /// <remarks>
 /// A training run's sandbox writes the trained network as ONNX and TorchScript into a scratch folder of the store;
@@ -38,10 +40,17 @@ public sealed class SandboxJob(
     {
         var claim = Claim(jobId);
         if (claim is null) return;
-        var (job, token) = claim.Value;
-        logger.LogInformation("Job {JobId} ({Kind}) attempt {Attempt} started", jobId, job.Kind, job.Attempts);
+        if (claim.Token is null)
+        {
+            Defer(claim.Job, claim.Running);
+            return;
+        }
+        var (job, token) = (claim.Job, claim.Token);
+        logger.LogInformation("Job {JobId} ({Kind}) attempt {Attempt} started", jobId, job.Kind, job.Starts);
 
-        var exportDirectory = job.Kind == JobRecord.TrainKind ? artifacts.NewScratchDirectory("train") : null;
+        // Named with this process's owner tag, so that the recovery sweep of any node sharing the store can tell a dead attempt's leftover (LeftoverFolders).
+        var exportDirectory = job.Kind == JobRecord.TrainKind ? artifacts.NewScratchDirectory(LeftoverFolders.TrainPrefix + LeftoverFolders.OwnerTag) : null;
+        if (exportDirectory is not null) LeftoverFolders.Hold(exportDirectory);
         RunnerSpec? spec = null;
         try
         {
@@ -56,8 +65,47 @@ public sealed class SandboxJob(
         }
         finally
         {
-            if (exportDirectory is not null && Directory.Exists(exportDirectory)) Directory.Delete(exportDirectory, recursive: true);
+            if (exportDirectory is not null)
+            {
+                if (Directory.Exists(exportDirectory)) Directory.Delete(exportDirectory, recursive: true);
+                LeftoverFolders.Release(exportDirectory);
+            }
             if (spec is not null) ReleaseInputs(spec, jobId);
+            HandOver(job.Tenant, jobId);
+        }
+    }
+
+    /// <summary>
+    /// Leaves a job whose tenant has <see cref="JobsOptions.EffectiveMaxRunningPerTenant"/> jobs running on its queue without holding a
+    /// worker: Hangfire delivers it again after a delay, and <see cref="HandOver"/> enqueues it at once when one of the tenant's jobs ends first.
+    /// </summary>
+    private void Defer(JobRecord job, int running)
+    {
+        var delay = TimeSpan.FromSeconds(Math.Max(5, options.Value.StaleAfterSeconds));
+        logger.LogInformation("Job {JobId} waits: tenant {Tenant} has {Running} jobs running (Jobs:MaxRunningPerTenant {Cap}); it is tried again within {Delay}",
+            job.Id, job.Tenant, running, options.Value.EffectiveMaxRunningPerTenant, delay);
+        queue.Schedule(job, delay);
+    }
+
+    /// <summary>When a job of <paramref name="tenant"/> has ended, enqueues the tenant's oldest job that waits for its turn (<see cref="Defer"/>), if any.</summary>
+    private void HandOver(string tenant, string endedJobId)
+    {
+        try
+        {
+            var next = store.Write(db =>
+            {
+                var waiting = db.Query<JobRecord>("SELECT * FROM jobs WHERE Tenant = ? AND Status = ? AND DeferredAt IS NOT NULL ORDER BY CreatedAt, Id LIMIT 1",
+                    tenant, JobStatus.Queued).FirstOrDefault();
+                return waiting is not null && db.Execute("UPDATE jobs SET DeferredAt = NULL WHERE Id = ? AND DeferredAt IS NOT NULL", waiting.Id) == 1 ? waiting : null;
+            });
+            if (next is null) return;
+            logger.LogInformation("Job {JobId} of tenant {Tenant} ended; its waiting job {NextJobId} is enqueued", endedJobId, tenant, next.Id);
+            queue.Enqueue(next);
+        }
+        catch (Exception e) when (MetadataStore.Unavailable(e))
+        {
+            // The waiting job's own scheduled delivery (Defer) still comes.
+            logger.LogWarning("Job {JobId}: the tenant's waiting jobs were not handed over, the database is unavailable ({Error})", endedJobId, e.Message);
         }
     }
 
@@ -114,7 +162,7 @@ public sealed class SandboxJob(
     {
         var jobId = job.Id;
         var o = options.Value;
-        var sandboxLimits = new SandboxLimits(TimeSpan.FromSeconds(o.TimeLimitSeconds), (long)o.MemoryLimitMb << 20);
+        var sandboxLimits = new SandboxLimits(o.TimeLimitOf(job.Kind), (long)o.MemoryLimitMb << 20);
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var canceledByUser = false;
@@ -186,23 +234,39 @@ public sealed class SandboxJob(
                 Finish(job, token, JobStatus.Failed, null, Problem(StatusOf(u.Error), u.Error.Title ?? "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
                 break;
             case SandboxOutcome.UserError u:
-                Finish(job, token, JobStatus.Failed, null, Problem(StatusOf(u.Error), u.Error.Title ?? "The model or data cannot be measured", u.Error.Detail, u.Error.Field));
+                Finish(job, token, JobStatus.Failed, null, Problem(StatusOf(u.Error), u.Error.Title ?? "The model or data cannot be measured", u.Error.Detail, MeasurementField(u.Error.Field)));
                 break;
             case SandboxOutcome.Canceled when canceledByUser:
                 logger.LogInformation("Job {JobId} canceled", jobId);
                 Durably(() => store.Write(db => EndAttempt(db, job, "canceled")));
                 break;
             case SandboxOutcome.Canceled:
-                // The server is shutting down: leave the job running; its heartbeat stops and recovery runs it again.
-                logger.LogWarning("Job {JobId} interrupted by shutdown; it will be resumed", jobId);
+                // The server is shutting down gracefully: not the job's fault. The attempt does not count toward Jobs:MaxAttempts, and the job goes
+                // back on its queue at once, for another node or this one after its restart, instead of waiting Jobs:StaleAfterSeconds for recovery.
+                logger.LogWarning("Job {JobId} interrupted by shutdown; it is back on its queue and the attempt does not count", jobId);
                 try
                 {
-                    store.Write(db => EndAttempt(db, job, "interrupted"));
+                    var released = store.Write(db =>
+                    {
+                        var n = db.Execute("UPDATE jobs SET Status = ?, RunToken = NULL, Attempts = Attempts - 1 WHERE Id = ? AND RunToken = ? AND Status = ?",
+                            JobStatus.Queued, jobId, token, JobStatus.Running);
+                        if (n == 1) EndAttempt(db, job, "interrupted");
+                        return n;
+                    });
+                    if (released == 1) queue.Enqueue(job);
                 }
                 catch (Exception e) when (MetadataStore.Unavailable(e))
                 {
-                    logger.LogWarning("Job {JobId}: attempt end not recorded, the database is unavailable", jobId);
+                    // Still running without a heartbeat: recovery runs it again after Jobs:StaleAfterSeconds (and that attempt counts).
+                    logger.LogWarning("Job {JobId}: the interruption was not recorded, the database is unavailable", jobId);
                 }
+                break;
+            case SandboxOutcome.Crashed c when c.WhileLoading:
+                // A native abort or fault inside the model's loader: the same file kills every attempt the same way (README, Jobs).
+                logger.LogWarning("Job {JobId}: the sandbox died of {Signal} while loading the job's inputs; failed without a retry", jobId, c.Signal);
+                var training = job.Kind == JobRecord.TrainKind;
+                Finish(job, token, JobStatus.Failed, null, Problem(422, training ? "The training data could not be loaded" : "The model could not be loaded",
+                    c.DescribeLoadFailure(training ? "the training data" : "the model"), training ? "dataset.datasetId" : "modelId"));
                 break;
             case SandboxOutcome.Crashed c when job.Attempts < o.MaxAttempts:
                 logger.LogWarning("Job {JobId} attempt {Attempt} crashed: {Cause}; trying again", jobId, job.Attempts, c.Describe());
@@ -222,21 +286,41 @@ public sealed class SandboxJob(
         }
     }
 
-    private (JobRecord Job, string Token)? Claim(string jobId)
+    /// <summary>What a claim got: the job with this attempt's run token, or the job without a token when it has to wait for its tenant's turn.</summary>
+    private sealed record Claimed(JobRecord Job, string? Token, int Running);
+
+    private Claimed? Claim(string jobId)
     {
         var stale = DateTime.UtcNow.AddSeconds(-options.Value.StaleAfterSeconds);
         var maxAttempts = options.Value.MaxAttempts;
-        return store.Write<(JobRecord, string)?>(db =>
+        var cap = options.Value.EffectiveMaxRunningPerTenant;
+        return store.Write(db =>
         {
             var job = db.Find<JobRecord>(jobId);
             if (job is null || JobStatus.IsFinal(job.Status)) return null;
             if (job.Status == JobStatus.Running && job.HeartbeatAt > stale) return null;   // someone else runs it
+            // Jobs:MaxRunningPerTenant over all nodes: the tenant's running jobs with a live heartbeat, counted in this transaction (on PostgreSQL
+            // under a per-tenant lock, so that two nodes claiming at once cannot both pass).
+            if (store.Postgres is not null) db.Execute("SELECT pg_advisory_xact_lock(hashtext(?))", "lambdaservice-tenant-jobs:" + job.Tenant);
+            var running = db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE Tenant = ? AND Status = ? AND Id <> ? AND HeartbeatAt > ?",
+                job.Tenant, JobStatus.Running, job.Id, stale);
+            if (running >= cap)
+            {
+                if (job.Status == JobStatus.Running)
+                {
+                    // A stale attempt of a dead node: hand it back to the queue (as recovery would) before it waits its turn.
+                    db.Execute("UPDATE jobs SET Status = ?, RunToken = NULL WHERE Id = ?", JobStatus.Queued, job.Id);
+                    EndAttempt(db, job, "lost", job.HeartbeatAt);
+                }
+                db.Execute("UPDATE jobs SET DeferredAt = ? WHERE Id = ?", DateTime.UtcNow, job.Id);
+                return new Claimed(job, null, running);
+            }
             if (job.Attempts >= maxAttempts)
             {
                 job.Status = JobStatus.Failed;
                 job.FinishedAt = DateTime.UtcNow;
                 job.ErrorJson = Problem(500, "Too many attempts",
-                    $"the job was started {job.Attempts} times without finishing (its sandbox crashed or the service stopped mid-run); it is not retried again."
+                    $"the job was started {job.Attempts} times without finishing (its sandbox crashed or its node died mid-run); it is not retried again."
                     + (job.ErrorJson is null ? "" : " Last error: " + JsonSerializer.Deserialize<ProblemDetails>(job.ErrorJson, Json)?.Detail), null);
                 db.Update(job);
                 return null;
@@ -244,14 +328,16 @@ public sealed class SandboxJob(
             var token = Guid.NewGuid().ToString("N");
             var now = DateTime.UtcNow;
             job.Status = JobStatus.Running;
+            job.Starts = AttemptNumber(job) + 1;
             job.Attempts++;
+            job.DeferredAt = null;
             job.RunToken = token;
             job.StartedAt ??= now;
             job.HeartbeatAt = now;
             job.Node = options.Value.NodeName;
             db.Update(job);
-            db.InsertIfAbsent(new JobAttemptRecord { Id = AttemptId(job.Id, job.Attempts), JobId = job.Id, Attempt = job.Attempts, Node = job.Node, StartedAt = now });
-            return (job, token);
+            db.InsertIfAbsent(new JobAttemptRecord { Id = AttemptId(job.Id, job.Starts), JobId = job.Id, Attempt = job.Starts, Node = job.Node, StartedAt = now });
+            return new Claimed(job, token, running);
         });
     }
 
@@ -271,9 +357,12 @@ public sealed class SandboxJob(
     /// <summary>The key of attempt <paramref name="attempt"/> at a job.</summary>
     private static string AttemptId(string jobId, int attempt) => $"{jobId}/{attempt}";
 
-    /// <summary>Records how attempt <see cref="JobRecord.Attempts"/> at the job ended (once; a later outcome does not overwrite an earlier one).</summary>
+    /// <summary>The number of the job's latest attempt: <see cref="JobRecord.Starts"/>, or <see cref="JobRecord.Attempts"/> on a record from before that column.</summary>
+    internal static int AttemptNumber(JobRecord job) => Math.Max(job.Starts, job.Attempts);
+
+    /// <summary>Records how the job's latest attempt (<see cref="AttemptNumber"/>) ended (once; a later outcome does not overwrite an earlier one).</summary>
     internal static void EndAttempt(IDb db, JobRecord job, string outcome, DateTime? at = null) =>
-        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL", at ?? DateTime.UtcNow, outcome, AttemptId(job.Id, job.Attempts));
+        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL", at ?? DateTime.UtcNow, outcome, AttemptId(job.Id, AttemptNumber(job)));
 
     /// <summary>
     /// Runs a write that must not be lost (a result, a failure, a retry), waiting out a database that is away for up to two
@@ -361,6 +450,14 @@ public sealed class SandboxJob(
         }));
         logger.LogInformation("Training run {JobId} finished (stored: {Stored}); models {OnnxModelId}, {TorchScriptModelId}", job.Id, stored, records[0].Id, records[1].Id);
     }
+
+    /// <summary>The request field of a measurement's input the runner names by its library name (<c>model</c>, <c>data</c>); other names as they are.</summary>
+    private static string MeasurementField(string field) => field switch
+    {
+        "model" => "modelId",
+        "data" => "datasetId",
+        _ => field,
+    };
 
     /// <summary>422 for what the request or its inputs got wrong; 503 when it asked for CUDA on a node without a device (the deployment cannot serve it here).</summary>
     private static int StatusOf(RunnerUserError error) => error.Title == ComputeDevice.UnavailableTitle ? 503 : 422;

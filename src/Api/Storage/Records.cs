@@ -78,7 +78,15 @@ public sealed class JobRecord
     public DateTime? HeartbeatAt { get; set; }
     public string? ResultJson { get; set; }
     public string? ErrorJson { get; set; }
+    /// <summary>Attempts that count toward <c>Jobs:MaxAttempts</c>: every start except those a graceful shutdown interrupted.</summary>
     public int Attempts { get; set; }
+
+    /// <summary>Every start of the job, interrupted ones included: the number of its latest <see cref="JobAttemptRecord"/> (0 on records older than this column, whose starts all counted: then <see cref="Attempts"/>).</summary>
+    public int Starts { get; set; }
+
+    /// <summary>When a claim last left the job queued because its tenant had <c>Jobs:MaxRunningPerTenant</c> jobs running; null otherwise.</summary>
+    public DateTime? DeferredAt { get; set; }
+
     public string? RunToken { get; set; }
     public string? HangfireJobId { get; set; }
     public DateTime? EnqueuedAt { get; set; }
@@ -100,7 +108,7 @@ public sealed class JobAttemptRecord
     public DateTime StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
 
-    /// <summary>null while running; then succeeded, failed, canceled, crashed (retried), lost (its node stopped heartbeating) or interrupted (its node shut down).</summary>
+    /// <summary>null while running; then succeeded, failed, canceled, crashed (retried), lost (its node stopped heartbeating) or interrupted (its node shut down gracefully; not counted toward Jobs:MaxAttempts).</summary>
     public string? Outcome { get; set; }
 }
 

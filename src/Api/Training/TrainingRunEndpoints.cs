@@ -43,7 +43,7 @@ public sealed record TrainingRunResponse(
     DateTime CreatedAt,
     DateTime? StartedAt,
     DateTime? FinishedAt,
-    [property: Description("Times the job was started (a crashed sandbox, a lost worker node or a restarted service adds one).")] int Attempts,
+    [property: Description("Attempts that count toward Jobs:MaxAttempts: each start, except starts a graceful shutdown interrupted (attemptLog lists every start).")] int Attempts,
     [property: Description("The queue the job waits or waited on (cpu, gpu).")] string Queue,
     [property: Description("The node (Jobs:NodeName) that runs or last ran the job; null before it starts.")] string? Node,
     [property: Description("Every attempt: its node, start, end and outcome (succeeded, failed, canceled, crashed, lost, interrupted; null while it runs).")] IReadOnlyList<JobAttempt> AttemptLog,

@@ -9,7 +9,7 @@ using LambdaService.Measurement.Taylor;
 namespace LambdaService.Measurement.Estimation;
 
 /// <summary>
-/// The curvature rate λ of a model on data (paper §2, design.md §1). For the scalar <c>f</c> (the loss or a
+/// The curvature rate λ of a model on data (paper §2, README). For the scalar <c>f</c> (the loss or a
 /// logit at each chosen point x), unit directions v and orders n = nmin..nmax:
 /// <c>Dⁿ_v f(x) = dⁿ/dtⁿ f(x + t v)|₀</c>; <c>v_n = mean_{x,v} |Dⁿ_v f(x)|</c> (or the root mean square);
 /// optionally <c>v_n / n!</c>; and <c>λ = slope of the least-squares line of log v_n against n</c>, with its
@@ -17,16 +17,29 @@ namespace LambdaService.Measurement.Estimation;
 /// </summary>
 public static class CurvatureRate
 {
-    /// <summary>Reads a model and a data file and measures λ. User errors raise <see cref="MeasurementInputException"/>.</summary>
+    /// <summary>Reads a model and a data file and measures λ (<see cref="Load"/>, then <see cref="Estimate(IModelRunner, Dataset, MeasurementOptions, IProgress{double}?, CancellationToken)"/>). User errors raise <see cref="MeasurementInputException"/>.</summary>
     public static MeasurementResult Measure(string modelPath, string dataPath, MeasurementOptions options, DataReadOptions? dataOptions,
         IProgress<double>? progress, CancellationToken cancellationToken)
     {
+        using var loaded = Load(modelPath, dataPath, options, dataOptions);
+        return Estimate(loaded.Runner, loaded.Data, options, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// The first half of <see cref="Measure"/>: reads the model and the data and prepares the model to run on them
+    /// (<see cref="CreateRunner"/>), without measuring. A file that cannot be loaded — its runtime refuses it, its shapes
+    /// do not fit together — raises <see cref="MeasurementInputException"/> naming <c>model</c> or <c>data</c>
+    /// (<see cref="MeasurementInputException.Loading{T}"/>), so that a caller can tell it from a fault in the computation.
+    /// </summary>
+    public static LoadedMeasurement Load(string modelPath, string dataPath, MeasurementOptions options, DataReadOptions? dataOptions)
+    {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var file = ModelFile.Open(modelPath);
-        var data = DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions());
-        using var runner = CreateRunner(file, data, options.SampleShape, new OnnxRunnerOptions { Device = options.Device }, options.Engine, options.Device);
-        return Estimate(runner, data, options, progress, cancellationToken);
+        var file = MeasurementInputException.Loading("model", "the model", () => ModelFile.Open(modelPath));
+        var data = MeasurementInputException.Loading("data", "the data", () => DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions()));
+        var runner = MeasurementInputException.Loading("model", "the model",
+            () => CreateRunner(file, data, options.SampleShape, new OnnxRunnerOptions { Device = options.Device }, options.Engine, options.Device));
+        return new LoadedMeasurement(data, runner);
     }
 
     /// <summary>
@@ -533,4 +546,13 @@ public static class CurvatureRate
         for (var k = 2; k <= n; k++) s += Math.Log(k);
         return s;
     }
+}
+
+/// <summary>A model ready to run on its data (<see cref="CurvatureRate.Load"/>); disposing it releases the model's runtime.</summary>
+/// <param name="Data">The data as read.</param>
+/// <param name="Runner">The model prepared for that data.</param>
+public sealed record LoadedMeasurement(Dataset Data, IModelRunner Runner) : IDisposable
+{
+    /// <inheritdoc />
+    public void Dispose() => Runner.Dispose();
 }

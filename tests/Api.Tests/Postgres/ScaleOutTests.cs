@@ -200,20 +200,63 @@ public sealed class ScaleOutTests(SharedPostgres postgres, TestFilesFixture file
     }
 
     [Fact]
-    public async Task A_job_that_crashes_every_sandbox_fails_after_the_configured_attempts_whichever_nodes_ran_it()
+    public async Task A_job_that_crashes_every_sandbox_after_loading_fails_after_the_configured_attempts_whichever_nodes_ran_it()
     {
-        using var cluster = new Cluster(postgres.NewDatabase(), new() { ["Jobs__MaxAttempts"] = "3" });
+        // A fake runner that loads, starts the computation and segfaults: a crash in the computation is retried (one while loading is not).
+        var runner = Path.Combine(_files.Folder, "segv-after-load-" + Guid.NewGuid().ToString("N") + ".sh");
+        File.WriteAllText(runner, "#!/bin/bash\necho '{\"phase\":\"load\"}'\necho '{\"phase\":\"run\"}'\necho 'fake kernel: bad access' >&2\nkill -SEGV $$\n");
+        using var cluster = new Cluster(postgres.NewDatabase(), new() { ["Jobs__MaxAttempts"] = "3", ["Jobs__RunnerCommand"] = "bash " + runner });
         var api = cluster.StartApi();
         cluster.StartWorker("worker-a");
         cluster.StartWorker("worker-b");
         using var client = api.Client();
-        var model = await ApiClient.UploadId(client, "v1/models", _files.Aborting);
+        var model = await ApiClient.UploadId(client, "v1/models", _files.Onnx);
         var data = await ApiClient.UploadId(client, "v1/datasets", _files.Csv);
         var id = await ApiClient.SubmitId(client, new { modelId = model, datasetId = data, maxPoints = 8 });
         var done = await ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(2));
         Assert.Equal(("failed", 3), (done["status"]!.GetValue<string>(), done["attempts"]!.GetValue<int>()));
         var outcomes = done["attemptLog"]!.AsArray().Select(a => a!["outcome"]!.GetValue<string>()).ToArray();
         Assert.Equal(["crashed", "crashed", "failed"], outcomes);
+        Assert.Contains("SIGSEGV", done["error"]!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_running_cap_per_tenant_holds_across_worker_nodes_while_another_tenant_takes_the_free_node()
+    {
+        using var runner = new GatedRunner();
+        using var cluster = new Cluster(postgres.NewDatabase(), new() { ["Jobs__MaxRunningPerTenant"] = "1", ["Jobs__RunnerCommand"] = runner.Command });
+        var api = cluster.StartApi();
+        var workers = new[] { cluster.StartWorker("worker-a"), cluster.StartWorker("worker-b") };
+        using var a = api.Client(ServiceProcess.KeyA);
+        using var b = api.Client(ServiceProcess.KeyB);
+        var (modelA, dataA) = (await ApiClient.UploadId(a, "v1/models", _files.Onnx), await ApiClient.UploadId(a, "v1/datasets", _files.Csv));
+        var (modelB, dataB) = (await ApiClient.UploadId(b, "v1/models", _files.Onnx), await ApiClient.UploadId(b, "v1/datasets", _files.Csv));
+
+        var first = await ApiClient.SubmitId(a, new { modelId = modelA, datasetId = dataA, maxPoints = 21 });
+        var firstNode = (await ApiClient.WaitFor(a, first, TimeSpan.FromSeconds(30), "running"))["node"]!.GetValue<string>();
+        var second = await ApiClient.SubmitId(a, new { modelId = modelA, datasetId = dataA, maxPoints = 22 });
+        // The other node is free, yet it leaves tenant A's second job queued: the cap counts A's jobs on every node.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!workers.Any(w => w.Log.Contains($"Job {second} waits: tenant tenant-a has 1 jobs running", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no worker deferred the second job:\n" + string.Join("\n", workers.Select(w => w.Log)));
+            await Task.Delay(100);
+        }
+        var other = await ApiClient.SubmitId(b, new { modelId = modelB, datasetId = dataB, maxPoints = 23 });
+        var otherNode = (await ApiClient.WaitFor(b, other, TimeSpan.FromSeconds(30), "running"))["node"]!.GetValue<string>();
+        Assert.NotEqual(firstNode, otherNode);
+        Assert.Equal("queued", (await ApiClient.Get(a, $"v1/measurements/{second}"))["status"]!.GetValue<string>());
+
+        runner.Release(21);
+        runner.Release(23);
+        var resumed = await ApiClient.WaitFor(a, second, TimeSpan.FromSeconds(60), "running");
+        Assert.Equal(1, resumed["attempts"]!.GetValue<int>());
+        runner.Release(22);
+        foreach (var (client, id) in new[] { (a, first), (a, second), (b, other) })
+        {
+            Assert.Equal("failed", (await ApiClient.WaitFor(client, id, TimeSpan.FromSeconds(60)))["status"]!.GetValue<string>());
+        }
+        Assert.All(workers, w => Assert.DoesNotContain("Exception", w.Log, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using LambdaService.Api.Jobs.Sandbox;
 using LambdaService.Api.Measurements;
+using LambdaService.Measurement.Models;
 using Xunit.Abstractions;
 
 namespace LambdaService.Api.Tests.Sandbox;
@@ -23,7 +24,60 @@ public class SandboxFailureTests(SandboxFixture fixture, ITestOutputHelper outpu
         Assert.Equal("SIGABRT", crashed.Signal);
         Assert.Contains("terminate", crashed.StderrTail, StringComparison.Ordinal);
         Assert.Contains("SIGABRT", crashed.Describe(), StringComparison.Ordinal);
+        Assert.Equal(RunnerPhase.Load, crashed.Phase);
+        Assert.True(crashed.WhileLoading);
         Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+    }
+
+    [Fact]
+    public async Task A_self_inflicted_signal_while_loading_is_a_load_failure_while_one_after_loading_or_a_kill_from_outside_is_not()
+    {
+        async Task<SandboxOutcome.Crashed> Crash(string body)
+        {
+            var (sandbox, _, work) = fixture.Sandbox("bash " + fixture.Script(body));
+            var outcome = await sandbox.RunAsync(fixture.SlowSpec(), SandboxFixture.Roomy, _ => { }, CancellationToken.None);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+            return Assert.IsType<SandboxOutcome.Crashed>(outcome);
+        }
+
+        var loading = await Crash("""echo '{"phase":"load"}'; echo 'loader gave up' >&2; kill -ABRT $$""");
+        Assert.Equal(RunnerPhase.Load, loading.Phase);
+        Assert.True(loading.WhileLoading);
+        var detail = loading.DescribeLoadFailure("the model");
+        output.WriteLine(detail);
+        Assert.StartsWith("the model could not be loaded: the sandbox died of SIGABRT (exit code 134) while loading it;", detail, StringComparison.Ordinal);
+        Assert.EndsWith("loader gave up", detail, StringComparison.Ordinal);
+
+        var running = await Crash("""echo '{"phase":"load"}'; echo '{"phase":"run"}'; kill -ABRT $$""");
+        Assert.Equal(RunnerPhase.Run, running.Phase);
+        Assert.False(running.WhileLoading);
+
+        var killed = await Crash("""echo '{"phase":"load"}'; kill -KILL $$""");
+        Assert.Equal("SIGKILL", killed.Signal);
+        Assert.False(killed.WhileLoading);
+        Assert.Contains("killed by SIGKILL (exit code 137; the out-of-memory killer, an operator, or the memory limit)", killed.Describe(), StringComparison.Ordinal);
+
+        var silent = await Crash("kill -SEGV $$");
+        Assert.Null(silent.Phase);
+        Assert.False(silent.WhileLoading);
+    }
+
+    [Fact]
+    public async Task An_onnx_model_whose_initializer_dims_do_not_match_its_data_is_a_user_error_naming_the_model_and_the_cause_not_a_crash()
+    {
+        var path = Path.Combine(fixture.Folder, "dims-mismatch.onnx");
+        var model = OnnxModelBuilder.Mlp([new float[8, 2], new float[2, 8]], [new float[8], new float[2]]);
+        model.Graph.Initializer[0].Dims[1] = 3;   // 16 values that claim to be 8 × 3
+        OnnxModelBuilder.Save(model, path);
+        var (sandbox, _, _) = fixture.Sandbox();
+        var outcome = await sandbox.RunAsync(SandboxFixture.Spec(path, fixture.CsvPath, new MeasurementRequest("m", "d", MaxPoints: 8)),
+            SandboxFixture.Roomy, _ => { }, CancellationToken.None);
+
+        var error = Assert.IsType<SandboxOutcome.UserError>(outcome).Error;
+        output.WriteLine(error.Detail);
+        Assert.Equal("model", error.Field);
+        Assert.Equal("the model could not be loaded: ArgumentException: mismatched total size creating a tensor from an array: 24 vs. 16", error.Detail);
+        Assert.Equal("The model could not be loaded", error.Title);
     }
 
     [Fact]

@@ -75,7 +75,7 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
     }
 
     [Fact]
-    public async Task A_model_that_makes_libtorch_abort_fails_only_its_job_after_the_configured_attempts()
+    public async Task A_model_that_makes_libtorch_abort_while_loading_fails_only_its_job_once_with_422_naming_the_signal()
     {
         using var service = new ServiceProcess();
         using var client = service.Client();
@@ -85,10 +85,12 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
         var id = await ApiClient.SubmitId(client, new { modelId = broken, datasetId = dataset, target = "logit" });
         var job = await ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(1));
         Assert.Equal("failed", job["status"]!.GetValue<string>());
-        Assert.Equal(2, job["attempts"]!.GetValue<int>());   // Jobs:MaxAttempts default
-        var detail = job["error"]!["detail"]!.GetValue<string>();
-        Assert.Contains("SIGABRT", detail);
-        Assert.Contains("134", detail);
+        Assert.Equal(1, job["attempts"]!.GetValue<int>());   // the same file would abort every attempt: not retried
+        var error = job["error"]!;
+        Assert.Equal(422, error["status"]!.GetValue<int>());
+        Assert.Equal("modelId", error["field"]!.GetValue<string>());
+        var detail = error["detail"]!.GetValue<string>();
+        Assert.Contains("the model could not be loaded: the sandbox died of SIGABRT (exit code 134) while loading it", detail);
         Assert.Contains("terminate", detail);
 
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("healthz")).StatusCode);
@@ -106,8 +108,12 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
         var id = await ApiClient.SubmitId(client, SlowRequest(slow, dataset));
         await ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(1), "running");
 
+        var killed = service.Pid;
+        var sandboxFolder = Path.Combine(service.DataRoot, "sandbox");
+        bool KilledServicesFolders() => Directory.EnumerateDirectories(sandboxFolder).Any(d => d.Contains($"-{killed}@", StringComparison.Ordinal));
         service.KillHard();
         Assert.True(await NoRunnerFor(service, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15)), "the sandbox outlived its killed service");
+        Assert.True(KilledServicesFolders(), "the killed attempt left no spec folder behind, so this test shows nothing about its removal");
 
         service.Start();
         using var again = service.Client();
@@ -117,6 +123,10 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
         Assert.True(double.IsFinite(job["result"]!["lambda"]!.GetValue<double>()));
         var stored = service.Log.Split('\n').Count(l => l.Contains(id, StringComparison.Ordinal) && l.Contains("finished as succeeded (stored: True)", StringComparison.Ordinal));
         Assert.Equal(1, stored);
+        // The recovery sweep of the restarted service removes the dead attempt's spec folder.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (KilledServicesFolders() && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.False(KilledServicesFolders(), "the killed attempt's spec folder is still there");
     }
 
     [Fact]

@@ -8,7 +8,7 @@ namespace LambdaService.Api.Tests.Service;
 /// <summary>
 /// The real service: the built LambdaService.Api.dll started as a child process on a free port of
 /// 127.0.0.1 (Kestrel), with its data folder in a temporary directory. Two tenants' keys are configured.
-/// Can be killed (SIGKILL) and started again on the same data folder.
+/// Can be stopped (SIGTERM) or killed (SIGKILL) and started again on the same data folder.
 /// </summary>
 public sealed class ServiceProcess : IDisposable
 {
@@ -121,6 +121,17 @@ public sealed class ServiceProcess : IDisposable
             Thread.Sleep(200);
         }
         throw new TimeoutException((_worker ? "the worker did not report its node up" : "the service did not answer /healthz") + " within 60 s:\n" + Log);
+    }
+
+    /// <summary>Stops the service gracefully with SIGTERM (its shutdown code runs) and waits until it has exited.</summary>
+    public void Stop()
+    {
+        if (_process is { HasExited: false })
+        {
+            Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            if (!_process.WaitForExit(60_000)) throw new TimeoutException("the service did not exit within 60 s of SIGTERM:\n" + Log);
+            _process.WaitForExit();
+        }
     }
 
     /// <summary>Kills the service with SIGKILL (no shutdown code runs).</summary>

@@ -71,6 +71,50 @@ public static class RunnerProgressLine
 }
 
 /// <summary>
+/// The phase lines of <see cref="RunnerProtocol"/>: <c>{"phase":"load"}</c> before the runner loads the model and data,
+/// <c>{"phase":"run"}</c> once they are loaded and the computation starts. The parent uses the last one to tell a model
+/// that cannot be loaded (a failure that would repeat on every attempt) from a crash in the computation.
+/// </summary>
+public static class RunnerPhase
+{
+    /// <summary>Loading the model and data (deserialising, building the runtime's session, checking shapes).</summary>
+    public const string Load = "load";
+
+    /// <summary>The measurement or training itself.</summary>
+    public const string Run = "run";
+
+    private const string Prefix = "{\"phase\":";
+
+    /// <summary>The line for <paramref name="phase"/>, without the line break.</summary>
+    public static string Format(string phase) => Prefix + JsonSerializer.Serialize(phase) + "}";
+
+    /// <summary>Reads a phase line; anything else gives false.</summary>
+    public static bool TryParse(string? line, out string? phase)
+    {
+        phase = null;
+        if (line is null) return false;
+        var text = line.Trim();
+        if (!text.StartsWith(Prefix, StringComparison.Ordinal) || !text.EndsWith('}')) return false;
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            if (document.RootElement.ValueKind != JsonValueKind.Object
+                || !document.RootElement.TryGetProperty("phase", out var element)
+                || element.ValueKind != JsonValueKind.String)
+            {
+                return false;
+            }
+            phase = element.GetString();
+            return phase is not null;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>
 /// Writes progress lines to the runner's standard output as the measurement reports them, at most one per
 /// <see cref="MinimumInterval"/> (the last value of 1 always), each line flushed at once. Thread-safe.
 /// </summary>
@@ -110,6 +154,16 @@ internal sealed class ThrottledProgressWriter(TextWriter output) : IProgress<dou
     public void ReportDetail<T>(double value, T detail)
     {
         lock (_gate) WriteLocked(value, _clock.Elapsed, RunnerProgressLine.Format(value, detail));
+    }
+
+    /// <summary>Writes a phase line (<see cref="RunnerPhase"/>) at once.</summary>
+    public void ReportPhase(string phase)
+    {
+        lock (_gate)
+        {
+            output.WriteLine(RunnerPhase.Format(phase));
+            output.Flush();
+        }
     }
 
     private void WriteLocked(double value, TimeSpan now, string? line = null)

@@ -16,7 +16,8 @@ namespace LambdaService.Api.Jobs.Sandbox;
 /// <c>runner --spec FILE --out FILE [--parent-pid PID]</c>: the sandbox process (internal; started by
 /// <see cref="SandboxProcess"/>, not by people). It runs one <see cref="RunnerSpec"/> and speaks
 /// <see cref="RunnerProtocol"/>: progress lines on standard output, the result JSON in the out file and exit code 0;
-/// a user error as <see cref="RunnerUserError"/> in the out file and exit code 2; any other failure as one line on
+/// a user error as <see cref="RunnerUserError"/> in the out file and exit code 2 (a model or data file that cannot be loaded
+/// among them, <see cref="MeasurementInputException.Loading{T}"/>); phase lines (<see cref="RunnerPhase"/>) around the loading; any other failure as one line on
 /// standard error and exit code 1. Native code (libtorch, ONNX Runtime) may still end the process with a signal;
 /// the parent reports that. The process ends itself (exit code 137) as soon as its parent has gone.
 /// </summary>
@@ -68,7 +69,7 @@ public static class RunnerVerb
             progress.ReportNow(0);
             var json = spec.Kind == "train"
                 ? JsonSerializer.Serialize(Train(spec, progress, ct), RunnerProtocol.Json)
-                : JsonSerializer.Serialize(Measure(spec, progress, ct), RunnerProtocol.Json);
+                : JsonSerializer.Serialize(Measure(spec, progress, progress.ReportPhase, ct), RunnerProtocol.Json);
             progress.ReportNow(1);
             WriteAtomically(outPath, json);
             return 0;
@@ -98,9 +99,10 @@ public static class RunnerVerb
 
     /// <summary>
     /// The measurement of <paramref name="spec"/>: the same options (<see cref="MeasurementRequest.ToOptions"/>) and
-    /// the same steps as <see cref="CurvatureRate.Measure"/>, with the data's format hinted by its original name.
+    /// the same steps as <see cref="CurvatureRate.Measure"/> (<see cref="CurvatureRate.Load"/>, then the estimate), announcing
+    /// <see cref="RunnerPhase.Load"/> before the first and <see cref="RunnerPhase.Run"/> before the second through <paramref name="onPhase"/>.
     /// </summary>
-    public static MeasurementResult Measure(RunnerSpec spec, IProgress<double>? progress, CancellationToken ct)
+    public static MeasurementResult Measure(RunnerSpec spec, IProgress<double>? progress, Action<string>? onPhase, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Request is null || spec.ModelPath is null || spec.DataPath is null) throw new InvalidDataException("a measure spec needs a model, data and a request.");
@@ -111,7 +113,10 @@ public static class RunnerVerb
             MaxDecompressedBytes = spec.MaxDecompressedBytes > 0 ? spec.MaxDecompressedBytes : new DataReadOptions().MaxDecompressedBytes,
         };
         // The same front door as the CLI's measure verb: the stored upload is detected by content.
-        return CurvatureRate.Measure(spec.ModelPath, spec.DataPath, options, dataOptions, progress, ct);
+        onPhase?.Invoke(RunnerPhase.Load);
+        using var loaded = CurvatureRate.Load(spec.ModelPath, spec.DataPath, options, dataOptions);
+        onPhase?.Invoke(RunnerPhase.Run);
+        return CurvatureRate.Estimate(loaded.Runner, loaded.Data, options, progress, ct);
     }
 
     /// <summary>
@@ -126,11 +131,13 @@ public static class RunnerVerb
         var training = spec.Training ?? throw new InvalidDataException("a train spec needs its training part.");
         var request = training.Request;
         var limit = spec.MaxDecompressedBytes > 0 ? spec.MaxDecompressedBytes : new DataReadOptions().MaxDecompressedBytes;
-        var data = TrainingInputs.Load(request, spec.DataPath,
+        progress.ReportPhase(RunnerPhase.Load);
+        var data = MeasurementInputException.Loading("dataset.datasetId", "the training data", () => TrainingInputs.Load(request, spec.DataPath,
             new DataReadOptions { LabelColumn = spec.LabelColumn ?? new DataReadOptions().LabelColumn, MaxDecompressedBytes = limit },
             training.TestDataPath,
             new DataReadOptions { LabelColumn = training.TestLabelColumn ?? new DataReadOptions().LabelColumn, MaxDecompressedBytes = limit },
-            "dataset.datasetId", "dataset.testDatasetId");
+            "dataset.datasetId", "dataset.testDatasetId"));
+        progress.ReportPhase(RunnerPhase.Run);
         var epochs = new EpochReporter(progress);
         using var outcome = TrainingRun.Train(request, data, epochs, ct);
         Directory.CreateDirectory(training.ExportDirectory);

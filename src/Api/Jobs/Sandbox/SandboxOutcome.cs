@@ -30,20 +30,40 @@ public abstract record SandboxOutcome
 
     /// <summary>
     /// The child ended without a usable answer: killed by a signal (a libtorch abort, a segfault, the kernel's
-    /// out-of-memory killer), an internal error (exit code 1), or an exit code without the out file it implies.
+    /// out-of-memory killer, an operator's kill), an internal error (exit code 1), or an exit code without the out file it implies.
+    /// The service's own kills (time limit, memory limit, cancel) are other outcomes, so a SIGKILL here came from outside.
     /// </summary>
     /// <param name="ExitCode">The exit status as .NET reports it; on Unix a death by signal N reads 128 + N.</param>
     /// <param name="Signal">The signal's name (<c>SIGABRT</c>, <c>SIGSEGV</c>, <c>SIGKILL</c>, …) for exit codes 129–159 on Unix, else null.</param>
     /// <param name="StderrTail">The last lines the child wrote on standard error.</param>
-    public sealed record Crashed(int ExitCode, string? Signal, string StderrTail) : SandboxOutcome
+    /// <param name="Phase">The last phase the runner announced (<see cref="RunnerPhase.Load"/> or <see cref="RunnerPhase.Run"/>), or null when it announced none.</param>
+    public sealed record Crashed(int ExitCode, string? Signal, string StderrTail, string? Phase = null) : SandboxOutcome
     {
+        /// <summary>
+        /// Signals a process raises against itself when its own code fails (an abort, a bad memory access, an illegal
+        /// instruction, a floating-point trap); SIGKILL, SIGTERM and the like come from outside and say nothing about the input.
+        /// </summary>
+        private static readonly string[] SelfInflicted = ["SIGABRT", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP", "SIGSYS"];
+
+        /// <summary>
+        /// Whether the child died of a self-inflicted signal while it was still loading the model and data: the same input
+        /// would kill the next attempt the same way, so the job fails at once as an input error instead of being retried.
+        /// </summary>
+        public bool WhileLoading => Phase == RunnerPhase.Load && Signal is not null && SelfInflicted.Contains(Signal, StringComparer.Ordinal);
+
+        /// <summary>The error detail of a <see cref="WhileLoading"/> crash: what could not be loaded, the signal and the stderr tail.</summary>
+        /// <param name="what">What the runner was loading, e.g. "the model" or "the training data".</param>
+        public string DescribeLoadFailure(string what) =>
+            WithTail(string.Create(CultureInfo.InvariantCulture,
+                $"{what} could not be loaded: the sandbox died of {Signal} (exit code {ExitCode}) while loading it; the same file would fail the same way again, so the job is not retried. Check that it was saved by a supported exporter (torch.jit.save, torch.onnx.export) and loads there"), StderrTail);
+
         /// <inheritdoc />
         public override string Describe()
         {
             var cause = Signal switch
             {
                 null => string.Create(CultureInfo.InvariantCulture, $"the sandbox process failed with exit code {ExitCode}"),
-                "SIGKILL" => string.Create(CultureInfo.InvariantCulture, $"the sandbox process was killed by SIGKILL (exit code {ExitCode}; the kernel's out-of-memory killer does this)"),
+                "SIGKILL" => string.Create(CultureInfo.InvariantCulture, $"the sandbox process was killed by SIGKILL (exit code {ExitCode}; the out-of-memory killer, an operator, or the memory limit)"),
                 _ => string.Create(CultureInfo.InvariantCulture, $"the sandbox process died of {Signal} (exit code {ExitCode})"),
             };
             return WithTail(cause, StderrTail);

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace LambdaService.Api.Jobs.Sandbox;
 
 /// <summary>
-/// The parent side of the sandbox (design.md §3): runs one <see cref="RunnerSpec"/> in a child process (the
+/// The parent side of the sandbox (README, Jobs): runs one <see cref="RunnerSpec"/> in a child process (the
 /// <c>runner</c> verb of this executable), passes its progress on, enforces the time and memory limits, and turns
 /// whatever the child does (a result, a user error, a crash, a hang, too much memory) into a
 /// <see cref="SandboxOutcome"/>. Native code never runs in the calling process. Safe to use from many jobs at once.
@@ -134,6 +134,7 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
         LogStarted(pid, fileName, string.Join(' ', info.ArgumentList));
 
         var tail = new LineTail(StderrTailLines, MaxStderrLineLength);
+        var phase = new LastPhase();
         var stop = StopReason.None;
         long peak = 0;
         try
@@ -146,7 +147,7 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
             {
                 // The child has already gone; its exit status tells why.
             }
-            var stdoutTask = Task.Run(() => ReadProgressAsync(process.StandardOutput, onProgress, pid), CancellationToken.None);
+            var stdoutTask = Task.Run(() => ReadProgressAsync(process.StandardOutput, onProgress, phase, pid), CancellationToken.None);
             var stderrTask = Task.Run(() => ReadTailAsync(process.StandardError, tail), CancellationToken.None);
             var exited = process.WaitForExitAsync(CancellationToken.None);
             var canceled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -215,7 +216,7 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
                 StopReason.Canceled => new SandboxOutcome.Canceled(),
                 StopReason.TimeLimit => new SandboxOutcome.TimedOut(limits.TimeLimit, tail.Text()),
                 StopReason.MemoryLimit => new SandboxOutcome.MemoryExceeded(peak, limits.MemoryLimitBytes, tail.Text()),
-                _ => Interpret(exitCode, outPath, tail),
+                _ => Interpret(exitCode, outPath, tail, phase.Value),
             };
             if (outcome is SandboxOutcome.Crashed crash) LogCrashed(pid, crash.ExitCode, crash.Signal ?? "none", crash.StderrTail);
             return outcome;
@@ -230,14 +231,14 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
         }
     }
 
-    private SandboxOutcome Interpret(int exitCode, string outPath, LineTail tail)
+    private SandboxOutcome Interpret(int exitCode, string outPath, LineTail tail, string? phase)
     {
         if (exitCode == 0)
         {
             var json = TryRead(outPath);
             return json is { Length: > 0 }
                 ? new SandboxOutcome.Succeeded(json)
-                : new SandboxOutcome.Crashed(exitCode, null, tail.Text("[sandbox] the runner exited with code 0 but wrote no result."));
+                : new SandboxOutcome.Crashed(exitCode, null, tail.Text("[sandbox] the runner exited with code 0 but wrote no result."), phase);
         }
         if (exitCode == RunnerProtocol.UserErrorExitCode)
         {
@@ -256,9 +257,9 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
             }
             return error is { Field: not null, Detail: not null }
                 ? new SandboxOutcome.UserError(error)
-                : new SandboxOutcome.Crashed(exitCode, null, tail.Text("[sandbox] the runner exited with code 2 but wrote no readable user error."));
+                : new SandboxOutcome.Crashed(exitCode, null, tail.Text("[sandbox] the runner exited with code 2 but wrote no readable user error."), phase);
         }
-        return new SandboxOutcome.Crashed(exitCode, UnixSignals.FromExitCode(exitCode), tail.Text());
+        return new SandboxOutcome.Crashed(exitCode, UnixSignals.FromExitCode(exitCode), tail.Text(), phase);
     }
 
     private string? TryRead(string path)
@@ -274,13 +275,18 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
         }
     }
 
-    private async Task ReadProgressAsync(StreamReader reader, Action<RunnerReport> onProgress, int pid)
+    private async Task ReadProgressAsync(StreamReader reader, Action<RunnerReport> onProgress, LastPhase phase, int pid)
     {
         var callbackFailed = false;
         try
         {
             while (await reader.ReadLineAsync().ConfigureAwait(false) is { } line)
             {
+                if (RunnerPhase.TryParse(line, out var named))
+                {
+                    phase.Value = named;
+                    continue;
+                }
                 if (!RunnerProgressLine.TryParseReport(line, out var report)) continue;
                 try
                 {
@@ -359,7 +365,9 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
 
     private string CreateJobFolder()
     {
-        var path = Path.Combine(Path.GetFullPath(options.WorkDirectory), "lambdaservice-sandbox-" + Guid.NewGuid().ToString("N"));
+        // Named with this process's owner tag, so that a recovery sweep can tell the leftover of a dead process (LeftoverFolders).
+        var path = Path.Combine(Path.GetFullPath(options.WorkDirectory), LeftoverFolders.SandboxPrefix + LeftoverFolders.OwnerTag + "-" + Guid.NewGuid().ToString("N"));
+        LeftoverFolders.Hold(path);
         if (OperatingSystem.IsWindows()) Directory.CreateDirectory(path);
         else Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;
@@ -374,6 +382,23 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             LogCleanupFailed(folder, e);
+        }
+        finally
+        {
+            // Not held any more: if it could not be removed now, the recovery sweep removes it later.
+            LeftoverFolders.Release(folder);
+        }
+    }
+
+    /// <summary>The last phase line (<see cref="RunnerPhase"/>) the child wrote, or null; written by the stdout reader, read after it drained.</summary>
+    private sealed class LastPhase
+    {
+        private string? _value;
+
+        public string? Value
+        {
+            get => Volatile.Read(ref _value);
+            set => Volatile.Write(ref _value, value);
         }
     }
 
