@@ -115,5 +115,16 @@ public sealed class Idempotency(MetadataStore store)
             return (Lookup.New, resourceId);
         });
 
+    /// <summary>
+    /// Removes the key that <see cref="Create"/> remembered for <paramref name="resourceId"/>, inside the transaction that withdraws the
+    /// resource again (its request failed after all, e.g. the job could not be enqueued): a key must not point at a resource that does
+    /// not exist, and the client's retry with the same key must create it.
+    /// </summary>
+    public static void Forget(IDb db, string tenant, string? key, string resourceType, string resourceId)
+    {
+        if (string.IsNullOrEmpty(key)) return;
+        db.Execute("DELETE FROM idempotency WHERE TenantKey = ? AND ResourceId = ?", Id(tenant, resourceType, key), resourceId);
+    }
+
     private static string Id(string tenant, string type, string key) => $"{tenant}/{type}/{key}";
 }
