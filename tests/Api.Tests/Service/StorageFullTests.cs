@@ -44,7 +44,17 @@ public sealed class StorageFullTests : IDisposable
                 $"{(int)submit.StatusCode}: {await submit.Content.ReadAsStringAsync()}\n{service.Log}");
             AssertStorageProblem(await ApiClient.Problem(submit, submit.StatusCode), submit);
         }
-        Assert.Equal(0, (await ApiClient.Get(client, "v1/measurements"))["total"]!.GetValue<int>());
+        // A training run and a sweep of three runs (one transaction, then three enqueues): refused the same way.
+        foreach (var (path, body) in new (string, object)[] { ("v1/training-runs", new { epochs = 1 }), ("v1/sweeps", new { @base = new { epochs = 1 }, seeds = 3 }) })
+        {
+            var refused = await ApiClient.Post(client, path, body, "full-disk-" + path);
+            Assert.True(refused.StatusCode is HttpStatusCode.InsufficientStorage or HttpStatusCode.ServiceUnavailable, $"{path}: {(int)refused.StatusCode}");
+            AssertStorageProblem(await ApiClient.Problem(refused, refused.StatusCode), refused);
+        }
+        foreach (var path in new[] { "v1/measurements", "v1/training-runs", "v1/sweeps" })
+        {
+            Assert.Equal(0, (await ApiClient.Get(client, path))["total"]!.GetValue<int>());
+        }
 
         var ready = await client.GetAsync("readyz");
         var readyBody = await ready.Content.ReadAsStringAsync();
@@ -52,8 +62,8 @@ public sealed class StorageFullTests : IDisposable
         Assert.Contains("full", JsonNode.Parse(readyBody)!["checks"]!["storage"]!.GetValue<string>(), StringComparison.Ordinal);
 
         disk.Free();
-        // Nothing the refused requests wrote survived: no job record, no remembered key (so no job runs later, none is found by the key).
-        Assert.Equal((0, 0), CountRows(disk.Path));
+        // Nothing the refused requests wrote survived: no job or sweep record, no remembered key (so no job runs later, none is found by a key).
+        Assert.Equal((0, 0, 0), CountRows(disk.Path));
 
         Assert.Equal(HttpStatusCode.Created, (await ApiClient.Upload(client, "v1/models", _files.TorchScript)).StatusCode);
         Assert.Equal(3, disk.FilesUnder("artifacts").Length);
@@ -96,7 +106,7 @@ public sealed class StorageFullTests : IDisposable
         Assert.Contains("below the floor of 8 MiB (Storage:MinFreeMb)", JsonNode.Parse(readyBody)!["checks"]!["storage"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Empty(disk.FilesUnder("tmp"));
         Assert.Equal(2, disk.FilesUnder("artifacts").Length);
-        Assert.Equal((0, 0), CountRows(disk.Path));
+        Assert.Equal((0, 0, 0), CountRows(disk.Path));
 
         disk.Free();
         await WaitReady(client);
@@ -112,11 +122,11 @@ public sealed class StorageFullTests : IDisposable
         Assert.True(response.Headers.RetryAfter?.Delta is { TotalSeconds: > 0 }, $"no Retry-After on {(int)response.StatusCode}");
     }
 
-    /// <summary>Job records and remembered idempotency keys in the service's <c>metadata.db</c>.</summary>
-    private static (int Jobs, int Keys) CountRows(string root)
+    /// <summary>Job records, sweep records and remembered idempotency keys in the service's <c>metadata.db</c>.</summary>
+    private static (int Jobs, int Sweeps, int Keys) CountRows(string root)
     {
         using var db = new SQLiteConnection(Path.Combine(root, "metadata.db"), SQLiteOpenFlags.ReadOnly);
-        return (db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs"), db.ExecuteScalar<int>("SELECT COUNT(*) FROM idempotency"));
+        return (db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs"), db.ExecuteScalar<int>("SELECT COUNT(*) FROM sweeps"), db.ExecuteScalar<int>("SELECT COUNT(*) FROM idempotency"));
     }
 
     private static async Task WaitReady(HttpClient client)
