@@ -81,6 +81,9 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems, ILogger<
         });
     }
 
+    private static string FieldOf(JsonException j) =>
+        string.IsNullOrEmpty(j.Path) || j.Path == "$" ? "body" : j.Path.TrimStart('$', '.');
+
     /// <summary>
     /// A failure to write the store (<see cref="StorageErrors"/>): 507 when it is full, 503 when it is read-only or the database is away.
     /// The request has left nothing behind (the endpoints withdraw what they had written), which the detail says.
@@ -95,7 +98,4 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems, ILogger<
                 "the service's storage is read-only just now (its data folder or database refuses writes); nothing was stored by this request — retry after the Retry-After seconds.",
             _ => "the service's database cannot be reached just now (it may be restarting); nothing was changed by this request unless it says otherwise — retry after the Retry-After seconds.",
         });
-
-    private static string FieldOf(JsonException j) =>
-        string.IsNullOrEmpty(j.Path) || j.Path == "$" ? "body" : j.Path.TrimStart('$', '.');
 }

@@ -90,7 +90,7 @@ public static class MeasurementEndpoints
             return Idempotency.Respond(created, existing, "measurement", id => Find(store, tenant, id),
                 previous => TypedResults.AcceptedAtRoute(new MeasurementAccepted(previous.Id, previous.Status), "GetMeasurement", new { id = previous.Id }))!;
         }
-        queue.EnqueueNew([job], db => Idempotency.Forget(db, tenant, idempotencyKey, "measurement", job.Id));
+        queue.EnqueueNew([job], db => Idempotency.Forget(db, idempotencyKey, job.Id));
         return TypedResults.AcceptedAtRoute(new MeasurementAccepted(job.Id, job.Status), "GetMeasurement", new { id = job.Id });
     }
 

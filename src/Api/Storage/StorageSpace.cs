@@ -34,10 +34,10 @@ public sealed class StorageSpace(IOptions<StorageOptions> options, ILogger<Stora
 
     /// <summary>Refuses a write before it starts when the free space is under the floor.</summary>
     /// <exception cref="InsufficientStorageException">Less than <c>Storage:MinFreeMb</c> is free.</exception>
+    /// <remarks>The refusal is logged where it becomes the request's 507 (<see cref="Hosting.CallerErrorHandler"/>).</remarks>
     public void EnsureRoom()
     {
         if (Shortfall() is not { } shortfall) return;
-        logger.LogWarning("Refused a write: {Shortfall}", shortfall);
         throw new InsufficientStorageException($"the service's storage is almost full: {shortfall}. Nothing was stored; retry once space has been freed.");
     }
 

@@ -115,7 +115,7 @@ public static class SweepEndpoints
         queue.EnqueueNew(records, db =>
         {
             db.Delete<SweepRecord>(sweep.Id);
-            Idempotency.Forget(db, tenant, idempotencyKey, "sweep", sweep.Id);
+            Idempotency.Forget(db, idempotencyKey, sweep.Id);
         });
         return TypedResults.AcceptedAtRoute(new SweepAccepted(sweep.Id, JobStatus.Queued, records.Count), "GetSweep", new { id = sweep.Id });
     }

@@ -112,7 +112,7 @@ public static class TrainingRunEndpoints
             return Idempotency.Respond(created, existing, "training-run", id => JobRecords.Find(store, tenant, id, JobRecord.TrainKind),
                 previous => TypedResults.AcceptedAtRoute(new TrainingRunAccepted(previous.Id, previous.Status), "GetTrainingRun", new { id = previous.Id }))!;
         }
-        queue.EnqueueNew([job], db => Idempotency.Forget(db, tenant, idempotencyKey, "training-run", job.Id));
+        queue.EnqueueNew([job], db => Idempotency.Forget(db, idempotencyKey, job.Id));
         return TypedResults.AcceptedAtRoute(new TrainingRunAccepted(job.Id, job.Status), "GetTrainingRun", new { id = job.Id });
     }
 
