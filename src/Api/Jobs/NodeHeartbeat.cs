@@ -60,7 +60,7 @@ public sealed class NodeHeartbeat(MetadataStore store, NodeRole role, IOptions<J
             catch (Exception e) when (StorageErrors.Classify(e) is var failure and not StorageFailure.None)
             {
                 // Away, full or read-only: waited out like a database that is away, rather than ending the host.
-                logger.LogWarning("Node heartbeat not written: the database is {Failure} ({Error})", failure == StorageFailure.Unavailable ? "unavailable" : failure.ToString().ToLowerInvariant(), e.Message);
+                logger.LogWarning("Node heartbeat not written: the database is {Failure} ({Error})", failure.ToString().ToLowerInvariant(), e.Message);
             }
             try
             {
