@@ -93,9 +93,9 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems, ILogger<
         {
             StorageFailure.Full when exception is InsufficientStorageException e => e.Message,
             StorageFailure.Full =>
-                "the service's storage is full (no space left in its data folder or database); nothing was stored by this request — retry after the Retry-After seconds, once space has been freed.",
+                "the service's storage is full (no space left in its data folder or database); nothing was stored or changed by this request — retry after the Retry-After seconds, once space has been freed.",
             StorageFailure.ReadOnly =>
-                "the service's storage is read-only just now (its data folder or database refuses writes); nothing was stored by this request — retry after the Retry-After seconds.",
+                "the service's storage is read-only just now (its data folder or database refuses writes); nothing was stored or changed by this request — retry after the Retry-After seconds.",
             _ => "the service's database cannot be reached just now (it may be restarting); nothing was changed by this request unless it says otherwise — retry after the Retry-After seconds.",
         });
 }
