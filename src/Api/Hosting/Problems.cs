@@ -31,8 +31,6 @@ public static class Problems
         415 => "Unsupported media type",
         422 => "Unprocessable content",
         429 => "Too many requests",
-        503 => "Service unavailable",
-        507 => "Insufficient storage",
         _ => "Error",
     };
 }
