@@ -47,11 +47,12 @@ public static class DatasetEndpoints
     /// <summary>POST /v1/datasets.</summary>
     public static async Task<Results<Created<DatasetResponse>, ProblemHttpResult>> Upload(
         IFormFile file, [FromForm] string? labelColumn, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
-        ClaimsPrincipal user, ArtifactStore artifacts, MetadataStore store, Idempotency idempotency, IOptions<LimitsOptions> limits,
+        ClaimsPrincipal user, ArtifactStore artifacts, MetadataStore store, Idempotency idempotency, StorageSpace space, IOptions<LimitsOptions> limits,
         CancellationToken cancellationToken)
     {
         if (RequestLimits.CheckName(labelColumn, "labelColumn") is { } longName) return longName;
         var tenant = user.Tenant();
+        space.EnsureRoom();
         ArtifactStore.Stored staged;
         await using (var stream = file.OpenReadStream())
         {
@@ -81,15 +82,14 @@ public static class DatasetEndpoints
             var field = e.Field == "labelColumn" ? "labelColumn" : "file";
             return Problems.Field(StatusCodes.Status422UnprocessableEntity, field, e.Message);
         }
-        var stored = await artifacts.CommitAsync(staged, cancellationToken);
         var record = new DatasetRecord
         {
             Id = ModelEndpoints.NewId("ds"),
             Tenant = tenant,
             Name = name,
             Format = data.Format,
-            Sha256 = stored.Sha256,
-            SizeBytes = stored.SizeBytes,
+            Sha256 = staged.Sha256,
+            SizeBytes = staged.SizeBytes,
             Rows = data.Rows,
             ShapeJson = JsonSerializer.Serialize(data.SampleShape, Json),
             HasLabels = data.Labels is not null,
@@ -97,8 +97,9 @@ public static class DatasetEndpoints
             LabelColumn = string.IsNullOrWhiteSpace(labelColumn) ? null : labelColumn,
             CreatedAt = DateTime.UtcNow,
         };
-        var (created, id) = idempotency.Create(tenant, idempotencyKey, "dataset", hash, record.Id, db => db.Insert(record));
-        if (created == Idempotency.Lookup.New) ServiceMetrics.UploadAccepted("dataset", stored.SizeBytes);
+        var (created, id) = await artifacts.CommitAndRecordAsync(staged, record.Id,
+            () => idempotency.Create(tenant, idempotencyKey, "dataset", hash, record.Id, db => db.Insert(record)), cancellationToken);
+        if (created == Idempotency.Lookup.New) ServiceMetrics.UploadAccepted("dataset", staged.SizeBytes);
         return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/datasets/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
     }
 

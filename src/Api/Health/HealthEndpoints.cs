@@ -7,14 +7,14 @@ namespace LambdaService.Api.Health;
 /// <summary>Health of the service.</summary>
 public sealed record HealthResponse(string Status, IReadOnlyDictionary<string, string> Checks);
 
-/// <summary><c>/healthz</c> (liveness) and <c>/readyz</c> (storage reachable, a worker present); no API key needed.</summary>
+/// <summary><c>/healthz</c> (liveness) and <c>/readyz</c> (storage reachable and writable with room to spare, a worker present); no API key needed.</summary>
 public static class HealthEndpoints
 {
     /// <summary>Maps the endpoints.</summary>
     public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", Live).WithName("Live").WithSummary("Liveness: the process answers.").WithTags("Health").AllowAnonymous();
-        app.MapGet("/readyz", Ready).WithName("Ready").WithSummary("Readiness: storage is reachable and a job worker is present.").WithTags("Health").AllowAnonymous();
+        app.MapGet("/readyz", Ready).WithName("Ready").WithSummary("Readiness: storage is reachable and writable with free space above Storage:MinFreeMb, and a job worker is present.").WithTags("Health").AllowAnonymous();
         return app;
     }
 
@@ -22,10 +22,11 @@ public static class HealthEndpoints
     public static Ok<HealthResponse> Live() => TypedResults.Ok(new HealthResponse("ok", new Dictionary<string, string>()));
 
     /// <summary>GET /readyz.</summary>
-    public static Results<Ok<HealthResponse>, ProblemHttpResult> Ready(MetadataStore store, JobStorage jobs)
+    public static Results<Ok<HealthResponse>, ProblemHttpResult> Ready(MetadataStore store, StorageSpace space, JobStorage jobs)
     {
         var checks = new Dictionary<string, string>();
-        checks["storage"] = store.IsReachable() ? "ok" : "unreachable";
+        // The database answers, and the data folder can take writes: free space at or above Storage:MinFreeMb, a probe file written.
+        checks["storage"] = !store.IsReachable() ? "unreachable" : space.NotReady() ?? "ok";
         try
         {
             var servers = jobs.GetMonitoringApi().Servers();
@@ -40,7 +41,7 @@ public static class HealthEndpoints
         return ready
             ? TypedResults.Ok(new HealthResponse("ready", checks))
             : TypedResults.Problem(title: "Not ready", statusCode: 503,
-                detail: string.Join("; ", checks.Select(c => $"{c.Key}: {c.Value}")) + ". Start a worker (the worker verb) or check the data folder or database.",
+                detail: string.Join("; ", checks.Select(c => $"{c.Key}: {c.Value}")) + ". Start a worker (the worker verb), or check the database and the data folder (free space, Storage:MinFreeMb, permissions).",
                 extensions: new Dictionary<string, object?> { ["checks"] = checks });
     }
 }

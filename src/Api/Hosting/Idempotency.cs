@@ -29,6 +29,18 @@ public sealed class Idempotency(MetadataStore store)
         Mismatch,
     }
 
+    /// <summary>
+    /// Removes the key that <see cref="Create"/> remembered for <paramref name="resourceId"/>, inside the transaction that withdraws the
+    /// resource again (its request failed after all, e.g. the job could not be enqueued): a key must not point at a resource that does
+    /// not exist, and the client's retry with the same key must create it. Resource ids are new for each request, so the one key that
+    /// names it is this request's.
+    /// </summary>
+    public static void Forget(IDb db, string? key, string resourceId)
+    {
+        if (string.IsNullOrEmpty(key)) return;
+        db.Execute("DELETE FROM idempotency WHERE ResourceId = ?", resourceId);
+    }
+
     /// <summary>Hash of the parts that identify a request.</summary>
     public static string HashOf(params string?[] parts) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\u001f", parts.Select(p => p ?? "\u0000")))));

@@ -146,7 +146,11 @@ public static class OpenApiContract
         {
             // Probes need no key; one that sends X-Api-Key counts against that key's rate limit like any request.
             AddProblem(operation, document, "429", "The request carried an X-Api-Key that is over its rate limit (probes need no key).");
-            if (path == "/readyz") AddProblem(operation, document, "503", "Not ready: the database or the artifact store cannot be reached.");
+            if (path == "/readyz")
+            {
+                AddProblem(operation, document, "503",
+                    "Not ready: the database cannot be reached, the data folder is below Storage:MinFreeMb free or not writable (checks.storage says which), or no job worker is alive.");
+            }
             return Task.CompletedTask;
         }
         var hasBody = method is "POST" or "PUT";
@@ -163,7 +167,10 @@ public static class OpenApiContract
         if (hasBody && operation.RequestBody?.Content?.ContainsKey("multipart/form-data") == true) AddProblem(operation, document, "413", "The upload is larger than the configured limit.");
         if (hasBody) AddProblem(operation, document, "422", "The file or request is well formed but cannot be used (an unreadable model, data that do not fit it).");
         AddProblem(operation, document, "429", "Over the rate limit of this API key; retry after Retry-After seconds.");
-        AddProblem(operation, document, "503", "The database cannot be reached just now (or a needed resource such as the MNIST cache is missing); retry later.");
+        AddProblem(operation, document, "503", hasBody
+            ? "The database cannot be reached or the store is read-only just now (or a needed resource such as the MNIST cache is missing); nothing was stored; retry after Retry-After seconds."
+            : "The database cannot be reached just now; retry after Retry-After seconds.");
+        if (hasBody) AddProblem(operation, document, "507", "The service's storage is full (or below its Storage:MinFreeMb floor); nothing was stored; retry after Retry-After seconds (`field`: storage).");
         return Task.CompletedTask;
     }
 

@@ -59,14 +59,18 @@ public static class Problems
 
 /// <summary>
 /// Turns exceptions that come from what the caller sent into problem details: malformed JSON, bodies over the
-/// limit, invalid measurement options. Anything else stays a 500 without internals.
+/// limit, invalid measurement options; and failures to write the store into 507 (full) or 503 (read-only, database away)
+/// with <c>Retry-After</c> (<see cref="StorageErrors"/>). Anything else stays a 500 without internals.
 /// </summary>
-public sealed class CallerErrorHandler(IProblemDetailsService problems) : IExceptionHandler
+public sealed class CallerErrorHandler(IProblemDetailsService problems, ILogger<CallerErrorHandler> logger) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
+        var failure = StorageErrors.Classify(exception);
         (int Status, string Field, string Detail)? problem = exception switch
         {
+            // First: a request body that could not be buffered because the disk is full is the store's failure, not the caller's.
+            _ when failure != StorageFailure.None => Storage(failure, exception),
             MeasurementInputException e => (400, e.Field, e.Message),
             PayloadTooLargeException e => (413, "file", $"the upload is larger than the limit of {e.Limit} bytes; upload a smaller file or raise Limits:MaxModelBytes / Limits:MaxDatasetBytes."),
             BadHttpRequestException { StatusCode: 413 } when RequestLimits.IsJson(httpContext.Request) => (413, "body", RequestLimits.JsonTooLarge(httpContext)),
@@ -76,13 +80,15 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems) : IExcep
             BadHttpRequestException { InnerException: JsonException j } => (400, FieldOf(j), $"the JSON body is not valid: {j.Message}"),
             BadHttpRequestException e => (e.StatusCode, "body", e.Message),
             InvalidDataException e when e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) => (413, "file", e.Message),
-            _ when MetadataStore.Unavailable(exception) => (503, "database",
-                "the service's database cannot be reached just now (it may be restarting); nothing was changed by this request unless it says otherwise — retry after the Retry-After seconds."),
             _ => null,
         };
         if (problem is not { } p) return false;
         httpContext.Response.StatusCode = p.Status;
-        if (p.Status == 503) httpContext.Response.Headers.RetryAfter = "5";
+        if (failure != StorageFailure.None)
+        {
+            logger.LogWarning(exception, "{Method} {Path} answered {Status}: storage {Failure}", httpContext.Request.Method, httpContext.Request.Path.Value, p.Status, failure);
+            httpContext.Response.Headers.RetryAfter = StorageErrors.RetryAfterOf(failure).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,
@@ -90,7 +96,8 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems) : IExcep
             ProblemDetails =
             {
                 Status = p.Status,
-                Title = (exception as MeasurementInputException)?.Title ?? p.Status switch { 413 => "Payload too large", 503 => "Service unavailable", _ => "Invalid request" },
+                Title = (exception as MeasurementInputException)?.Title
+                    ?? p.Status switch { 413 => "Payload too large", 503 => "Service unavailable", 507 => "Insufficient storage", _ => "Invalid request" },
                 Detail = p.Detail,
                 Extensions = { ["field"] = p.Field },
             },
@@ -102,4 +109,19 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems) : IExcep
 
     private static string FieldOf(JsonException j) =>
         string.IsNullOrEmpty(j.Path) || j.Path == "$" ? "body" : j.Path.TrimStart('$', '.');
+
+    /// <summary>
+    /// A failure to write the store (<see cref="StorageErrors"/>): 507 when it is full, 503 when it is read-only or the database is away.
+    /// The request has left nothing behind (the endpoints withdraw what they had written), which the detail says.
+    /// </summary>
+    private static (int, string, string) Storage(StorageFailure failure, Exception exception) =>
+        (StorageErrors.StatusOf(failure), failure == StorageFailure.Unavailable ? "database" : "storage", failure switch
+        {
+            StorageFailure.Full when exception is InsufficientStorageException e => e.Message,
+            StorageFailure.Full =>
+                "the service's storage is full (no space left in its data folder or database); nothing was stored or changed by this request — retry after the Retry-After seconds, once space has been freed.",
+            StorageFailure.ReadOnly =>
+                "the service's storage is read-only just now (its data folder or database refuses writes); nothing was stored or changed by this request — retry after the Retry-After seconds.",
+            _ => "the service's database cannot be reached just now (it may be restarting); nothing was changed by this request unless it says otherwise — retry after the Retry-After seconds.",
+        });
 }

@@ -10,6 +10,13 @@ public sealed class StorageOptions
     public string FullRoot => Path.GetFullPath(Root);
 
     /// <summary>
+    /// Free space (MiB) the file system under <see cref="Root"/> must keep: below it <c>/readyz</c> reports storage not ready and new
+    /// uploads and submissions are refused with 507 before anything is written (default 256; 0 turns the floor off, and then only a
+    /// write that fails is refused).
+    /// </summary>
+    public long MinFreeMb { get; set; } = 256;
+
+    /// <summary>
     /// <c>sqlite</c> (default: records and queue in SQLite files under <see cref="Root"/>, artifacts in its folder) or
     /// <c>postgres</c> (records, queue and artifacts in the PostgreSQL database of <c>ConnectionStrings:Postgres</c>, shared by
     /// every node; <see cref="Root"/> is then this node's cache and scratch folder).
@@ -32,6 +39,7 @@ public sealed class StorageOptions
         {
             throw new InvalidOperationException($"Storage:Provider is '{Provider}'; use '{SqliteProvider}' (the default) or '{PostgresProvider}'.");
         }
+        if (MinFreeMb < 0) throw new InvalidOperationException($"Storage:MinFreeMb is {MinFreeMb}; use 0 (no floor) or a positive number of MiB.");
         if (IsPostgres && string.IsNullOrWhiteSpace(PostgresConnectionString))
         {
             throw new InvalidOperationException("Storage:Provider is 'postgres' but ConnectionStrings:Postgres is empty; set it (environment variable ConnectionStrings__Postgres), e.g. 'Host=db;Username=lambda;Password=…;Database=lambda'.");

@@ -38,6 +38,7 @@ public static class ServiceSetup
     {
         services.AddSingleton<MetadataStore>();
         services.AddSingleton<ArtifactStore>();
+        services.AddSingleton<StorageSpace>();
         services.AddSingleton<Idempotency>();
         return services;
     }

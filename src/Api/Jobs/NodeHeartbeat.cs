@@ -10,7 +10,7 @@ public sealed record NodeRole(string Role, bool RunsJobs);
 /// <summary>
 /// Writes this node's row in <c>nodes</c> (name, role, queues, workers, process id) at start and then every third of
 /// <see cref="JobsOptions.StaleAfterSeconds"/>, so that <c>GET /v1/nodes</c> shows which nodes are alive. A database that is
-/// away is waited out.
+/// away, full or read-only is waited out.
 /// </summary>
 public sealed class NodeHeartbeat(MetadataStore store, NodeRole role, IOptions<JobsOptions> options, ILogger<NodeHeartbeat> logger) : BackgroundService
 {
@@ -57,9 +57,10 @@ public sealed class NodeHeartbeat(MetadataStore store, NodeRole role, IOptions<J
                         role.RunsJobs ? string.Join(",", options.Value.EffectiveQueues) : "none", role.RunsJobs ? options.Value.WorkerCount : 0, store.Path);
                 }
             }
-            catch (Exception e) when (MetadataStore.Unavailable(e))
+            catch (Exception e) when (StorageErrors.Classify(e) is var failure and not StorageFailure.None)
             {
-                logger.LogWarning("Node heartbeat not written: the database is unavailable ({Error})", e.Message);
+                // Away, full or read-only: waited out like a database that is away, rather than ending the host.
+                logger.LogWarning("Node heartbeat not written: the database is {Failure} ({Error})", failure.ToString().ToLowerInvariant(), e.Message);
             }
             try
             {

@@ -58,7 +58,7 @@ public static class MeasurementEndpoints
     /// <summary>POST /v1/measurements.</summary>
     public static Results<AcceptedAtRoute<MeasurementAccepted>, ProblemHttpResult> Submit(
         MeasurementRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
-        ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs)
+        ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts, JobQueue queue, Idempotency idempotency, StorageSpace space, IOptions<JobsOptions> jobs)
     {
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
@@ -70,6 +70,7 @@ public static class MeasurementEndpoints
         }
         if (JobQueue.Check(request.Queue, jobs.Value) is { } badQueue) return badQueue;
         if (Validate(request, tenant, store, artifacts) is { } problem) return problem;
+        space.EnsureRoom();
 
         var job = new JobRecord
         {
@@ -89,7 +90,7 @@ public static class MeasurementEndpoints
             return Idempotency.Respond(created, existing, "measurement", id => Find(store, tenant, id),
                 previous => TypedResults.AcceptedAtRoute(new MeasurementAccepted(previous.Id, previous.Status), "GetMeasurement", new { id = previous.Id }))!;
         }
-        queue.Enqueue(job);
+        queue.EnqueueNew([job], db => Idempotency.Forget(db, idempotencyKey, job.Id));
         return TypedResults.AcceptedAtRoute(new MeasurementAccepted(job.Id, job.Status), "GetMeasurement", new { id = job.Id });
     }
 

@@ -44,11 +44,12 @@ public static class ModelEndpoints
     /// <summary>POST /v1/models.</summary>
     public static async Task<Results<Created<ModelResponse>, ProblemHttpResult>> Upload(
         IFormFile file, [FromForm] string? name, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
-        ClaimsPrincipal user, ArtifactStore artifacts, MetadataStore store, Idempotency idempotency, IOptions<LimitsOptions> limits,
+        ClaimsPrincipal user, ArtifactStore artifacts, MetadataStore store, Idempotency idempotency, StorageSpace space, IOptions<LimitsOptions> limits,
         CancellationToken cancellationToken)
     {
         if (RequestLimits.CheckName(name, "name") is { } longName) return longName;
         var tenant = user.Tenant();
+        space.EnsureRoom();
         ArtifactStore.Stored staged;
         await using (var stream = file.OpenReadStream())
         {
@@ -72,21 +73,21 @@ public static class ModelEndpoints
             ArtifactStore.Discard(staged);
             return Problems.Field(StatusCodes.Status422UnprocessableEntity, "file", e.Message.Replace(staged.Path, displayName, StringComparison.Ordinal));
         }
-        var stored = await artifacts.CommitAsync(staged, cancellationToken);
         var record = new ModelRecord
         {
             Id = NewId("mdl"),
             Tenant = tenant,
             Name = displayName,
             Format = model.Format == ModelFormat.Onnx ? "onnx" : "torchscript",
-            Sha256 = stored.Sha256,
-            SizeBytes = stored.SizeBytes,
+            Sha256 = staged.Sha256,
+            SizeBytes = staged.SizeBytes,
             InputsJson = JsonSerializer.Serialize(model.Inputs, Json),
             OutputsJson = JsonSerializer.Serialize(model.Outputs, Json),
             CreatedAt = DateTime.UtcNow,
         };
-        var (created, id) = idempotency.Create(tenant, idempotencyKey, "model", hash, record.Id, db => db.Insert(record));
-        if (created == Idempotency.Lookup.New) ServiceMetrics.UploadAccepted("model", stored.SizeBytes);
+        var (created, id) = await artifacts.CommitAndRecordAsync(staged, record.Id,
+            () => idempotency.Create(tenant, idempotencyKey, "model", hash, record.Id, db => db.Insert(record)), cancellationToken);
+        if (created == Idempotency.Lookup.New) ServiceMetrics.UploadAccepted("model", staged.SizeBytes);
         return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/models/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
     }
 

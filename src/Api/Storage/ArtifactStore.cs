@@ -31,8 +31,8 @@ public sealed class ArtifactStore(IOptions<StorageOptions> options, MetadataStor
         }
     }
 
-    /// <summary>A stored file: its hash, size and path.</summary>
-    public sealed record Stored(string Sha256, long SizeBytes, string Path);
+    /// <summary>A stored file: its hash, size and path; <paramref name="Added"/> once committed when this commit brought the content into the store.</summary>
+    public sealed record Stored(string Sha256, long SizeBytes, string Path, bool Added = false);
 
     /// <summary>Copies <paramref name="source"/> into a temporary file, at most <paramref name="maxBytes"/> bytes, hashing as it goes.</summary>
     /// <exception cref="PayloadTooLargeException">The stream is longer than the limit.</exception>
@@ -69,28 +69,65 @@ public sealed class ArtifactStore(IOptions<StorageOptions> options, MetadataStor
     /// Moves a staged file into the store (or drops it when the content is already there); in PostgreSQL mode the content
     /// is also written to the database unless it is there already.
     /// </summary>
+    /// <remarks>The staged file is gone afterwards, also when the commit fails (e.g. no space for the content's folder).</remarks>
     public async Task<Stored> CommitAsync(Stored staged, CancellationToken cancellationToken)
     {
         var target = LocalPath(staged.Sha256);
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         try
         {
-            if (Remote is { } remote) await UploadAsync(remote, staged, cancellationToken);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            var added = Remote is { } remote && await UploadAsync(remote, staged, cancellationToken);
+            if (File.Exists(target))
+            {
+                File.Delete(staged.Path);
+            }
+            else
+            {
+                File.Move(staged.Path, target, overwrite: true);
+                added |= Remote is null;
+            }
+            return staged with { Path = target, Added = added };
         }
         catch
         {
             File.Delete(staged.Path);
             throw;
         }
-        if (File.Exists(target))
+    }
+
+    /// <summary>
+    /// Commits a staged upload and records it with <paramref name="record"/> (the record's insert). When the insert fails — the
+    /// database full, read-only or away — content this commit added is deleted again unless a record of another upload uses it,
+    /// so that a failed upload leaves no file in the store (nor content in the database); the exception goes on.
+    /// </summary>
+    public async Task<T> CommitAndRecordAsync<T>(Stored staged, string recordId, Func<T> record, CancellationToken cancellationToken)
+    {
+        var stored = await CommitAsync(staged, cancellationToken);
+        try
         {
-            File.Delete(staged.Path);
+            return record();
         }
-        else
+        catch (Exception e)
         {
-            File.Move(staged.Path, target, overwrite: true);
+            if (stored.Added) Withdraw(stored, recordId, e);
+            throw;
         }
-        return staged with { Path = target };
+    }
+
+    private void Withdraw(Stored stored, string recordId, Exception cause)
+    {
+        try
+        {
+            if (metadata.Read(db => MetadataStore.ArtifactUnused(db, stored.Sha256, recordId)))
+            {
+                DeleteIfExists(stored.Sha256);
+                logger.LogWarning(cause, "Artifact {Sha256} was removed again: its record could not be stored", stored.Sha256);
+            }
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Artifact {Sha256} could not be removed after its record failed to store ({Cause}); it stays unreferenced", stored.Sha256, cause.Message);
+        }
     }
 
     /// <summary>Stages the file at <paramref name="path"/> (a file this service wrote, e.g. a training run's export) and commits it.</summary>
@@ -169,12 +206,13 @@ public sealed class ArtifactStore(IOptions<StorageOptions> options, MetadataStor
         return Path.Combine(_root, sha256[..2], sha256);
     }
 
-    private static async Task UploadAsync(NpgsqlDataSource remote, Stored staged, CancellationToken cancellationToken)
+    /// <summary>Writes the staged content to the database; returns false when it was there already.</summary>
+    private static async Task<bool> UploadAsync(NpgsqlDataSource remote, Stored staged, CancellationToken cancellationToken)
     {
         await using var connection = await remote.OpenConnectionAsync(cancellationToken);
         await using (var exists = new NpgsqlCommand("SELECT 1 FROM artifact_blobs WHERE sha256 = $1", connection) { Parameters = { new() { Value = staged.Sha256 } } })
         {
-            if (await exists.ExecuteScalarAsync(cancellationToken) is not null) return;
+            if (await exists.ExecuteScalarAsync(cancellationToken) is not null) return false;
         }
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using var file = new FileStream(staged.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
@@ -204,6 +242,7 @@ public sealed class ArtifactStore(IOptions<StorageOptions> options, MetadataStor
             await blob.ExecuteNonQueryAsync(cancellationToken);
         }
         await transaction.CommitAsync(cancellationToken);
+        return true;
     }
 
     private void Download(NpgsqlConnection connection, string sha256, int chunks, string target)

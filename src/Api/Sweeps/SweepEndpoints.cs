@@ -48,7 +48,8 @@ public static class SweepEndpoints
     /// <summary>POST /v1/sweeps.</summary>
     public static Results<AcceptedAtRoute<SweepAccepted>, ProblemHttpResult> Submit(
         SweepRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
-        ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs, IOptions<LimitsOptions> limits)
+        ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, StorageSpace space, IOptions<JobsOptions> jobs,
+        IOptions<LimitsOptions> limits)
     {
         if (RequestLimits.CheckName(request.Name, "name") is { } longName) return longName;
         var tenant = user.Tenant();
@@ -75,6 +76,7 @@ public static class SweepEndpoints
             if (JobQueue.Check(run.Queue, jobs.Value) is { } badQueue) return badQueue;
             if (TrainingRunEndpoints.Validate(run, tenant, store) is { } problem) return problem;
         }
+        space.EnsureRoom();
 
         var sweep = new SweepRecord
         {
@@ -111,7 +113,11 @@ public static class SweepEndpoints
             return Idempotency.Respond(created, existing, "sweep", id => Find(store, tenant, id),
                 previous => TypedResults.AcceptedAtRoute(new SweepAccepted(previous.Id, "queued", RunsOf(store, previous.Id).Count), "GetSweep", new { id = previous.Id }))!;
         }
-        foreach (var record in records) queue.Enqueue(record);
+        queue.EnqueueNew(records, db =>
+        {
+            db.Delete<SweepRecord>(sweep.Id);
+            Idempotency.Forget(db, idempotencyKey, sweep.Id);
+        });
         return TypedResults.AcceptedAtRoute(new SweepAccepted(sweep.Id, JobStatus.Queued, records.Count), "GetSweep", new { id = sweep.Id });
     }
 

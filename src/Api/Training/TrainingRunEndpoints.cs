@@ -80,7 +80,7 @@ public static class TrainingRunEndpoints
     /// <summary>POST /v1/training-runs.</summary>
     public static Results<AcceptedAtRoute<TrainingRunAccepted>, ProblemHttpResult> Submit(
         TrainingRunRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
-        ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, IOptions<JobsOptions> jobs)
+        ClaimsPrincipal user, MetadataStore store, JobQueue queue, Idempotency idempotency, StorageSpace space, IOptions<JobsOptions> jobs)
     {
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
@@ -92,6 +92,7 @@ public static class TrainingRunEndpoints
         }
         if (JobQueue.Check(request.Queue, jobs.Value) is { } badQueue) return badQueue;
         if (Validate(request, tenant, store) is { } problem) return problem;
+        space.EnsureRoom();
 
         var job = new JobRecord
         {
@@ -111,7 +112,7 @@ public static class TrainingRunEndpoints
             return Idempotency.Respond(created, existing, "training-run", id => JobRecords.Find(store, tenant, id, JobRecord.TrainKind),
                 previous => TypedResults.AcceptedAtRoute(new TrainingRunAccepted(previous.Id, previous.Status), "GetTrainingRun", new { id = previous.Id }))!;
         }
-        queue.Enqueue(job);
+        queue.EnqueueNew([job], db => Idempotency.Forget(db, idempotencyKey, job.Id));
         return TypedResults.AcceptedAtRoute(new TrainingRunAccepted(job.Id, job.Status), "GetTrainingRun", new { id = job.Id });
     }
 
