@@ -44,28 +44,31 @@ public static class RunnerProgressLine
     /// </summary>
     public static bool TryParseReport(string? line, out RunnerReport? report)
     {
-        report = null;
-        if (line is null) return false;
+        report = ProtocolLine.Read(line, Prefix, root =>
+            root.TryGetProperty("progress", out var element) && element.ValueKind == JsonValueKind.Number && element.TryGetDouble(out var parsed) && double.IsFinite(parsed)
+                ? new RunnerReport(Math.Clamp(parsed, 0.0, 1.0), root.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.Object ? d.GetRawText() : null)
+                : null);
+        return report is not null;
+    }
+}
+
+/// <summary>Reads one line of <see cref="RunnerProtocol"/>: a compact JSON object that starts with a known prefix.</summary>
+internal static class ProtocolLine
+{
+    /// <summary>What <paramref name="read"/> makes of the line's object, or null when the line is not such an object (other output, malformed JSON).</summary>
+    public static T? Read<T>(string? line, string prefix, Func<JsonElement, T?> read) where T : class
+    {
+        if (line is null) return null;
         var text = line.Trim();
-        if (!text.StartsWith(Prefix, StringComparison.Ordinal) || !text.EndsWith('}')) return false;
+        if (!text.StartsWith(prefix, StringComparison.Ordinal) || !text.EndsWith('}')) return null;
         try
         {
             using var document = JsonDocument.Parse(text);
-            if (document.RootElement.ValueKind != JsonValueKind.Object
-                || !document.RootElement.TryGetProperty("progress", out var element)
-                || element.ValueKind != JsonValueKind.Number
-                || !element.TryGetDouble(out var parsed)
-                || !double.IsFinite(parsed))
-            {
-                return false;
-            }
-            var detail = document.RootElement.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.Object ? d.GetRawText() : null;
-            report = new RunnerReport(Math.Clamp(parsed, 0.0, 1.0), detail);
-            return true;
+            return document.RootElement.ValueKind == JsonValueKind.Object ? read(document.RootElement) : null;
         }
         catch (JsonException)
         {
-            return false;
+            return null;
         }
     }
 }
@@ -91,26 +94,9 @@ public static class RunnerPhase
     /// <summary>Reads a phase line; anything else gives false.</summary>
     public static bool TryParse(string? line, out string? phase)
     {
-        phase = null;
-        if (line is null) return false;
-        var text = line.Trim();
-        if (!text.StartsWith(Prefix, StringComparison.Ordinal) || !text.EndsWith('}')) return false;
-        try
-        {
-            using var document = JsonDocument.Parse(text);
-            if (document.RootElement.ValueKind != JsonValueKind.Object
-                || !document.RootElement.TryGetProperty("phase", out var element)
-                || element.ValueKind != JsonValueKind.String)
-            {
-                return false;
-            }
-            phase = element.GetString();
-            return phase is not null;
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
+        phase = ProtocolLine.Read(line, Prefix, root =>
+            root.TryGetProperty("phase", out var element) && element.ValueKind == JsonValueKind.String ? element.GetString() : null);
+        return phase is not null;
     }
 }
 
