@@ -34,6 +34,20 @@ public sealed class OnnxRunner : IModelRunner
     private readonly long[] _inputShape;
     private readonly List<string> _notes = [];
 
+    /// <summary>
+    /// ONNX Runtime's own log level for this process: fatal only. Its warnings (coloured with ANSI codes, on standard error) would
+    /// otherwise reach a job's stderr tail and the command line; every failure it reports also surfaces as an exception, which
+    /// becomes one line of ours (README, <em>Errors</em>).
+    /// </summary>
+    internal const OrtLoggingLevel QuietLogging = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+
+    static OnnxRunner()
+    {
+        // The process-wide environment logs through its own default logger (level WARNING unless told otherwise) outside any
+        // session's options: quiet it once, whoever created it.
+        OrtEnv.Instance().EnvLogLevel = QuietLogging;
+    }
+
     private OnnxRunner(ModelFile file, int[] sampleShape, OnnxRunnerOptions options)
     {
         var model = file.Onnx ?? throw new ArgumentException("Not an ONNX model file.", nameof(file));
@@ -144,7 +158,7 @@ public sealed class OnnxRunner : IModelRunner
         if (wantsCuda)
         {
             // ONNX Runtime copies the options into the session; they are released once it exists (or failed).
-            using var cudaOptions = new SessionOptions();
+            using var cudaOptions = new SessionOptions { LogSeverityLevel = QuietLogging };
             try
             {
                 cudaOptions.AppendExecutionProvider_CUDA(0);
@@ -160,7 +174,7 @@ public sealed class OnnxRunner : IModelRunner
                 throw ComputeDevice.Unavailable("device", $"ONNX Runtime's CUDA execution provider cannot start ({FirstLine(e.Message)})", e);
             }
         }
-        using var cpu = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        using var cpu = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = QuietLogging };
         // Idle ONNX Runtime threads must not spin: libtorch shares the same cores in this process.
         cpu.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         device = "cpu";

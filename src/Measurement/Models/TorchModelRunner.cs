@@ -17,7 +17,7 @@ public sealed class TorchModelRunner : IModelRunner
     private readonly List<string> _notes = [];
 
     private TorchModelRunner(nn.Module module, nn.IModule<Tensor, Tensor> forward, bool owns, int[] sampleShape, ModelFormat format,
-        IReadOnlyList<TensorInfo> inputs, string sha256, Device? device)
+        IReadOnlyList<TensorInfo> inputs, string sha256, Device? device, IReadOnlyList<TensorInfo>? declaredOutputs = null)
     {
         TorchRuntime.EnsureConfigured();
         _module = module;
@@ -43,8 +43,10 @@ public sealed class TorchModelRunner : IModelRunner
             probe = ProbeOrReject();
         }
         var outputs = probe.Length;
+        // A file that declares its outputs (ONNX) is reported as it declares them (names, element types), whatever precision the
+        // derivatives are computed in; a TorchScript module declares none, so its output is described as it runs here.
         Signature = new ModelSignature(format, inputs,
-            [new TensorInfo("output", outputs == 1 ? [-1] : [-1, outputs], DType == ScalarType.Float64 ? "float64" : "float32")],
+            declaredOutputs is { Count: > 0 } ? declaredOutputs : [new TensorInfo("output", outputs == 1 ? [-1] : [-1, outputs], DType == ScalarType.Float64 ? "float64" : "float32")],
             outputs >= 2 ? ModelKind.Classifier : ModelKind.Scalar, outputs, sha256);
     }
 
@@ -93,7 +95,7 @@ public sealed class TorchModelRunner : IModelRunner
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(file);
-        var runner = new TorchModelRunner(graph, graph, owns: true, sampleShape, ModelFormat.Onnx, file.Inputs, file.Sha256, device);
+        var runner = new TorchModelRunner(graph, graph, owns: true, sampleShape, ModelFormat.Onnx, file.Inputs, file.Sha256, device, file.Outputs);
         runner._notes.Add($"the ONNX graph ({string.Join(", ", graph.Operators)}) was imported into libtorch for exact derivatives.");
         return runner;
     }
