@@ -144,7 +144,8 @@ public static class MeasurementEndpoints
             // The operators nested autograd gets wrong or cannot differentiate (and would abort the sandbox on) are known from the code.
             try
             {
-                TorchScriptOperators.RefuseAutograd(TorchScriptOperators.Find(ModelFile.Open(artifacts.Fetch(model.Sha256))), options.MaxOrder);
+                using var archive = File.OpenRead(artifacts.Fetch(model.Sha256));
+                TorchScriptOperators.RefuseAutograd(TorchScriptOperators.Find(archive), options.MaxOrder);
             }
             catch (MeasurementInputException e)
             {

@@ -58,20 +58,45 @@ public static partial class TorchScriptOperators
     {
         ArgumentNullException.ThrowIfNull(file);
         if (file.Format != ModelFormat.TorchScript) return [];
-        using var zip = new ZipArchive(new MemoryStream(file.Bytes, writable: false), ZipArchiveMode.Read);
+        using var stream = new MemoryStream(file.Bytes, writable: false);
+        return Find(stream);
+    }
+
+    /// <summary>
+    /// <see cref="Find(ModelFile)"/> on a TorchScript archive already checked by <see cref="ModelFile"/> (a stored upload),
+    /// read from <paramref name="archive"/> without loading the rest of it. A code file larger than <see cref="MaxCodeBytes"/>
+    /// raises <see cref="MeasurementInputException"/> on <c>model</c>.
+    /// </summary>
+    public static IReadOnlyList<string> Find(Stream archive)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        using var zip = new ZipArchive(archive, ZipArchiveMode.Read, leaveOpen: true);
         var found = new List<string>();
         foreach (var entry in zip.Entries)
         {
-            // ModelFile has checked the archive (one root folder, sizes within ModelFile.MaxArchiveBytes).
             var slash = entry.FullName.IndexOf('/');
             if (slash <= 0 || !entry.FullName.AsSpan(slash).StartsWith("/code/") || !entry.FullName.EndsWith(".py", StringComparison.Ordinal)) continue;
             using var reader = new StreamReader(entry.Open(), Encoding.UTF8);
-            found.AddRange(FindInCode(reader.ReadToEnd()));
+            var code = new StringBuilder();
+            var buffer = new char[1 << 16];
+            int read;
+            while ((read = reader.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                code.Append(buffer, 0, read);
+                if (code.Length > MaxCodeBytes)
+                {
+                    throw new MeasurementInputException("model", $"the TorchScript code file '{entry.FullName}' is larger than {MaxCodeBytes >> 20} MiB; such models are not supported.");
+                }
+            }
+            found.AddRange(FindInCode(code.ToString()));
         }
         return [.. found.Distinct(StringComparer.Ordinal)];
     }
 
-    /// <summary>The listed operators that TorchScript <paramref name="code"/> calls (the rules of <see cref="Find"/>).</summary>
+    /// <summary>Largest TorchScript code file read (characters), far above any network's code.</summary>
+    public const int MaxCodeBytes = 64 << 20;
+
+    /// <summary>The listed operators that TorchScript <paramref name="code"/> calls (the rules of <see cref="Find(ModelFile)"/>).</summary>
     public static IReadOnlyList<string> FindInCode(string code)
     {
         ArgumentNullException.ThrowIfNull(code);
@@ -87,7 +112,7 @@ public static partial class TorchScriptOperators
 
     /// <summary>
     /// Refuses nested autograd up to <paramref name="maxOrder"/> on a TorchScript model calling <paramref name="operators"/>
-    /// (from <see cref="Find"/>): <see cref="WithoutSecondDerivative"/> from order 2, <see cref="InexactAboveSecondOrder"/> from
+    /// (from <see cref="Find(ModelFile)"/>): <see cref="WithoutSecondDerivative"/> from order 2, <see cref="InexactAboveSecondOrder"/> from
     /// order 3. Raises <see cref="MeasurementInputException"/> on <c>engine</c>.
     /// </summary>
     public static void RefuseAutograd(IReadOnlyList<string> operators, int maxOrder)
