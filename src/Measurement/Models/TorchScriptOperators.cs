@@ -123,7 +123,7 @@ public static partial class TorchScriptOperators
         {
             if (maxOrder >= 3 && InexactAboveSecondOrder.Contains(op))
             {
-                reasons.Add($"torch.{op} (libtorch's fused kernel gives 3rd/4th derivatives several % off)");
+                reasons.Add($"torch.{op} (libtorch's fused kernel gives wrong 3rd/4th derivatives under nested autograd, off by percents or more)");
             }
             else if (maxOrder >= 2 && WithoutSecondDerivative.Contains(op))
             {
