@@ -118,25 +118,15 @@ public static partial class TorchScriptOperators
     public static void RefuseAutograd(IReadOnlyList<string> operators, int maxOrder)
     {
         ArgumentNullException.ThrowIfNull(operators);
-        var reasons = new List<string>();
-        foreach (var op in operators)
-        {
-            if (maxOrder >= 3 && InexactAboveSecondOrder.Contains(op))
-            {
-                reasons.Add($"torch.{op} (libtorch's fused kernel gives wrong 3rd/4th derivatives under nested autograd, off by percents or more)");
-            }
-            else if (maxOrder >= 2 && WithoutSecondDerivative.Contains(op))
-            {
-                reasons.Add($"torch.{op} (no higher derivative in libtorch)");
-            }
-        }
-        if (reasons.Count == 0) return;
+        var inexact = maxOrder >= 3 ? operators.Where(InexactAboveSecondOrder.Contains).ToList() : [];
+        var missing = maxOrder >= 2 ? operators.Where(WithoutSecondDerivative.Contains).ToList() : [];
+        if (inexact.Count == 0 && missing.Count == 0) return;
+        var reasons = inexact.Select(op => $"torch.{op} (libtorch's fused kernel gives wrong 3rd/4th derivatives under nested autograd, off by percents or more)")
+            .Concat(missing.Select(op => $"torch.{op} (no higher derivative in libtorch)"));
         throw new MeasurementInputException("engine",
             $"the autograd engine cannot differentiate this TorchScript model exactly to order {maxOrder}: it uses {string.Join(" and ", reasons)}; "
             + "export the model to ONNX (torch.onnx.export), whose importer spells them out, and measure that"
-            + (reasons.Any(r => r.Contains("fused", StringComparison.Ordinal)) && !reasons.Any(r => r.Contains("no higher", StringComparison.Ordinal))
-                ? ", or measure orders up to 2 only (max order 2), which are exact."
-                : "."),
+            + (missing.Count == 0 ? ", or measure orders up to 2 only (max order 2), which are exact." : "."),
             null, "The autograd engine cannot differentiate this model");
     }
 

@@ -138,6 +138,18 @@ public sealed class TorchScriptSafetyTests : IDisposable
     }
 
     [Fact]
+    public void Layer_and_instance_norm_are_refused_from_max_order_3_hardsigmoid_from_2_and_together_the_message_names_both()
+    {
+        TorchScriptOperators.RefuseAutograd(["layer_norm", "instance_norm", "relu", "hardswish"], 2);
+        Assert.Equal("engine", Assert.Throws<MeasurementInputException>(() => TorchScriptOperators.RefuseAutograd(["instance_norm"], 3)).Field);
+        Assert.Equal("engine", Assert.Throws<MeasurementInputException>(() => TorchScriptOperators.RefuseAutograd(["hardsigmoid"], 2)).Field);
+        var both = Assert.Throws<MeasurementInputException>(() => TorchScriptOperators.RefuseAutograd(["relu", "layer_norm", "hardsigmoid"], 4));
+        Assert.Equal("the autograd engine cannot differentiate this TorchScript model exactly to order 4: it uses torch.layer_norm (libtorch's fused kernel "
+            + "gives wrong 3rd/4th derivatives under nested autograd, off by percents or more) and torch.hardsigmoid (no higher derivative in libtorch); "
+            + "export the model to ONNX (torch.onnx.export), whose importer spells them out, and measure that.", both.Message);
+    }
+
+    [Fact]
     public void Calls_are_found_as_torch_X_functional_X_C_nn_X_tensor_methods_in_place_forms_and_aten_names_but_not_definitions()
     {
         const string code = """
