@@ -139,6 +139,19 @@ public static class MeasurementEndpoints
             var layers = OnnxJetImporter.LayerNames(graph!);
             if (!layers.Contains(options.At)) return Problems.From(Measurement.Taylor.Layers.NotALayer("at", options.At, layers, "this model"));
         }
+        if (model.Format != "onnx" && options.Engine is EngineChoice.Auto or EngineChoice.Autograd)
+        {
+            // The operators nested autograd gets wrong or cannot differentiate (and would abort the sandbox on) are known from the code.
+            try
+            {
+                using var archive = File.OpenRead(artifacts.Fetch(model.Sha256));
+                TorchScriptOperators.RefuseAutograd(TorchScriptOperators.Find(archive), options.MaxOrder);
+            }
+            catch (MeasurementInputException e)
+            {
+                return Problems.From(e);
+            }
+        }
         if (model.Format == "onnx")
         {
             if (options.Engine is EngineChoice.Autograd or EngineChoice.Taylor)

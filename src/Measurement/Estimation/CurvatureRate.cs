@@ -36,6 +36,11 @@ public static class CurvatureRate
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var file = MeasurementInputException.Loading("model", "the model", () => ModelFile.Open(modelPath));
+        if (file.Format == ModelFormat.TorchScript && options.Engine is EngineChoice.Auto or EngineChoice.Autograd)
+        {
+            // Before libtorch sees the model: an operator without a second derivative would abort the process (TorchScriptOperators).
+            TorchScriptOperators.RefuseAutograd(TorchScriptOperators.Find(file), options.MaxOrder);
+        }
         var data = MeasurementInputException.Loading("data", "the data", () => DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions()));
         var runner = MeasurementInputException.Loading("model", "the model",
             () => CreateRunner(file, data, options.SampleShape, new OnnxRunnerOptions { Device = options.Device }, options.Engine, options.Device));
@@ -144,6 +149,16 @@ public static class CurvatureRate
         return Core(model, ChooseEngine(options.Engine, cut.Suffix, double.NaN), data, options, null, cut, progress, cancellationToken);
     }
 
+    /// <summary>
+    /// The warning for a model with piecewise operators <paramref name="kinks"/> (ONNX operator types or TorchScript's aten
+    /// names), of which <paramref name="linear"/> have affine pieces.
+    /// </summary>
+    private static string PiecewiseWarning(IReadOnlyList<string> kinks, IReadOnlyList<string> linear) => linear.Count == kinks.Count
+        ? $"the model has piecewise-linear operators ({string.Join(", ", kinks)}): where they are its only nonlinearities, its logits have "
+            + "zero derivatives of order ≥ 2 almost everywhere, so λ of the loss reflects the softmax head (and λ of a logit is −∞)."
+        : $"the model has piecewise operators ({string.Join(", ", kinks)}): each point's derivatives are those of the piece it lies on "
+            + "(chosen from its value, as for ReLU), exact away from the switches between pieces.";
+
     /// <summary>Measures λ with a given engine (at the model's input: <see cref="MeasurementOptions.At"/> must be <c>input</c>).</summary>
     public static MeasurementResult Estimate(IModelRunner model, IDerivativeEngine engine, Dataset data, MeasurementOptions options,
         double? finiteDifferenceScale, IProgress<double>? progress, CancellationToken cancellationToken)
@@ -166,15 +181,15 @@ public static class CurvatureRate
         ArgumentNullException.ThrowIfNull(data);
         var clock = Stopwatch.StartNew();
         var warnings = new List<string>(model.Notes);
+        if (model is TorchModelRunner { ScriptOperators.Count: > 0 } script)
+        {
+            if (engine is AutogradEngine) TorchScriptOperators.RefuseAutograd(script.ScriptOperators, options.MaxOrder);
+            var kinks = script.ScriptOperators.Where(TorchScriptOperators.Piecewise.Contains).ToList();
+            if (kinks.Count > 0) warnings.Add(PiecewiseWarning(kinks, [.. kinks.Where(TorchScriptOperators.PiecewiseLinear.Contains)]));
+        }
         if (model is TorchModelRunner { JetModule: { } jets } && jets.PiecewiseOperators.Count > 0)
         {
-            var kinks = jets.PiecewiseOperators.Distinct().ToList();
-            var linear = jets.PiecewiseLinearOperators.Distinct().ToList();
-            warnings.Add(linear.Count == kinks.Count
-                ? $"the model has piecewise-linear operators ({string.Join(", ", kinks)}): where they are its only nonlinearities, its logits have "
-                    + "zero derivatives of order ≥ 2 almost everywhere, so λ of the loss reflects the softmax head (and λ of a logit is −∞)."
-                : $"the model has piecewise operators ({string.Join(", ", kinks)}): each point's derivatives are those of the piece it lies on "
-                    + "(chosen from its value, as for ReLU), exact away from the switches between pieces.");
+            warnings.Add(PiecewiseWarning([.. jets.PiecewiseOperators.Distinct()], [.. jets.PiecewiseLinearOperators.Distinct()]));
         }
         if (data.SampleShape.Length > 1 && !data.SampleShape.SequenceEqual(model.SampleShape))
         {

@@ -77,7 +77,10 @@ public sealed class TorchModelRunner : IModelRunner
             throw new MeasurementInputException("model", $"libtorch cannot load the TorchScript model: {e.Message.Split('\n', 2)[0]}", e);
         }
         var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], "float32") };
-        return new TorchModelRunner(module, module, owns: true, sampleShape, ModelFormat.TorchScript, inputs, file.Sha256, device);
+        return new TorchModelRunner(module, module, owns: true, sampleShape, ModelFormat.TorchScript, inputs, file.Sha256, device)
+        {
+            ScriptOperators = TorchScriptOperators.Find(file),
+        };
     }
 
     /// <summary>Wraps a TorchSharp module (not owned: the caller disposes it; its dtype is changed to float64 and it is moved to <paramref name="device"/>, default the CPU).</summary>
@@ -99,6 +102,12 @@ public sealed class TorchModelRunner : IModelRunner
         runner._notes.Add($"the ONNX graph ({string.Join(", ", graph.Operators)}) was imported into libtorch for exact derivatives.");
         return runner;
     }
+
+    /// <summary>
+    /// For a loaded TorchScript file, the operators of <see cref="TorchScriptOperators"/> its code calls (inexact or missing
+    /// higher derivatives, piecewise); empty otherwise.
+    /// </summary>
+    public IReadOnlyList<string> ScriptOperators { get; private init; } = [];
 
     /// <summary>The module as a jet-capable network (Taylor mode), or null when it is not one (TorchScript).</summary>
     public Taylor.IJetModule? JetModule => _module as Taylor.IJetModule;

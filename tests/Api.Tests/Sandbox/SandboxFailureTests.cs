@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Text.Json;
+using LambdaService.Api.Jobs;
 using LambdaService.Api.Jobs.Sandbox;
 using LambdaService.Api.Measurements;
+using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
 using Xunit.Abstractions;
 
@@ -79,6 +82,29 @@ public class SandboxFailureTests(SandboxFixture fixture, ITestOutputHelper outpu
         Assert.StartsWith("ONNX Runtime cannot load the model: ", error.Detail, StringComparison.Ordinal);
         Assert.Contains("NoSuchOperator", error.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain("\n", error.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_torchscript_model_calling_hardsigmoid_is_a_user_error_naming_engine_under_autograd_not_a_sigabrt_and_runs_with_finite_differences()
+    {
+        // libtorch has no derivative of hardsigmoid_backward: a second derivative under nested autograd would abort the child
+        // (TorchScriptOperators.WithoutSecondDerivative); the measurement refuses the model from its code first.
+        var path = Path.Combine(fixture.Folder, "hardsigmoid.pt");
+        TorchScriptWriter.Write(path, new TorchScriptModuleSpec("Hard",
+            [new TorchScriptParameter("w0", [4, 2], [1f, -1f, 0.5f, 2f, -2f, 0.25f, 1.5f, -0.5f]), new TorchScriptParameter("w1", [2, 4], [1f, -1f, 0.5f, 2f, -2f, 0.25f, 1.5f, -0.5f])],
+            "return torch.linear(torch.hardsigmoid(torch.linear(x, self.w0)), self.w1)"));
+        var (sandbox, _, _) = fixture.Sandbox();
+        var refused = await sandbox.RunAsync(SandboxFixture.Spec(path, fixture.CsvPath, new MeasurementRequest("m", "d", MaxPoints: 8, Engine: "autograd")),
+            SandboxFixture.Roomy, _ => { }, CancellationToken.None);
+        var error = Assert.IsType<SandboxOutcome.UserError>(refused).Error;
+        output.WriteLine(error.Detail);
+        Assert.Equal("engine", error.Field);
+        Assert.Contains("torch.hardsigmoid (no higher derivative in libtorch)", error.Detail, StringComparison.Ordinal);
+
+        var ran = await sandbox.RunAsync(SandboxFixture.Spec(path, fixture.CsvPath, new MeasurementRequest("m", "d", MaxPoints: 8, Engine: "finite-difference", AllowUnreliable: true)),
+            SandboxFixture.Roomy, _ => { }, CancellationToken.None);
+        var result = JsonSerializer.Deserialize<MeasurementResult>(Assert.IsType<SandboxOutcome.Succeeded>(ran).ResultJson, RunnerProtocol.Json)!;
+        Assert.Contains(result.Warnings, w => w.StartsWith("the model has piecewise-linear operators (hardsigmoid)", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -150,6 +150,25 @@ public class ErrorResponseTests(ServiceFixture fixture) : IClassFixture<ServiceF
     }
 
     [Fact]
+    public async Task A_torchscript_model_calling_layer_norm_is_refused_with_400_on_engine_at_orders_1_to_4_and_queued_at_orders_1_to_2()
+    {
+        using var client = fixture.Service.Client();
+        var model = await ApiClient.UploadId(client, "v1/models", fixture.Files.LayerNormTorchScript);
+        var dataset = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var before = (await ApiClient.Get(client, "v1/measurements"))["total"]!.GetValue<int>();
+        var refused = await client.PostAsync("v1/measurements", new StringContent(
+            $$"""{ "modelId": "{{model}}", "datasetId": "{{dataset}}", "engine": "auto" }""", Encoding.UTF8, "application/json"));
+        var problem = await ApiClient.Problem(refused, HttpStatusCode.BadRequest);
+        Assert.Equal("engine", problem.GetProperty("field").GetString());
+        Assert.Contains("torch.layer_norm", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(before, (await ApiClient.Get(client, "v1/measurements"))["total"]!.GetValue<int>());
+
+        var accepted = await client.PostAsync("v1/measurements", new StringContent(
+            $$"""{ "modelId": "{{model}}", "datasetId": "{{dataset}}", "engine": "autograd", "orders": { "min": 1, "max": 2 } }""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+    }
+
+    [Fact]
     public async Task Unknown_resources_are_404_problems()
     {
         using var client = fixture.Service.Client();

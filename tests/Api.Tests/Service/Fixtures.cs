@@ -32,6 +32,15 @@ public sealed class TestFiles : IDisposable
         float[][] bb = [Vector(256), Vector(256), Vector(2)];
         OnnxModelBuilder.Save(OnnxModelBuilder.Mlp(bw, bb), SlowOnnx);
 
+        // The same shape of network with torch.layer_norm, whose 3rd/4th derivatives nested autograd gets wrong (TorchScriptOperators).
+        // Its own random stream, so that the files made after it keep their values.
+        var normRng = new Random(25);
+        float[] Weights(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(normRng.NextDouble() * 2 - 1))];
+        TorchScriptWriter.Write(LayerNormTorchScript, new TorchScriptModuleSpec("LayerNormNet",
+            [new TorchScriptParameter("w0", [4, 2], Weights(8)), new TorchScriptParameter("b0", [4], Weights(4)),
+                new TorchScriptParameter("w1", [2, 4], Weights(8)), new TorchScriptParameter("b1", [2], Weights(2))],
+            "z = torch.linear(x, self.w0, self.b0)\nh = torch.layer_norm(z, [4], None, None, 1e-05)\nreturn torch.linear(torch.tanh(h), self.w1, self.b1)"));
+
         // TorchScript whose forward does not compile: torch.jit.load aborts the process (std::terminate).
         TorchScriptWriter.Write(Aborting, new TorchScriptModuleSpec("Broken", [new TorchScriptParameter("w", [1], [1f])], "return torch.no_such_op(x * self.w)"));
 
@@ -69,6 +78,9 @@ public sealed class TestFiles : IDisposable
     public string SlowOnnx => Path.Combine(Folder, "big.onnx");
 
     public string Aborting => Path.Combine(Folder, "broken.pt");
+
+    /// <summary>A 2-4-2 TorchScript network calling torch.layer_norm.</summary>
+    public string LayerNormTorchScript => Path.Combine(Folder, "layernorm.pt");
 
     public string Csv => Path.Combine(Folder, "points.csv");
 
