@@ -111,16 +111,19 @@ public static partial class PassPlanner
 
     /// <summary>
     /// Bytes by which the process's peak resident set grows while <paramref name="run"/> runs, or null where it cannot be read.
-    /// Freed heap pages are first returned to the system (glibc <c>malloc_trim</c>, skipped elsewhere) so that the pass cannot hide in
+    /// Freed memory is first returned to the system (the .NET heap by an aggressive collection, which decommits free regions; the native
+    /// heap by glibc <c>malloc_trim</c>, skipped elsewhere) so that the pass cannot hide in
     /// pages a previous pass left resident; then writing <c>5</c> to <c>/proc/self/clear_refs</c> resets VmHWM to the current
     /// VmRSS (Linux ≥ 4.0, proc(5)), and the growth is VmHWM after the run minus VmRSS before it. It covers every allocation of the
-    /// process, libtorch's and ONNX Runtime's included, so concurrent work in the same process inflates it (never deflates it).
+    /// process, libtorch's and ONNX Runtime's included, so concurrent work in the same process inflates it; memory an allocator already
+    /// holds (ONNX Runtime's arena, grown by earlier forward passes) is not counted, as a pass reuses it rather than adding to it.
     /// </summary>
     public static long? PeakGrowth(Action run)
     {
         ArgumentNullException.ThrowIfNull(run);
         try
         {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             TrimHeap();
             File.WriteAllText("/proc/self/clear_refs", "5");
             var before = StatusKb("VmRSS");
