@@ -36,9 +36,10 @@ public sealed record LineBudget(double MemoryBudgetMb, int? FixedLinesPerPass = 
 public sealed record PassPlan(int LinesPerPass, int Passes, double? MemoryBudgetMb, long? BytesPerLine, string Probe);
 
 /// <summary>
-/// Chooses the lines per pass from a memory budget. Two probe passes of <c>c₁ = g</c> and <c>c₂ = 2g</c> lines (g: the
+/// Chooses the lines per pass from a memory budget. Probe passes of <c>c₁ = g</c> and <c>c₂ = 2g</c> lines (g: the
 /// granularity, a point's D lines for Taylor mode, else one line) run on the request's first lines, each measured as the growth of
-/// the process's peak resident memory (<see cref="PeakGrowth"/>: <c>m₁</c>, <c>m₂</c> bytes). Then
+/// the process's peak resident memory (<see cref="PeakGrowth"/>) and each run twice: other threads' allocations can only inflate a
+/// reading, so the smaller of the two is kept (<c>m₁</c>, <c>m₂</c> bytes). Then
 /// <code>
 /// bytesPerLine = max((m₂ − m₁) / (c₂ − c₁), m₂ / c₂)      (the marginal cost, or the average where it is larger)
 /// linesPerPass = max(g, ⌊budget / bytesPerLine⌋ rounded down to a multiple of g), at most all lines
@@ -73,7 +74,7 @@ public static partial class PassPlanner
             return new PassPlan(size, Passes(lines, size), null, null, "fixed");
         }
         var unit = Math.Min(granularity, Math.Max(lines, 1));
-        var first = PeakGrowth(() => probe(unit));
+        var first = Smaller(PeakGrowth(() => probe(unit)), PeakGrowth(() => probe(unit)));
         if (first is null)
         {
             var size = Math.Max(1, Math.Min(UnmeasuredLinesPerPass, lines));
@@ -82,7 +83,7 @@ public static partial class PassPlanner
         long bytesPerLine;
         if (lines >= 2 * unit)
         {
-            var second = PeakGrowth(() => probe(2 * unit)) ?? 0;
+            var second = Smaller(PeakGrowth(() => probe(2 * unit)), PeakGrowth(() => probe(2 * unit))) ?? 0;
             bytesPerLine = Math.Max((second - first.Value) / unit, second / (2 * unit));
         }
         else
@@ -104,6 +105,8 @@ public static partial class PassPlanner
         perPass = Math.Max(perPass, 1);
         return new PassPlan(perPass, Passes(lines, perPass), budget.MemoryBudgetMb, bytesPerLine, PeakResidentProbe);
     }
+
+    private static long? Smaller(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 
     private static int Passes(int lines, int perPass) => lines == 0 ? 0 : (lines + perPass - 1) / perPass;
 

@@ -209,10 +209,11 @@ public class ChunkedPassesTests
         }
         var plan = PassPlanner.Plan(LineBudget.Memory(100), 40, 2, "test", Probe);
         Assert.Equal(PassPlanner.PeakResidentProbe, plan.Probe);
-        // The peak also holds what else the process touched meanwhile (the runtime, the test host): allow 25% above, nothing below 90%.
-        Assert.InRange(plan.BytesPerLine!.Value, perLine * 9 / 10, perLine * 5 / 4);
-        // 100 MiB at 8-10 MiB per line: 10-12 lines, rounded down to pairs (granularity 2).
-        Assert.InRange(plan.LinesPerPass, 8, 12);
+        // Measured here: 8.4-8.6 MB against 8.39 MB touched. The peak also holds what other threads of the test host touched meanwhile
+        // (once 16.8 MB in an early version that read each probe once): nothing below 90%, at most twice the bytes touched.
+        Assert.InRange(plan.BytesPerLine!.Value, perLine * 9 / 10, perLine * 2);
+        // 100 MiB at 7.2-16 MiB per line: 6-13 lines, rounded down to pairs (granularity 2).
+        Assert.InRange(plan.LinesPerPass, 6, 12);
         Assert.Equal(0, plan.LinesPerPass % 2);
         Assert.True(plan.LinesPerPass * plan.BytesPerLine <= 100L << 20);
         Assert.Equal((40 + plan.LinesPerPass - 1) / plan.LinesPerPass, plan.Passes);
@@ -241,7 +242,7 @@ public class ChunkedPassesTests
         var bytesPerLine = large.Plan.BytesPerLine!.Value;
         // The jets of orders 0..K in float64 hold (K+1)·8 bytes per activation value: 5·8·129 664 ≈ 5.2 MB per line. Taylor mode keeps the
         // temporaries of a pass until its end and the value coefficient once per point; nested autograd keeps a graph that grows with the
-        // order. Either lies within a factor 8 of that count (measured here: see the assertion's message).
+        // order. Measured here: Taylor 20.8 MB, autograd 19.5-26.6 MB per line, about 4-5 times the count; the bound is a factor 8.
         var activationBytes = WideTanhCnn.Activations * (MaxOrder + 1) * 8;
         Assert.InRange(bytesPerLine, activationBytes / 8, activationBytes * 8);
 
