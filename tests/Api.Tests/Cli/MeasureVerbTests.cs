@@ -1,3 +1,4 @@
+using LambdaService.Measurement;
 using LambdaService.Measurement.Models;
 using System.Text.Json;
 
@@ -49,6 +50,15 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Equal(64, passes.GetProperty("memoryBudgetMb").GetDouble());
         Assert.True(perPass * passes.GetProperty("bytesPerLine").GetInt64() <= 64L << 20);
         Assert.Contains("VmHWM", passes.GetProperty("probe").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_http_field_memoryBudgetMb_maps_to_the_same_option_with_the_same_default_and_check()
+    {
+        Assert.Equal(256, new LambdaService.Api.Measurements.MeasurementRequest("m", "d", MemoryBudgetMb: 256).ToOptions().MemoryBudgetMb);
+        Assert.Equal(1024, new LambdaService.Api.Measurements.MeasurementRequest("m", "d").ToOptions().MemoryBudgetMb);   // README: measure options
+        var refused = Assert.Throws<MeasurementInputException>(() => new LambdaService.Api.Measurements.MeasurementRequest("m", "d", MemoryBudgetMb: -5).ToOptions());
+        Assert.Equal("memoryBudgetMb", refused.Field);
     }
 
     [Fact]
