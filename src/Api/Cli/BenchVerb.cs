@@ -134,10 +134,13 @@ public static class BenchVerb
         var v = CurvatureRate.Directions(points, directions, size, seed: 5);
         var classes = torch.Signature.Classes;
         var labels = Enumerable.Range(0, points).Select(i => i % classes).ToArray();
-        var taylor = new TaylorEngine(torch.JetModule!, shape, device: device);
+        // Fixed pass sizes, as the rows were measured before passes came from a memory budget (README, Memory per pass): the exact
+        // engines 1024 lines a pass, finite differences 64 lines a chunk; a budget's probe passes would land in the timings.
+        var onePass = LineBudget.Fixed(PassPlanner.UnmeasuredLinesPerPass);
+        var taylor = new TaylorEngine(torch.JetModule!, shape, budget: onePass, device: device);
         var piecewise = torch.JetModule!.PiecewiseLinearOperators.Count > 0;
-        var autograd = new AutogradEngine(torch);
-        var fd = new FiniteDifferenceEngine(onnxRunner, new FiniteDifferenceSettings(Scale: 0.5));
+        var autograd = new AutogradEngine(torch, onePass);
+        var fd = new FiniteDifferenceEngine(onnxRunner, new FiniteDifferenceSettings(Scale: 0.5), LineBudget.Fixed(64));
         var lines = new double[points * directions * size];
         for (var i = 0; i < points * directions; i++) Array.Copy(x, (i / directions) * size, lines, i * size, size);
         torch.Forward(lines, points * directions);

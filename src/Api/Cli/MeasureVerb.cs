@@ -11,7 +11,7 @@ public static class MeasureVerb
     private static readonly string[] Flags = ["json", "allow-unreliable"];
 
     private static readonly string[] Valued =
-        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error", "device", "at"];
+        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error", "device", "at", "memory-budget-mb"];
 
     /// <summary>
     /// Parses the options into the same <see cref="MeasurementRequest"/> the HTTP API takes, so that both
@@ -41,7 +41,8 @@ public static class MeasureVerb
             MaxDerivativeError: a.Double("max-derivative-error"),
             AllowUnreliable: a.Has("allow-unreliable") ? true : null,
             Device: a.Get("device"),
-            At: a.Get("at"));
+            At: a.Get("at"),
+            MemoryBudgetMb: a.Double("memory-budget-mb"));
     }
 
     /// <summary>Runs the verb.</summary>

@@ -41,7 +41,9 @@ public sealed record MeasurementRequest(
     [property: Description("Where the derivatives are taken: input (default) or a layer L of the model, e.g. act3 or /conv2/Conv_output_0. At a layer, the loss (or logit) "
         + "of the rest of the network g_L is differentiated at the activation h_L(x) along random unit directions in the layer's space (paper §7). Layers are the ONNX "
         + "graph's values that every path from the input passes through (also named by torch.onnx module scopes such as conv2) and the project's own names "
-        + "(mlp: fc1, act1, …; cnn: conv1, act1, conv2, act2, pool, hidden, act3); an unknown name gets a 400 listing the valid ones. Exact engines only.")] string? At = null)
+        + "(mlp: fc1, act1, …; cnn: conv1, act1, conv2, act2, pool, hidden, act3); an unknown name gets a 400 listing the valid ones. Exact engines only.")] string? At = null,
+    [property: Description("Memory one pass of the engine may take, in MiB (default 1024; > 0 and ≤ 1048576). The lines per pass follow from it and a probe of the model's bytes per line; "
+        + "the result's config echoes the plan (config.passes). A budget below one line's (for taylor: one point's lines) needs gets a 400 naming the MiB needed.")] double? MemoryBudgetMb = null)
 {
     /// <summary>
     /// The measurement options this request stands for. Unknown words and out-of-range values raise
@@ -86,6 +88,7 @@ public sealed record MeasurementRequest(
             AllowUnreliable = AllowUnreliable ?? false,
             Device = Word("device", Device, "auto", ComputeDevice.Choices),
             At = At ?? Measurement.Taylor.Layers.Input,
+            MemoryBudgetMb = MemoryBudgetMb ?? Measurement.Engines.LineBudget.DefaultMemoryBudgetMb,
         };
         if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d < 1)))
         {

@@ -9,9 +9,12 @@ namespace LambdaService.Measurement.Engines;
 /// parameter t (one per line, all lines in one batch) is created with <c>requires_grad</c>; then
 /// <c>gₙ = ∂/∂t Σ_lines gₙ₋₁</c> with <c>create_graph</c> for n = 1..K. Lines are independent (the model
 /// runs in evaluation mode), so the derivative of the sum with respect to a line's own t is that line's
-/// derivative. Cost grows roughly threefold per order.
+/// derivative. Cost grows roughly threefold per order. Lines go in passes sized from <paramref name="budget"/> (default
+/// <see cref="LineBudget.Default"/>; see <see cref="PassPlanner"/>).
 /// </summary>
-public sealed class AutogradEngine(TorchModelRunner model, int linesPerPass = 1024) : IDerivativeEngine
+/// <param name="model">The network.</param>
+/// <param name="budget">Memory budget (or fixed size) of a pass.</param>
+public sealed class AutogradEngine(TorchModelRunner model, LineBudget? budget = null) : IDerivativeEngine
 {
     /// <inheritdoc />
     public string Name => "autograd";
@@ -25,9 +28,9 @@ public sealed class AutogradEngine(TorchModelRunner model, int linesPerPass = 10
         ArgumentNullException.ThrowIfNull(request);
         var k = request.MaxOrder;
         var shape = model.SampleShape.Select(d => (long)d).ToArray();
-        var values = LinePasses.Run(request, model.SampleSize, linesPerPass, (x, v, cls, n) => Lines(x, v, cls, n, shape, request.Target, k),
-            progress, cancellationToken);
-        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, null);
+        var (values, plan) = LinePasses.Run(request, model.SampleSize, budget ?? LineBudget.Default, 1, Name,
+            (x, v, cls, n) => Lines(x, v, cls, n, shape, request.Target, k), progress, cancellationToken);
+        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, null, plan);
     }
 
     private double[] Lines(double[] x, double[] v, long[] cls, int n, long[] sampleShape, TargetKind target, int k)

@@ -8,8 +8,7 @@ namespace LambdaService.Measurement.Engines;
 /// <param name="Windows">Number of window widths tried (each half the previous).</param>
 /// <param name="HalfPoints">Samples on each side of the point (2·HalfPoints + 1 per window).</param>
 /// <param name="ExtraDegree">Fit degree above the highest order (capped at 2·HalfPoints).</param>
-/// <param name="LinesPerChunk">Lines evaluated per batch of forward passes.</param>
-public sealed record FiniteDifferenceSettings(double Scale = 1.0, int Windows = 8, int HalfPoints = 8, int ExtraDegree = 6, int LinesPerChunk = 64);
+public sealed record FiniteDifferenceSettings(double Scale = 1.0, int Windows = 8, int HalfPoints = 8, int ExtraDegree = 6);
 
 /// <summary>
 /// Directional derivatives from forward passes along each line <c>g(t) = f(x + t v)</c>.
@@ -19,11 +18,16 @@ public sealed record FiniteDifferenceSettings(double Scale = 1.0, int Windows = 
 /// <c>gⁿ(0) ≈ n!·a_n / h_cⁿ</c>. Per line and order it keeps the window that agrees best with both of
 /// its neighbours (<c>max(|Dₙ(h_c) − Dₙ(h_{c−1})|, |Dₙ(h_c) − Dₙ(h_{c+1})|)</c> minimal; the widest and
 /// narrowest windows have one neighbour) and reports that disagreement as the error estimate. All forward passes of a chunk of lines run as one batch;
-/// the graph computes in float64 where the model allows (see <see cref="IModelRunner.Precision"/>).
+/// the graph computes in float64 where the model allows (see <see cref="IModelRunner.Precision"/>). The chunk's size (lines, each
+/// <c>C·(2m+1)</c> forward samples) comes from <paramref name="budget"/> (<see cref="PassPlanner"/>, default <see cref="LineBudget.Default"/>).
 /// </summary>
-public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceSettings? settings = null) : IDerivativeEngine
+/// <param name="model">The network.</param>
+/// <param name="settings">Windows and fit.</param>
+/// <param name="budget">Memory budget (or fixed size) of a chunk.</param>
+public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceSettings? settings = null, LineBudget? budget = null) : IDerivativeEngine
 {
     private readonly FiniteDifferenceSettings _s = settings ?? new FiniteDifferenceSettings();
+    private readonly LineBudget _budget = budget ?? LineBudget.Default;
 
     /// <inheritdoc />
     public string Name => "finite-difference";
@@ -57,10 +61,9 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
         var magnitude = new double[k + 1];
         var perLine = windows.Length * samples;
 
-        for (var start = 0; start < lines; start += _s.LinesPerChunk)
+        // The forward samples of lines start..start+count−1: window c, sample j of line i at row i·perLine + c·samples + j.
+        double[] Inputs(int start, int count)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var count = Math.Min(_s.LinesPerChunk, lines - start);
             var inputs = new double[(long)count * perLine * size];
             for (var i = 0; i < count; i++)
             {
@@ -78,6 +81,18 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
                     }
                 }
             }
+            return inputs;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        // Inputs and outputs are indexed with int: a chunk holds at most int.MaxValue values of each.
+        var maxLines = (int)Math.Max(1, int.MaxValue / ((long)perLine * Math.Max(size, classes)));
+        var plan = PassPlanner.Plan(_budget, lines, 1, Name, c => model.Forward(Inputs(0, c), c * perLine), maxLines);
+        for (var start = 0; start < lines; start += plan.LinesPerPass)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var count = Math.Min(plan.LinesPerPass, lines - start);
+            var inputs = Inputs(start, count);
             var outputs = model.Forward(inputs, count * perLine);
             var g = new double[samples];
             var estimates = new double[windows.Length, k + 1];
@@ -135,6 +150,6 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
             var ofNorm = magnitude[n] > 0 ? absoluteError[n] / magnitude[n] : absoluteError[n] == 0 ? 0 : double.PositiveInfinity;
             return new OrderError(n, Statistics.Quantile(sorted, 0.5), Statistics.Quantile(sorted, 0.9), ofNorm);
         }).ToArray();
-        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, errors);
+        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, errors, plan);
     }
 }

@@ -16,9 +16,10 @@ public sealed record DerivativeRequest(
 
 /// <summary>
 /// Derivatives <c>[point, direction, order]</c> for orders 0..K (order 0 is f itself), and where the
-/// engine can tell, an estimate of the relative error per order.
+/// engine can tell, an estimate of the relative error per order; <see cref="Plan"/> says how the lines were split into passes.
 /// </summary>
-public sealed record DerivativeResult(double[] Values, int PointCount, int DirectionsPerPoint, int MaxOrder, string Precision, OrderError[]? Errors)
+public sealed record DerivativeResult(double[] Values, int PointCount, int DirectionsPerPoint, int MaxOrder, string Precision, OrderError[]? Errors,
+    PassPlan? Plan = null)
 {
     /// <summary>The derivative of order <paramref name="n"/> at point p along direction d.</summary>
     public double this[int p, int d, int n] => Values[((p * DirectionsPerPoint) + d) * (MaxOrder + 1) + n];

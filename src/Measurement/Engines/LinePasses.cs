@@ -1,9 +1,9 @@
 namespace LambdaService.Measurement.Engines;
 
 /// <summary>
-/// The batching shared by the exact engines: a request's lines (point-major: line l is point ⌊l / D⌋ along direction l)
-/// go through the network in passes of at most a given number of lines, and each pass's values
-/// <c>[line, order 0..K]</c> land in one row-major array <c>[line, order]</c>.
+/// The batching shared by the engines: a request's lines (point-major: line l is point ⌊l / D⌋ along direction l)
+/// go through the network in passes whose size <see cref="PassPlanner"/> derives from a <see cref="LineBudget"/>, and each
+/// pass's values <c>[line, order 0..K]</c> land in one row-major array <c>[line, order]</c>.
 /// </summary>
 internal static class LinePasses
 {
@@ -13,30 +13,46 @@ internal static class LinePasses
     /// </summary>
     public delegate double[] Pass(double[] x, double[] v, long[] classes, int lines);
 
-    /// <summary>Runs <paramref name="pass"/> over all lines of <paramref name="request"/>, reporting progress after each pass.</summary>
-    public static double[] Run(DerivativeRequest request, int sampleSize, int linesPerPass, Pass pass, IProgress<double>? progress,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="pass"/> over all lines of <paramref name="request"/> in passes planned from <paramref name="budget"/>
+    /// (passes hold multiples of <paramref name="granularity"/> lines where they can), reporting progress after each pass.
+    /// </summary>
+    public static (double[] Values, PassPlan Plan) Run(DerivativeRequest request, int sampleSize, LineBudget budget, int granularity, string engine,
+        Pass pass, IProgress<double>? progress, CancellationToken cancellationToken)
     {
         var lines = request.PointCount * request.DirectionsPerPoint;
         var width = request.MaxOrder + 1;
+        cancellationToken.ThrowIfCancellationRequested();
+        var plan = PassPlanner.Plan(budget, lines, granularity, engine, c =>
+        {
+            var (px, pv, pc) = Slice(request, sampleSize, 0, c);
+            pass(px, pv, pc, c);
+        });
         var values = new double[(long)lines * width];
-        for (var start = 0; start < lines; start += linesPerPass)
+        for (var start = 0; start < lines; start += plan.LinesPerPass)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var n = Math.Min(linesPerPass, lines - start);
-            var x = new double[(long)n * sampleSize];
-            var classes = new long[n];
-            for (var i = 0; i < n; i++)
-            {
-                var p = (start + i) / request.DirectionsPerPoint;
-                Array.Copy(request.Points, (long)p * sampleSize, x, (long)i * sampleSize, sampleSize);
-                classes[i] = request.TargetClass.Length > 0 ? request.TargetClass[p] : 0;
-            }
-            var v = request.Directions.AsSpan(start * sampleSize, n * sampleSize).ToArray();
+            var n = Math.Min(plan.LinesPerPass, lines - start);
+            var (x, v, classes) = Slice(request, sampleSize, start, n);
             var block = pass(x, v, classes, n);
             Array.Copy(block, 0, values, (long)start * width, block.Length);
             progress?.Report((double)(start + n) / lines);
         }
-        return values;
+        return (values, plan);
+    }
+
+    /// <summary>Base points, directions and classes of lines <paramref name="start"/>..<paramref name="start"/>+<paramref name="n"/>−1.</summary>
+    private static (double[] X, double[] V, long[] Classes) Slice(DerivativeRequest request, int sampleSize, int start, int n)
+    {
+        var x = new double[(long)n * sampleSize];
+        var classes = new long[n];
+        for (var i = 0; i < n; i++)
+        {
+            var p = (start + i) / request.DirectionsPerPoint;
+            Array.Copy(request.Points, (long)p * sampleSize, x, (long)i * sampleSize, sampleSize);
+            classes[i] = request.TargetClass.Length > 0 ? request.TargetClass[p] : 0;
+        }
+        var v = request.Directions.AsSpan(start * sampleSize, n * sampleSize).ToArray();
+        return (x, v, classes);
     }
 }

@@ -112,20 +112,20 @@ public static class CurvatureRate
         options.Validate();
         if (!Layers.IsInput(options.At)) return EstimateAtLayer(model, data, options, progress, cancellationToken);
         var scale = FeatureScale(data);
-        var engine = ChooseEngine(options.Engine, model, scale);
+        var engine = ChooseEngine(options.Engine, model, scale, LineBudget.Memory(options.MemoryBudgetMb));
         return Core(model, engine, data, options, engine is FiniteDifferenceEngine ? scale : null, null, progress, cancellationToken);
     }
 
     /// <summary>The engine <paramref name="choice"/> names for <paramref name="model"/> (auto: Taylor mode where its structure is known, else autograd for libtorch, else finite differences).</summary>
-    private static IDerivativeEngine ChooseEngine(EngineChoice choice, IModelRunner model, double finiteDifferenceScale) => (choice, model) switch
+    private static IDerivativeEngine ChooseEngine(EngineChoice choice, IModelRunner model, double finiteDifferenceScale, LineBudget budget) => (choice, model) switch
     {
-        (EngineChoice.Auto or EngineChoice.Taylor, TorchModelRunner { JetModule: { } jet } torch) => new TaylorEngine(jet, torch.SampleShape, torch.DType, device: torch.TorchDevice),
+        (EngineChoice.Auto or EngineChoice.Taylor, TorchModelRunner { JetModule: { } jet } torch) => new TaylorEngine(jet, torch.SampleShape, torch.DType, budget, torch.TorchDevice),
         (EngineChoice.Taylor, _) => throw new MeasurementInputException("engine",
             "the taylor engine needs a model whose structure it can read (an ONNX graph of supported operators, the project's own networks); use engine autograd or finite-difference."),
-        (EngineChoice.Auto or EngineChoice.Autograd, TorchModelRunner torch) => new AutogradEngine(torch),
+        (EngineChoice.Auto or EngineChoice.Autograd, TorchModelRunner torch) => new AutogradEngine(torch, budget),
         (EngineChoice.Autograd, _) => throw new MeasurementInputException("engine",
             "the autograd engine needs a TorchScript model or an ONNX graph of supported operators; use engine finite-difference (or auto)."),
-        _ => new FiniteDifferenceEngine(model, new FiniteDifferenceSettings(Scale: finiteDifferenceScale)),
+        _ => new FiniteDifferenceEngine(model, new FiniteDifferenceSettings(Scale: finiteDifferenceScale), budget),
     };
 
     /// <summary>
@@ -146,7 +146,7 @@ public static class CurvatureRate
         }
         // g_L is a libtorch runner with jet rules (its input: the layer's activation), so the engines are chosen as for any such model.
         using var cut = torch.Cut(options.At);
-        return Core(model, ChooseEngine(options.Engine, cut.Suffix, double.NaN), data, options, null, cut, progress, cancellationToken);
+        return Core(model, ChooseEngine(options.Engine, cut.Suffix, double.NaN, LineBudget.Memory(options.MemoryBudgetMb)), data, options, null, cut, progress, cancellationToken);
     }
 
     /// <summary>
@@ -318,7 +318,9 @@ public static class CurvatureRate
             options.AllowUnreliable,
             options.Device,
             cut?.Layer ?? Layers.Input,
-            cut?.Shape);
+            cut?.Shape,
+            options.MemoryBudgetMb,
+            derivatives.Plan);
         return new MeasurementResult(
             fit.Line.Slope, fit.Line.Intercept, fit.Line.RSquared, fit.Ci95, fit.Orders, fit.PerPoint, pointCount, eligible.Length,
             engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, unreliable.Length > 0, config, warnings,

@@ -133,6 +133,15 @@ public sealed record MeasurementOptions
     /// <summary>Return λ even when the derivative error estimates exceed <see cref="MaxDerivativeError"/>, flagged as unreliable.</summary>
     public bool AllowUnreliable { get; init; }
 
+    /// <summary>
+    /// Memory one pass of the engine may take, in MiB (default 1024): the lines per pass follow from it and a probe of the model's
+    /// bytes per line (<see cref="Engines.PassPlanner"/>). Chunking changes no number, only memory and time.
+    /// </summary>
+    public double MemoryBudgetMb { get; init; } = Engines.LineBudget.DefaultMemoryBudgetMb;
+
+    /// <summary>Largest <see cref="MemoryBudgetMb"/> accepted (1 TiB).</summary>
+    public const double MemoryBudgetLimitMb = 1024 * 1024;
+
     /// <summary>Default of <see cref="MaxDerivativeError"/>: 5%.</summary>
     public const double DefaultMaxDerivativeError = 0.05;
 
@@ -165,6 +174,11 @@ public sealed record MeasurementOptions
         {
             throw new MeasurementInputException("maxDerivativeError",
                 $"maxDerivativeError must be a fraction > 0 and ≤ {MaxDerivativeErrorLimit} (got {MaxDerivativeError}); e.g. 0.05 accepts derivatives whose estimated median error is at most 5%.");
+        }
+        if (!(MemoryBudgetMb > 0 && MemoryBudgetMb <= MemoryBudgetLimitMb))
+        {
+            throw new MeasurementInputException("memoryBudgetMb",
+                $"memoryBudgetMb must be > 0 and ≤ {MemoryBudgetLimitMb} MiB (got {MemoryBudgetMb}); e.g. 1024 lets one pass of the engine take about 1 GiB.");
         }
     }
 }

@@ -11,7 +11,9 @@ public sealed record SlopeQuantiles(int Count, double P05, double P25, double P5
 
 /// <summary>
 /// The full configuration a measurement ran with, so that it can be repeated exactly. <see cref="At"/> is where the derivatives were
-/// taken (<c>input</c> or a layer) and <see cref="LayerShape"/> the shape of one sample's activation there (null at the input).
+/// taken (<c>input</c> or a layer) and <see cref="LayerShape"/> the shape of one sample's activation there (null at the input);
+/// <see cref="Passes"/> is how the engine split the lines into passes under <see cref="MemoryBudgetMb"/> (lines per pass, passes,
+/// the estimated bytes per line and how they were measured; null for an engine given by the caller that does not say).
 /// </summary>
 public sealed record ResolvedConfig(
     string Target,
@@ -38,7 +40,9 @@ public sealed record ResolvedConfig(
     bool AllowUnreliable,
     string Device,
     string At,
-    int[]? LayerShape);
+    int[]? LayerShape,
+    double MemoryBudgetMb,
+    PassPlan? Passes);
 
 /// <summary>
 /// The curvature rate of a model on data, with everything needed to judge and repeat it. <see cref="Unreliable"/> is true

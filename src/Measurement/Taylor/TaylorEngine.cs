@@ -7,21 +7,21 @@ namespace LambdaService.Measurement.Taylor;
 /// Taylor-mode ("jet") engine for measurement: for each line <c>g(t) = f(x_p + t v_{p,d})</c> the jet of the line
 /// is pushed through the network once (<see cref="TaylorMode"/>), giving <c>gⁿ(0) = n!·gₙ</c> for every n ≤ K
 /// exactly. Same request/result layout as <see cref="AutogradEngine"/> (values <c>[point, direction, order 0..K]</c>,
-/// order 0 is f itself); runs without a graph (no_grad), in float64 by default, at most <paramref name="linesPerPass"/>
-/// lines per pass. The module must be in evaluation mode (no batch statistics, no dropout).
+/// order 0 is f itself); runs without a graph (no_grad), in float64 by default, in passes sized from <paramref name="budget"/>
+/// (<see cref="PassPlanner"/>). The module must be in evaluation mode (no batch statistics, no dropout).
 /// </summary>
 /// <remarks>
-/// A point's D lines share their value coefficient <c>f_L(x_p)</c> at every layer L: passes hold whole points (<paramref name="linesPerPass"/>
-/// rounded down to a multiple of D, where it is at least D) and go in as <see cref="Jet.PointLines"/>-style groups, so that the convolutions
+/// A point's D lines share their value coefficient <c>f_L(x_p)</c> at every layer L: passes hold whole points (the planned
+/// lines per pass are a multiple of D; a fixed size is rounded down to one where it is at least D) and go in as <see cref="Jet.PointLines"/>-style groups, so that the convolutions
 /// and linear layers (and ReLU, max pooling) compute c_0 once per point (see <see cref="Jet.SharedValueRows"/>). On the paper's ReLU CNN
 /// with 4 directions this takes the convolutions from 2·B to 1.25·B images.
 /// </remarks>
 /// <param name="model">The network as a jet module.</param>
 /// <param name="sampleShape">Shape of one input sample (without the batch axis).</param>
 /// <param name="dtype">Float64 (default) or Float32: the precision of the pass (parameters are cast to it).</param>
-/// <param name="linesPerPass">Lines per batched pass.</param>
+/// <param name="budget">Memory budget (or fixed size) of a pass; default <see cref="LineBudget.Default"/>.</param>
 /// <param name="device">Where the module's parameters live and the pass runs (default the CPU).</param>
-public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType dtype = ScalarType.Float64, int linesPerPass = 1024, Device? device = null) : IDerivativeEngine
+public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType dtype = ScalarType.Float64, LineBudget? budget = null, Device? device = null) : IDerivativeEngine
 {
     private readonly Device _device = device ?? CPU;
 
@@ -32,9 +32,7 @@ public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType
     private readonly ScalarType _dtype = dtype is ScalarType.Float64 or ScalarType.Float32
         ? dtype
         : throw new ArgumentException($"Taylor mode computes in float64 or float32, not {dtype}.", nameof(dtype));
-    private readonly int _linesPerPass = linesPerPass >= 1
-        ? linesPerPass
-        : throw new ArgumentOutOfRangeException(nameof(linesPerPass), linesPerPass, "At least one line per pass.");
+    private readonly LineBudget _budget = budget ?? LineBudget.Default;
 
     /// <inheritdoc />
     public string Name => "taylor";
@@ -59,11 +57,11 @@ public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType
         }
         // Passes hold whole points where they can (a multiple of D lines), so that each point's lines share its value coefficient.
         var d = request.DirectionsPerPoint;
-        var perPass = _linesPerPass >= d ? _linesPerPass / d * d : _linesPerPass;
-        var grouped = perPass % d == 0 ? d : 1;
-        var values = LinePasses.Run(request, size, perPass,
-            (x, v, cls, n) => TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype, _device, grouped), progress, cancellationToken);
-        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, Precision, null);
+        // A pass of a multiple of D lines starts at a point's first line (passes smaller than D hold fewer than D lines each).
+        var (values, plan) = LinePasses.Run(request, size, _budget, d, Name,
+            (x, v, cls, n) => TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype, _device, n % d == 0 ? d : 1),
+            progress, cancellationToken);
+        return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, Precision, null, plan);
     }
 }
 

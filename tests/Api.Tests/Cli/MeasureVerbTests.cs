@@ -1,3 +1,4 @@
+using LambdaService.Measurement;
 using LambdaService.Measurement.Models;
 using System.Text.Json;
 
@@ -35,6 +36,32 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public void The_memory_budget_reaches_the_engine_and_the_config_echoes_the_budget_and_the_passes_it_planned()
+    {
+        var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, "--memory-budget-mb", "64", "--json");
+        Assert.True(code == 0, stderr);
+        var config = JsonDocument.Parse(stdout).RootElement.GetProperty("config");
+        Assert.Equal(64, config.GetProperty("memoryBudgetMb").GetDouble());
+        var passes = config.GetProperty("passes");
+        var perPass = passes.GetProperty("linesPerPass").GetInt32();
+        // 40 points × 4 directions = 160 lines, in passes of whole points (taylor) that fit 64 MiB at the probe's bytes per line.
+        Assert.InRange(perPass, 4, 160);
+        Assert.Equal((160 + perPass - 1) / perPass, passes.GetProperty("passes").GetInt32());
+        Assert.Equal(64, passes.GetProperty("memoryBudgetMb").GetDouble());
+        Assert.True(perPass * passes.GetProperty("bytesPerLine").GetInt64() <= 64L << 20);
+        Assert.Contains("VmHWM", passes.GetProperty("probe").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_http_field_memoryBudgetMb_maps_to_the_same_option_with_the_same_default_and_check()
+    {
+        Assert.Equal(256, new LambdaService.Api.Measurements.MeasurementRequest("m", "d", MemoryBudgetMb: 256).ToOptions().MemoryBudgetMb);
+        Assert.Equal(1024, new LambdaService.Api.Measurements.MeasurementRequest("m", "d").ToOptions().MemoryBudgetMb);   // README: measure options
+        var refused = Assert.Throws<MeasurementInputException>(() => new LambdaService.Api.Measurements.MeasurementRequest("m", "d", MemoryBudgetMb: -5).ToOptions());
+        Assert.Equal("memoryBudgetMb", refused.Field);
+    }
+
+    [Fact]
     public void Measure_without_json_prints_a_readable_summary()
     {
         var (code, stdout, _) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath);
@@ -66,6 +93,8 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     [InlineData("--max-derivative-error", "0", "maxDerivativeError must be a fraction > 0")]
     [InlineData("--max-derivative-error", "-1", "maxDerivativeError must be a fraction > 0")]
     [InlineData("--max-derivative-error", "x", "--max-derivative-error must be a number")]
+    [InlineData("--memory-budget-mb", "0", "memoryBudgetMb must be > 0")]
+    [InlineData("--memory-budget-mb", "x", "--memory-budget-mb must be a number")]
     public void A_bad_option_is_one_line_on_stderr_with_exit_code_2(string option, string value, string mentioned)
     {
         var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, option, value);

@@ -148,7 +148,7 @@ public class TaylorEngineTests
         var v = CurvatureRate.Directions(Points, Directions, 2, seed: 9);
         var labels = Enumerable.Range(0, Points).Select(i => i % 3).ToArray();
         var request = new DerivativeRequest(x, Points, v, Directions, target, labels, MaxOrder);
-        var engine = new TaylorEngine(module, [2], linesPerPass: 5);
+        var engine = new TaylorEngine(module, [2], budget: LineBudget.Fixed(5));
         Assert.Equal("taylor", engine.Name);
         var reports = new List<double>();
         var taylor = engine.Compute(request, new SyncProgress(reports.Add), default);
@@ -199,7 +199,7 @@ public class TaylorEngineTests
         var labels = Enumerable.Range(0, Points).Select(i => i % 3).ToArray();
         var request = new DerivativeRequest(x, Points, v, Directions, TargetKind.Loss, labels, MaxOrder);
         // Passes of 7 lines round down to 6: two whole points each, so their lines share values.
-        var taylor = new TaylorEngine(module, [2, 8, 8], linesPerPass: 7).Compute(request, null, default);
+        var taylor = new TaylorEngine(module, [2, 8, 8], budget: LineBudget.Fixed(7)).Compute(request, null, default);
         AssertAgree(taylor, new AutogradEngine(runner).Compute(request, null, default), 1e-9, "autograd");
 
         // The jet of the point lines keeps its groups through every layer to the logits, and its coefficients are those of the
@@ -249,7 +249,7 @@ public class TaylorEngineTests
         using var module = new JetTanhMlp(mlp.Weights, mlp.Biases);
         Assert.Contains("sample shape", Assert.Throws<ArgumentException>(() => new TaylorEngine(module, [])).Message, StringComparison.Ordinal);
         Assert.Contains("float64 or float32", Assert.Throws<ArgumentException>(() => new TaylorEngine(module, [2], ScalarType.Int32)).Message, StringComparison.Ordinal);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TaylorEngine(module, [2], linesPerPass: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LineBudget.Fixed(0));
         using var scope = NewDisposeScope();
         var x = zeros(3, 2, dtype: ScalarType.Float64);
         var e = Assert.Throws<ArgumentException>(() => TaylorMode.DirectionalDerivatives(module, x, x, 2, TargetKind.Loss, tensor(new long[] { 0, 1 })));

@@ -1,0 +1,174 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace LambdaService.Measurement.Engines;
+
+/// <summary>
+/// How many lines an engine puts through the network at once: a memory budget (the default, 1024 MiB: README, "Performance and
+/// memory") from which <see cref="PassPlanner"/> derives the lines per pass, or a fixed number of lines (tests, benchmarks).
+/// </summary>
+/// <param name="MemoryBudgetMb">Memory one pass may take, in MiB (&gt; 0).</param>
+/// <param name="FixedLinesPerPass">When set, this many lines per pass and no probe.</param>
+public sealed record LineBudget(double MemoryBudgetMb, int? FixedLinesPerPass = null)
+{
+    /// <summary>The default budget of a measurement, in MiB.</summary>
+    public const double DefaultMemoryBudgetMb = 1024;
+
+    /// <summary>The default: <see cref="DefaultMemoryBudgetMb"/>.</summary>
+    public static LineBudget Default { get; } = new(DefaultMemoryBudgetMb);
+
+    /// <summary>Lines per pass from a budget of <paramref name="megabytes"/> MiB.</summary>
+    public static LineBudget Memory(double megabytes) => megabytes > 0 && double.IsFinite(megabytes)
+        ? new(megabytes)
+        : throw new ArgumentOutOfRangeException(nameof(megabytes), megabytes, "A memory budget is a positive number of MiB.");
+
+    /// <summary>Exactly <paramref name="lines"/> lines per pass (Taylor mode rounds down to whole points where it can).</summary>
+    public static LineBudget Fixed(int lines) => lines >= 1
+        ? new(DefaultMemoryBudgetMb, lines)
+        : throw new ArgumentOutOfRangeException(nameof(lines), lines, "At least one line per pass.");
+}
+
+/// <summary>
+/// The passes an engine ran: <see cref="LinesPerPass"/> lines each (the last may hold fewer), chosen from
+/// <see cref="MemoryBudgetMb"/> and the probe's <see cref="BytesPerLine"/> (null for a fixed size, or where the probe cannot
+/// measure); <see cref="Probe"/> says how the estimate was obtained.
+/// </summary>
+public sealed record PassPlan(int LinesPerPass, int Passes, double? MemoryBudgetMb, long? BytesPerLine, string Probe);
+
+/// <summary>
+/// Chooses the lines per pass from a memory budget. Probe passes of <c>c₁ = g</c> and <c>c₂ = 2g</c> lines (g: the
+/// granularity, a point's D lines for Taylor mode, else one line) run on the request's first lines, each measured as the growth of
+/// the process's peak resident memory (<see cref="PeakGrowth"/>) and each run twice: other threads' allocations can only inflate a
+/// reading, so the smaller of the two is kept (<c>m₁</c>, <c>m₂</c> bytes). Then
+/// <code>
+/// bytesPerLine = max((m₂ − m₁) / (c₂ − c₁), m₂ / c₂)      (the marginal cost, or the average where it is larger)
+/// linesPerPass = max(g, ⌊budget / bytesPerLine⌋ rounded down to a multiple of g), at most all lines
+/// </code>
+/// and a budget below <c>g · bytesPerLine</c> is refused (<see cref="MeasurementInputException"/> on <c>memoryBudgetMb</c>).
+/// The average <c>m₂ / c₂</c> includes fixed costs of a pass (the network's first use of a thread pool, say), so the estimate errs
+/// towards smaller passes. Where the peak cannot be read (not Linux: no <c>/proc/self/clear_refs</c>) passes hold
+/// <see cref="UnmeasuredLinesPerPass"/> lines.
+/// </summary>
+public static partial class PassPlanner
+{
+    /// <summary>Lines per pass where memory cannot be measured (the engines' former constant).</summary>
+    public const int UnmeasuredLinesPerPass = 1024;
+
+    /// <summary>What <see cref="PassPlan.Probe"/> says for the measured estimate.</summary>
+    public const string PeakResidentProbe = "peak resident memory growth of probe passes (VmHWM after /proc/self/clear_refs)";
+
+    /// <summary>
+    /// Plans the passes over <paramref name="lines"/> lines (<paramref name="granularity"/> lines per unit that must stay together);
+    /// <paramref name="probe"/> runs one pass over the request's first c lines and discards it; a measured plan holds at most
+    /// <paramref name="maxLinesPerPass"/> lines (an engine's array limits).
+    /// </summary>
+    public static PassPlan Plan(LineBudget budget, int lines, int granularity, string engine, Action<int> probe, int maxLinesPerPass = int.MaxValue)
+    {
+        ArgumentNullException.ThrowIfNull(budget);
+        ArgumentNullException.ThrowIfNull(probe);
+        ArgumentOutOfRangeException.ThrowIfLessThan(granularity, 1);
+        if (budget.FixedLinesPerPass is { } fixedLines)
+        {
+            var size = fixedLines >= granularity ? fixedLines / granularity * granularity : fixedLines;
+            size = Math.Max(1, Math.Min(size, lines));
+            return new PassPlan(size, Passes(lines, size), null, null, "fixed");
+        }
+        var unit = Math.Min(granularity, Math.Max(lines, 1));
+        var first = Smaller(PeakGrowth(() => probe(unit)), PeakGrowth(() => probe(unit)));
+        if (first is null)
+        {
+            var size = Math.Max(1, Math.Min(UnmeasuredLinesPerPass, lines));
+            return new PassPlan(size, Passes(lines, size), budget.MemoryBudgetMb, null, "unmeasured: this system has no /proc/self/clear_refs");
+        }
+        long bytesPerLine;
+        if (lines >= 2 * unit)
+        {
+            var second = Smaller(PeakGrowth(() => probe(2 * unit)), PeakGrowth(() => probe(2 * unit))) ?? 0;
+            bytesPerLine = Math.Max((second - first.Value) / unit, second / (2 * unit));
+        }
+        else
+        {
+            bytesPerLine = first.Value / unit;
+        }
+        bytesPerLine = Math.Max(bytesPerLine, 1);
+        var budgetBytes = budget.MemoryBudgetMb * 1024 * 1024;
+        var fits = (long)Math.Min(int.MaxValue, Math.Floor(budgetBytes / bytesPerLine));
+        if (fits < unit)
+        {
+            var perLineMb = bytesPerLine / (1024.0 * 1024.0);
+            var what = unit > 1 ? $"; a pass holds at least one point's {unit} lines, about {Mb(perLineMb * unit)} MiB" : "";
+            throw new MeasurementInputException("memoryBudgetMb",
+                $"memoryBudgetMb {Mb(budget.MemoryBudgetMb)} is too small: the {engine} engine needs about {Mb(perLineMb)} MiB per line on this model{what}; "
+                + $"raise memoryBudgetMb to at least {Mb(Math.Ceiling(perLineMb * unit))} (on the command line: --memory-budget-mb).");
+        }
+        var perPass = (int)Math.Min(Math.Min(lines, maxLinesPerPass), fits / unit * unit);
+        perPass = Math.Max(perPass, 1);
+        return new PassPlan(perPass, Passes(lines, perPass), budget.MemoryBudgetMb, bytesPerLine, PeakResidentProbe);
+    }
+
+    private static long? Smaller(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
+
+    private static int Passes(int lines, int perPass) => lines == 0 ? 0 : (lines + perPass - 1) / perPass;
+
+    private static string Mb(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Bytes by which the process's peak resident set grows while <paramref name="run"/> runs, or null where it cannot be read.
+    /// Freed memory is first returned to the system (the .NET heap by an aggressive collection, which decommits free regions; the native
+    /// heap by glibc <c>malloc_trim</c>, skipped elsewhere) so that the pass cannot hide in
+    /// pages a previous pass left resident; then writing <c>5</c> to <c>/proc/self/clear_refs</c> resets VmHWM to the current
+    /// VmRSS (Linux ≥ 4.0, proc(5)), and the growth is VmHWM after the run minus VmRSS before it. It covers every allocation of the
+    /// process, libtorch's and ONNX Runtime's included, so concurrent work in the same process inflates it; memory an allocator already
+    /// holds (ONNX Runtime's arena, grown by earlier forward passes) is not counted, as a pass reuses it rather than adding to it.
+    /// </summary>
+    public static long? PeakGrowth(Action run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        try
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            TrimHeap();
+            File.WriteAllText("/proc/self/clear_refs", "5");
+            var before = StatusKb("VmRSS");
+            run();
+            var peak = StatusKb("VmHWM");
+            if (before is null || peak is null)
+            {
+                return null;
+            }
+            return Math.Max(0, peak.Value - before.Value) * 1024;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static long? StatusKb(string field)
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith(field + ":", StringComparison.Ordinal))
+            {
+                var parts = line[(field.Length + 1)..].Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return long.Parse(parts[0], CultureInfo.InvariantCulture);
+            }
+        }
+        return null;
+    }
+
+    private static void TrimHeap()
+    {
+        try
+        {
+            _ = MallocTrim(0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Not glibc: the measure is then only less tight (pages kept by the allocator can hide part of a pass).
+        }
+    }
+
+    [LibraryImport("libc.so.6", EntryPoint = "malloc_trim")]
+    private static partial int MallocTrim(nuint pad);
+}

@@ -1,0 +1,286 @@
+using System.Runtime.InteropServices;
+using LambdaService.Measurement.Engines;
+using LambdaService.Measurement.Estimation;
+using LambdaService.Measurement.Models;
+using LambdaService.Measurement.Numerics;
+using LambdaService.Measurement.Taylor;
+using LambdaService.Measurement.Tests.Models;
+using LambdaService.Measurement.Tests.Taylor;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LambdaService.Measurement.Tests.Engines;
+
+/// <summary>
+/// A tanh CNN of known activation size as a module and a jet module: conv 1→16 (3×3) on 1×48×48, tanh, conv 16→16 (3×3), tanh,
+/// flatten, linear to 3 classes. Per sample: 16·46·46 = 33 856 values after each of conv1 and its tanh, 16·44·44 = 30 976 after
+/// each of conv2 and its tanh: <see cref="Activations"/> = 129 664 values (the 3 logits left out).
+/// </summary>
+internal sealed class WideTanhCnn : nn.Module<Tensor, Tensor>, IJetModule
+{
+    public const long Activations = 2 * 16 * 46 * 46 + 2 * 16 * 44 * 44;
+
+    private readonly Parameter c1W, c1B, c2W, c2B, fcW, fcB;
+
+    public WideTanhCnn(int seed) : base(nameof(WideTanhCnn))
+    {
+        var rng = new Random(seed);
+        Parameter P(double scale, params long[] shape) => new(tensor(Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b))
+            .Select(_ => (rng.NextDouble() - 0.5) * scale).ToArray(), shape), requires_grad: false);
+        c1W = P(1, 16, 1, 3, 3); c1B = P(1, 16); c2W = P(0.3, 16, 16, 3, 3); c2B = P(1, 16);
+        fcW = P(0.01, 3, 16 * 44 * 44); fcB = P(1, 3);
+        RegisterComponents();
+    }
+
+    public IReadOnlyList<string> PiecewiseLinearOperators => [];
+
+    public override Tensor forward(Tensor x) =>
+        nn.functional.linear(nn.functional.conv2d(nn.functional.conv2d(x, c1W, c1B).tanh(), c2W, c2B).tanh().flatten(1), fcW, fcB);
+
+    public LambdaService.Measurement.Taylor.Jet Forward(LambdaService.Measurement.Taylor.Jet x) =>
+        JetOps.Linear(JetOps.Flatten(JetOps.Tanh(JetOps.Conv2d(JetOps.Tanh(JetOps.Conv2d(x, c1W, c1B)), c2W, c2B)), 1), fcW, fcB);
+}
+
+/// <summary>
+/// Tests that read the process's peak resident memory run alone: allocations of tests running beside them land in the same
+/// process's peak (in a parallel run the probe of the CNN below read 29.5 MB a line once and 13.6 MB the next time).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MemoryProbeCollection
+{
+    public const string Name = "Memory probes";
+}
+
+/// <summary>
+/// Memory-bounded passes (<see cref="PassPlanner"/>, README "Memory per pass"): how the lines are split changes no number, and
+/// the planned passes follow the budget.
+/// </summary>
+[Collection(MemoryProbeCollection.Name)]
+public class ChunkedPassesTests
+{
+    private const int Points = 6;
+    private const int Directions = 3;
+    private const int MaxOrder = 4;
+    private const int Lines = Points * Directions;
+
+    /// <summary>A network as the engines see it: a factory of an engine with a given budget, and what the test must dispose.</summary>
+    private sealed class Setup(Func<LineBudget, IDerivativeEngine> engine, IModelRunner runner, int[] shape, params IDisposable[] owned) : IDisposable
+    {
+        public Func<LineBudget, IDerivativeEngine> Engine { get; } = engine;
+
+        public IModelRunner Runner { get; } = runner;
+
+        public int[] Shape { get; } = shape;
+
+        public int Size => Shape.Aggregate(1, (a, b) => a * b);
+
+        public void Dispose()
+        {
+            foreach (var d in owned) d.Dispose();
+        }
+    }
+
+    private static Setup Make(string engine, string net)
+    {
+        if (net == "mlp")
+        {
+            var mlp = new ReferenceMlp([2, 12, 12, 3], seed: 7, weightScale: 1.5);
+            if (engine == "finite-difference")
+            {
+                var onnx = OnnxRunner.Create(TestData.Onnx(OnnxModelBuilder.Mlp(mlp.Weights, mlp.Biases)), [2]);
+                return new Setup(b => new FiniteDifferenceEngine(onnx, new FiniteDifferenceSettings(Scale: 0.5), b), onnx, [2], onnx);
+            }
+            var module = new JetTanhMlp(mlp.Weights, mlp.Biases);
+            var runner = TorchModelRunner.FromModule(module, [2]);
+            return engine == "taylor"
+                ? new Setup(b => new TaylorEngine(module, [2], budget: b), runner, [2], runner, module)
+                : new Setup(b => new AutogradEngine(runner, b), runner, [2], runner, module);
+        }
+        var cnn = OnnxConvolutionTests.TinyCnn(3);
+        if (engine == "finite-difference")
+        {
+            var onnx = OnnxRunner.Create(TestData.Onnx(cnn), [1, 6, 6]);
+            return new Setup(b => new FiniteDifferenceEngine(onnx, new FiniteDifferenceSettings(Scale: 0.3), b), onnx, [1, 6, 6], onnx);
+        }
+        var jet = new JetTinyCnn(cnn);
+        var torchRunner = TorchModelRunner.FromModule(jet, [1, 6, 6]);
+        return engine == "taylor"
+            ? new Setup(b => new TaylorEngine(jet, [1, 6, 6], budget: b), torchRunner, [1, 6, 6], torchRunner, jet)
+            : new Setup(b => new AutogradEngine(torchRunner, b), torchRunner, [1, 6, 6], torchRunner, jet);
+    }
+
+    public static TheoryData<string, string> Engines => new()
+    {
+        { "taylor", "mlp" }, { "taylor", "cnn" }, { "autograd", "mlp" }, { "autograd", "cnn" }, { "finite-difference", "mlp" }, { "finite-difference", "cnn" },
+    };
+
+    /// <summary>v_n = mean over lines of |Dⁿ| for n = 1..K, and λ the least-squares slope of log v_n against n (README: definition).</summary>
+    private static (double[] Vn, double Lambda) Fit(DerivativeResult r)
+    {
+        var vn = new double[MaxOrder];
+        for (var n = 1; n <= MaxOrder; n++)
+        {
+            double s = 0;
+            for (var l = 0; l < Lines; l++) s += Math.Abs(r.Values[l * (MaxOrder + 1) + n]);
+            vn[n - 1] = s / Lines;
+        }
+        // Slope of y on x by the normal equations: Σ(x−x̄)(y−ȳ) / Σ(x−x̄)².
+        var ys = vn.Select(a => Math.Log(a)).ToArray();
+        var xMean = (MaxOrder + 1) / 2.0;
+        var yMean = ys.Average();
+        double sxy = 0, sxx = 0;
+        for (var i = 0; i < MaxOrder; i++)
+        {
+            sxy += (i + 1 - xMean) * (ys[i] - yMean);
+            sxx += (i + 1 - xMean) * (i + 1 - xMean);
+        }
+        return (vn, sxy / sxx);
+    }
+
+    [Theory]
+    [MemberData(nameof(Engines))]
+    public void Passes_of_one_a_few_or_all_lines_give_the_same_derivatives_every_vn_and_lambda_to_1e_12(string engineName, string net)
+    {
+        using var setup = Make(engineName, net);
+        var x = TestData.Uniform(Points * setup.Size, seed: 21, low: net == "mlp" ? -1.5 : 0, high: 1.5);
+        var v = CurvatureRate.Directions(Points, Directions, setup.Size, seed: 22);
+        var labels = Enumerable.Range(0, Points).Select(i => i % 3).ToArray();
+        var request = new DerivativeRequest(x, Points, v, Directions, TargetKind.Loss, labels, MaxOrder);
+
+        var single = setup.Engine(LineBudget.Fixed(Lines)).Compute(request, null, default);
+        Assert.Equal(new PassPlan(Lines, 1, null, null, "fixed"), single.Plan);
+        var (vn, lambda) = Fit(single);
+        Assert.True(double.IsFinite(lambda) && vn.All(a => a > 0), $"{engineName}/{net}: the reference must have every order non-zero");
+
+        // Taylor mode rounds a fixed size of at least D lines down to whole points (5 → 3); the others take it as it is.
+        var granularity = engineName == "taylor" ? Directions : 1;
+        foreach (var chunk in new[] { 1, 2, 5, Lines })
+        {
+            var effective = chunk >= granularity ? chunk / granularity * granularity : chunk;
+            var passes = (Lines + effective - 1) / effective;
+            var reports = new List<double>();
+            var chunked = setup.Engine(LineBudget.Fixed(chunk)).Compute(request, new SyncProgress(reports.Add), default);
+            Assert.Equal(passes, reports.Count);
+            Assert.Equal(new PassPlan(effective, passes, null, null, "fixed"), chunked.Plan);
+            for (var n = 0; n <= MaxOrder; n++)
+            {
+                // Tolerance: 1e-12 of the order's largest magnitude over lines (float64 rounding of differently shaped batches).
+                var scale = Enumerable.Range(0, Lines).Max(l => Math.Abs(single.Values[l * (MaxOrder + 1) + n]));
+                for (var l = 0; l < Lines; l++)
+                {
+                    var a = chunked.Values[l * (MaxOrder + 1) + n];
+                    var b = single.Values[l * (MaxOrder + 1) + n];
+                    Assert.True(Math.Abs(a - b) <= 1e-12 * scale, $"{engineName}/{net} chunk {chunk} line {l} order {n}: {a:R} vs single pass {b:R}");
+                }
+            }
+            var (vnChunked, lambdaChunked) = Fit(chunked);
+            for (var n = 0; n < MaxOrder; n++) Assert.True(Math.Abs(vnChunked[n] - vn[n]) <= 1e-12 * vn[n], $"chunk {chunk}: v_{n + 1} {vnChunked[n]:R} vs {vn[n]:R}");
+            Assert.True(Math.Abs(lambdaChunked - lambda) <= 1e-12 * Math.Max(1, Math.Abs(lambda)), $"chunk {chunk}: λ {lambdaChunked:R} vs {lambda:R}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Engines))]
+    public void A_measurement_in_one_line_passes_reports_the_same_lambda_and_vn_to_1e_12_as_one_pass_and_echoes_its_plan(string engineName, string net)
+    {
+        using var setup = Make(engineName, net);
+        var x = TestData.Uniform(Points * setup.Size, seed: 23, low: net == "mlp" ? -1.5 : 0, high: 1.5);
+        var data = TestData.Make(x, Points, setup.Shape, Enumerable.Range(0, Points).Select(i => i % 3).ToArray());
+        var options = new MeasurementOptions { Directions = Directions, Seed = 4, BootstrapResamples = 0, AllowUnreliable = true };
+        double? scale = engineName == "finite-difference" ? 0.5 : null;
+        var one = CurvatureRate.Estimate(setup.Runner, setup.Engine(LineBudget.Fixed(Lines)), data, options, scale, null, default);
+        var many = CurvatureRate.Estimate(setup.Runner, setup.Engine(LineBudget.Fixed(1)), data, options, scale, null, default);
+        Assert.Equal(1, one.Config.Passes!.Passes);
+        Assert.Equal(new PassPlan(1, Lines, null, null, "fixed"), many.Config.Passes);
+        Assert.Equal(LineBudget.DefaultMemoryBudgetMb, many.Config.MemoryBudgetMb);
+        Assert.True(Math.Abs(many.Lambda - one.Lambda) <= 1e-12 * Math.Max(1, Math.Abs(one.Lambda)), $"λ {many.Lambda:R} vs {one.Lambda:R}");
+        for (var i = 0; i < one.Orders.Count; i++)
+        {
+            Assert.True(Math.Abs(many.Orders[i].Norm - one.Orders[i].Norm) <= 1e-12 * one.Orders[i].Norm, $"v_{one.Orders[i].N}: {many.Orders[i].Norm:R} vs {one.Orders[i].Norm:R}");
+        }
+    }
+
+    [Fact]
+    public void The_planner_measures_the_bytes_a_probe_touches_per_line_and_fits_the_passes_to_the_budget()
+    {
+        const long perLine = 8L << 20;   // each probed line touches 8 MiB of fresh native memory
+        void Probe(int lines)
+        {
+            var bytes = lines * perLine;
+            var block = Marshal.AllocHGlobal((nint)bytes);
+            try
+            {
+                for (long o = 0; o < bytes; o += 4096) Marshal.WriteByte(block, (int)o, 1);
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(block);
+            }
+        }
+        var plan = PassPlanner.Plan(LineBudget.Memory(100), 40, 2, "test", Probe);
+        Assert.Equal(PassPlanner.PeakResidentProbe, plan.Probe);
+        // Measured here: 8.4-8.6 MB against 8.39 MB touched. The peak also holds what other threads of the test host touched meanwhile
+        // (once 16.8 MB in an early version that read each probe once): nothing below 90%, at most twice the bytes touched.
+        Assert.InRange(plan.BytesPerLine!.Value, perLine * 9 / 10, perLine * 2);
+        // 100 MiB at 7.2-16 MiB per line: 6-13 lines, rounded down to pairs (granularity 2).
+        Assert.InRange(plan.LinesPerPass, 6, 12);
+        Assert.Equal(0, plan.LinesPerPass % 2);
+        Assert.True(plan.LinesPerPass * plan.BytesPerLine <= 100L << 20);
+        Assert.Equal((40 + plan.LinesPerPass - 1) / plan.LinesPerPass, plan.Passes);
+
+        var refused = Assert.Throws<MeasurementInputException>(() => PassPlanner.Plan(LineBudget.Memory(10), 40, 2, "test", Probe));
+        Assert.Equal("memoryBudgetMb", refused.Field);
+        Assert.Contains("per line", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("raise memoryBudgetMb", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("taylor")]
+    [InlineData("autograd")]
+    public void On_a_cnn_of_known_size_a_small_budget_runs_many_passes_a_large_one_a_single_pass_and_the_estimate_scales_with_the_activations(string engineName)
+    {
+        const int points = 8, directions = 2, lines = points * directions, size = 48 * 48;
+        using var module = new WideTanhCnn(seed: 31);
+        using var runner = TorchModelRunner.FromModule(module, [1, 48, 48]);
+        IDerivativeEngine Engine(LineBudget b) => engineName == "taylor" ? new TaylorEngine(module, [1, 48, 48], budget: b) : new AutogradEngine(runner, b);
+        var x = TestData.Uniform(points * size, seed: 32, low: 0, high: 1);
+        var v = CurvatureRate.Directions(points, directions, size, seed: 33);
+        var request = new DerivativeRequest(x, points, v, directions, TargetKind.Loss, Enumerable.Range(0, points).Select(i => i % 3).ToArray(), MaxOrder);
+
+        var large = Engine(LineBudget.Memory(64 * 1024)).Compute(request, null, default);
+        Assert.Equal(1, large.Plan!.Passes);
+        var bytesPerLine = large.Plan.BytesPerLine!.Value;
+        // The jets of orders 0..K in float64 hold (K+1)·8 bytes per activation value: 5·8·129 664 ≈ 5.2 MB per line. Taylor mode keeps the
+        // temporaries of a pass until its end and the value coefficient once per point; nested autograd keeps a graph that grows with the
+        // order. Measured here: Taylor 20.8 MB, autograd 19.5-26.6 MB per line, about 4-5 times the count; the bound is a factor 8.
+        var activationBytes = WideTanhCnn.Activations * (MaxOrder + 1) * 8;
+        Assert.InRange(bytesPerLine, activationBytes / 8, activationBytes * 8);
+
+        var budgetMb = 5.0 * bytesPerLine / (1 << 20);
+        var reports = new List<double>();
+        var small = Engine(LineBudget.Memory(budgetMb)).Compute(request, new SyncProgress(reports.Add), default);
+        Assert.True(small.Plan!.Passes >= 3, $"{engineName}: {small.Plan} for a budget of {budgetMb:F1} MiB ({bytesPerLine} bytes per line first time)");
+        Assert.Equal(small.Plan.Passes, reports.Count);
+        Assert.True(small.Plan.LinesPerPass * small.Plan.BytesPerLine <= budgetMb * (1 << 20));
+        var scale = Enumerable.Range(0, lines).Max(l => Math.Abs(large.Values[l * (MaxOrder + 1) + MaxOrder]));
+        for (var i = 0; i < large.Values.Length; i++) Assert.True(Math.Abs(small.Values[i] - large.Values[i]) <= 1e-12 * Math.Max(scale, Math.Abs(large.Values[i])));
+
+        var tooSmall = Assert.Throws<MeasurementInputException>(() => Engine(LineBudget.Memory(0.5)).Compute(request, null, default));
+        Assert.Equal("memoryBudgetMb", tooSmall.Field);
+        Assert.Contains($"the {engineName} engine needs about", tooSmall.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_memory_budget_that_is_not_positive_is_refused_naming_memoryBudgetMb()
+    {
+        var e = Assert.Throws<MeasurementInputException>(() => new MeasurementOptions { MemoryBudgetMb = 0 }.Validate());
+        Assert.Equal("memoryBudgetMb", e.Field);
+        Assert.Throws<ArgumentOutOfRangeException>(() => LineBudget.Memory(-1));
+    }
+
+    private sealed class SyncProgress(Action<double> report) : IProgress<double>
+    {
+        public void Report(double value) => report(value);
+    }
+}
