@@ -47,3 +47,43 @@ public class JobsOptionsTests
         Assert.Equal(expected, options.EffectiveMaxRunningPerTenant);
     }
 }
+
+/// <summary>How many native threads a sandboxed job gets (<c>Jobs:ThreadsPerJob</c>) and that the job really runs with them.</summary>
+public class ThreadsPerJobTests
+{
+    [Fact]
+    public void A_job_gets_the_cores_divided_by_the_workers_by_default_and_the_configured_count_otherwise()
+    {
+        var cores = Environment.ProcessorCount;
+        Assert.Equal(Math.Max(1, cores / 2), new JobsOptions { WorkerCount = 2 }.EffectiveThreadsPerJob);
+        Assert.Equal(cores, new JobsOptions { WorkerCount = 1 }.EffectiveThreadsPerJob);
+        Assert.Equal(1, new JobsOptions { WorkerCount = cores + 1 }.EffectiveThreadsPerJob);
+        Assert.Equal(3, new JobsOptions { WorkerCount = 2, ThreadsPerJob = 3 }.EffectiveThreadsPerJob);
+    }
+
+    [Theory]
+    [InlineData("3", 3)]
+    [InlineData("1", 1)]
+    [InlineData("0", -1)]
+    [InlineData("-2", -1)]
+    [InlineData("many", -1)]
+    [InlineData(null, -1)]
+    public void The_process_takes_its_thread_count_from_the_environment_or_uses_every_core(string? setting, int expected)
+    {
+        Assert.Equal(expected > 0 ? expected : Environment.ProcessorCount, LambdaService.Measurement.Models.TorchRuntime.ThreadsFrom(setting));
+    }
+
+    [Fact]
+    public async Task A_measurement_job_runs_with_jobs_threads_per_job_and_says_so_in_its_config()
+    {
+        using var files = new Service.TestFiles();
+        using var service = new Service.ServiceProcess(new Dictionary<string, string> { ["Jobs__ThreadsPerJob"] = "3" });
+        using var client = service.Client();
+        var model = await Service.ApiClient.UploadId(client, "v1/models", files.Onnx);
+        var dataset = await Service.ApiClient.UploadId(client, "v1/datasets", files.Csv);
+        var id = await Service.ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, maxPoints = 4 });
+        var job = await Service.ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(1));
+        Assert.Equal("succeeded", job["status"]!.GetValue<string>());
+        Assert.Equal(3, job["result"]!["config"]!["threads"]!.GetValue<int>());
+    }
+}

@@ -81,6 +81,15 @@ public sealed class JobsOptions
     public int MaxRunningPerTenant { get; set; }
 
     /// <summary><see cref="MaxRunningPerTenant"/> in effect.</summary>
+    /// <summary>
+    /// Native threads of one sandboxed job: libtorch's and ONNX Runtime's intra-op pools (0, the default: the machine's cores divided
+    /// by <see cref="WorkerCount"/>, at least 1, so that the jobs running at once share the cores without oversubscribing them).
+    /// </summary>
+    public int ThreadsPerJob { get; set; }
+
+    /// <summary><see cref="ThreadsPerJob"/> in effect.</summary>
+    public int EffectiveThreadsPerJob => ThreadsPerJob > 0 ? ThreadsPerJob : Math.Max(1, Environment.ProcessorCount / Math.Max(1, WorkerCount));
+
     public int EffectiveMaxRunningPerTenant => MaxRunningPerTenant > 0 ? MaxRunningPerTenant : Math.Max(1, WorkerCount / 2);
 
     /// <summary>Resident-memory limit of one sandbox process.</summary>

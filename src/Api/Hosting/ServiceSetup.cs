@@ -81,7 +81,7 @@ public static class ServiceSetup
             var storage = provider.GetRequiredService<IOptions<StorageOptions>>().Value;
             var work = Path.Combine(storage.FullRoot, "sandbox");
             Directory.CreateDirectory(work);
-            return new SandboxOptions { RunnerCommand = jobs.RunnerCommand, WorkDirectory = work };
+            return new SandboxOptions { RunnerCommand = jobs.RunnerCommand, WorkDirectory = work, Threads = jobs.EffectiveThreadsPerJob };
         });
         services.AddSingleton<SandboxProcess>();
         services.AddSingleton<JobQueue>();

@@ -320,7 +320,8 @@ public static class CurvatureRate
             cut?.Layer ?? Layers.Input,
             cut?.Shape,
             options.MemoryBudgetMb,
-            derivatives.Plan);
+            derivatives.Plan,
+            TorchRuntime.Threads);
         return new MeasurementResult(
             fit.Line.Slope, fit.Line.Intercept, fit.Line.RSquared, fit.Ci95, fit.Orders, fit.PerPoint, pointCount, eligible.Length,
             engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, unreliable.Length > 0, config, warnings,

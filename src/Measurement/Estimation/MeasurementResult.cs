@@ -13,7 +13,8 @@ public sealed record SlopeQuantiles(int Count, double P05, double P25, double P5
 /// The full configuration a measurement ran with, so that it can be repeated exactly. <see cref="At"/> is where the derivatives were
 /// taken (<c>input</c> or a layer) and <see cref="LayerShape"/> the shape of one sample's activation there (null at the input);
 /// <see cref="Passes"/> is how the engine split the lines into passes under <see cref="MemoryBudgetMb"/> (lines per pass, passes,
-/// the estimated bytes per line and how they were measured; null for an engine given by the caller that does not say).
+/// the estimated bytes per line and how they were measured; null for an engine given by the caller that does not say);
+/// <see cref="Threads"/> the intra-op threads libtorch and ONNX Runtime had (<c>LAMBDASERVICE_THREADS</c>, <c>Jobs:ThreadsPerJob</c>).
 /// </summary>
 public sealed record ResolvedConfig(
     string Target,
@@ -42,7 +43,8 @@ public sealed record ResolvedConfig(
     string At,
     int[]? LayerShape,
     double MemoryBudgetMb,
-    PassPlan? Passes);
+    PassPlan? Passes,
+    int Threads);
 
 /// <summary>
 /// The curvature rate of a model on data, with everything needed to judge and repeat it. <see cref="Unreliable"/> is true

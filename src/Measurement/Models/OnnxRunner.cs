@@ -174,7 +174,10 @@ public sealed class OnnxRunner : IModelRunner
                 throw ComputeDevice.Unavailable("device", $"ONNX Runtime's CUDA execution provider cannot start ({FirstLine(e.Message)})", e);
             }
         }
-        using var cpu = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = QuietLogging };
+        using var cpu = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = QuietLogging, IntraOpNumThreads = TorchRuntime.Threads,
+        };
         // Idle ONNX Runtime threads must not spin: libtorch shares the same cores in this process.
         cpu.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         device = "cpu";

@@ -10,6 +10,9 @@ public sealed class SandboxOptions
     /// </summary>
     public string? RunnerCommand { get; set; }
 
+    /// <summary>Native threads of each child (<c>LAMBDASERVICE_THREADS</c> in its environment; 0 leaves the child's default, every core).</summary>
+    public int Threads { get; set; }
+
     /// <summary>Where each job gets a private temporary folder (spec and out file), removed when the job ends.</summary>
     public string WorkDirectory { get; set; } = Path.GetTempPath();
 }

@@ -113,6 +113,7 @@ public sealed partial class SandboxProcess(SandboxOptions options, ILogger<Sandb
             WorkingDirectory = folder,
             CreateNoWindow = true,
         };
+        if (options.Threads > 0) info.Environment[Measurement.Models.TorchRuntime.ThreadsVariable] = options.Threads.ToString(CultureInfo.InvariantCulture);
         string[] runnerArguments =
         [
             RunnerVerb.Name, "--spec", specPath, "--out", outPath, "--parent-pid", Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
