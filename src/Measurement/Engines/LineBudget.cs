@@ -73,6 +73,23 @@ public static partial class PassPlanner
             size = Math.Max(1, Math.Min(size, lines));
             return new PassPlan(size, Passes(lines, size), null, null, "fixed");
         }
+        // The probes run on one libtorch thread: with several, a pass's allocations spread over glibc's per-thread arenas, whose freed
+        // pages the next probe reuses without raising the peak, and readings were seen to halve (ChunkedPassesTests failed about one run
+        // in two with two threads, never with one). The bytes a line needs do not depend on the thread count; the passes use every thread.
+        var threads = TorchSharp.torch.get_num_threads();
+        TorchSharp.torch.set_num_threads(1);
+        try
+        {
+            return PlanMeasured(budget, lines, granularity, engine, probe, maxLinesPerPass);
+        }
+        finally
+        {
+            TorchSharp.torch.set_num_threads(threads);
+        }
+    }
+
+    private static PassPlan PlanMeasured(LineBudget budget, int lines, int granularity, string engine, Action<int> probe, int maxLinesPerPass)
+    {
         var unit = Math.Min(granularity, Math.Max(lines, 1));
         var first = Smaller(PeakGrowth(() => probe(unit)), PeakGrowth(() => probe(unit)));
         if (first is null)

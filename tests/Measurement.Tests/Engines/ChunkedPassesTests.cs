@@ -207,15 +207,18 @@ public class ChunkedPassesTests
         const long perLine = 8L << 20;   // each probed line touches 8 MiB of fresh native memory
         void Probe(int lines)
         {
+            // Pages of a fresh anonymous mapping, never pages a heap kept from earlier tests in this process (malloc could hand back
+            // resident pages that raise no peak: this test once read 3 KB for 8 MiB when run with the whole suite).
             var bytes = lines * perLine;
-            var block = Marshal.AllocHGlobal((nint)bytes);
+            var block = Mmap(0, (nuint)bytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+            Assert.NotEqual(-1, (long)block);
             try
             {
                 for (long o = 0; o < bytes; o += 4096) Marshal.WriteByte(block, (int)o, 1);
             }
             finally
             {
-                Marshal.FreeHGlobal(block);
+                Assert.Equal(0, Munmap(block, (nuint)bytes));
             }
         }
         var plan = PassPlanner.Plan(LineBudget.Memory(100), 40, 2, "test", Probe);
@@ -257,10 +260,13 @@ public class ChunkedPassesTests
         var activationBytes = WideTanhCnn.Activations * (MaxOrder + 1) * 8;
         Assert.InRange(bytesPerLine, activationBytes / 8, activationBytes * 8);
 
-        var budgetMb = 5.0 * bytesPerLine / (1 << 20);
+        // A budget of three lines as first measured: the second plan's own probe may read up to about 2.3 times less (seen here: 21 then
+        // 9 MB a line for autograd), which still leaves at most 7 of the 16 lines a pass.
+        var budgetMb = 3.0 * bytesPerLine / (1 << 20);
         var reports = new List<double>();
         var small = Engine(LineBudget.Memory(budgetMb)).Compute(request, new SyncProgress(reports.Add), default);
-        Assert.True(small.Plan!.Passes >= 3, $"{engineName}: {small.Plan} for a budget of {budgetMb:F1} MiB ({bytesPerLine} bytes per line first time)");
+        Assert.True(small.Plan!.Passes >= 2, $"{engineName}: {small.Plan} for a budget of {budgetMb:F1} MiB ({bytesPerLine} bytes per line first time)");
+        Assert.Equal((lines + small.Plan.LinesPerPass - 1) / small.Plan.LinesPerPass, small.Plan.Passes);
         Assert.Equal(small.Plan.Passes, reports.Count);
         Assert.True(small.Plan.LinesPerPass * small.Plan.BytesPerLine <= budgetMb * (1 << 20));
         var scale = Enumerable.Range(0, lines).Max(l => Math.Abs(large.Values[l * (MaxOrder + 1) + MaxOrder]));
@@ -283,4 +289,12 @@ public class ChunkedPassesTests
     {
         public void Report(double value) => report(value);
     }
+
+    private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 2, MapAnonymous = 0x20;
+
+    [DllImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static extern nint Mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [DllImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    private static extern int Munmap(nint address, nuint length);
 }
