@@ -35,11 +35,18 @@ public sealed class MeasurementInputException(string field, string message, Exce
         }
         catch (Exception e) when (IsContentFailure(e))
         {
-            var line = e.Message.Split('\n', 2)[0].Trim();
-            if (line.Length > 500) line = line[..500] + "…";
+            var line = FirstLine(e.Message);
             var title = char.ToUpperInvariant(what[0]) + what[1..] + " could not be loaded";
             throw new MeasurementInputException(field, $"{what} could not be loaded: {e.GetType().Name}: {line}", e, title);
         }
+    }
+
+    /// <summary>The first line of a (native) error message, trimmed and clipped at 500 characters, for a one-line error.</summary>
+    public static string FirstLine(string message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var line = message.Split('\n', 2)[0].Trim();
+        return line.Length <= 500 ? line : line[..500] + "…";
     }
 
     private static bool IsContentFailure(Exception e) => e is not (MeasurementInputException or OperationCanceledException or OutOfMemoryException

@@ -93,7 +93,7 @@ public static class RunnerVerb
         }
         catch (Exception e)
         {
-            return Fail(stderr, $"{e.GetType().Name}: {FirstLine(e.Message)}");
+            return Fail(stderr, $"{e.GetType().Name}: {MeasurementInputException.FirstLine(e.Message)}");
         }
     }
 
@@ -172,11 +172,5 @@ public static class RunnerVerb
         stderr.WriteLine("runner: " + message);
         stderr.Flush();
         return InternalErrorExitCode;
-    }
-
-    private static string FirstLine(string message)
-    {
-        var line = message.Split('\n', 2)[0].TrimEnd();
-        return line.Length <= 500 ? line : string.Create(CultureInfo.InvariantCulture, $"{line[..500]}…");
     }
 }
