@@ -1,6 +1,8 @@
 using LambdaService.Api.Hosting;
 using LambdaService.Api.Storage;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace LambdaService.Api.Tests;
 
@@ -85,5 +87,34 @@ public class ThreadsPerJobTests
         var job = await Service.ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(1));
         Assert.Equal("succeeded", job["status"]!.GetValue<string>());
         Assert.Equal(3, job["result"]!["config"]!["threads"]!.GetValue<int>());
+    }
+}
+
+/// <summary>The Measurement section: the service's default memory budget of a pass.</summary>
+public class MeasurementDefaultsOptionsTests
+{
+    private static MeasurementDefaultsOptions Resolve(IDictionary<string, string?> settings)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        using var provider = new ServiceCollection().AddLambdaOptions(configuration).BuildServiceProvider();
+        return provider.GetRequiredService<IOptions<MeasurementDefaultsOptions>>().Value;
+    }
+
+    [Fact]
+    public void The_default_budget_is_an_eighth_of_the_jobs_memory_limit_so_1024_MiB_at_the_defaults()
+    {
+        Assert.Equal(1024, new MeasurementDefaultsOptions().EffectiveMemoryBudgetMb(new JobsOptions()));   // 8192 / 8
+        Assert.Equal(256, new MeasurementDefaultsOptions().EffectiveMemoryBudgetMb(new JobsOptions { MemoryLimitMb = 2048 }));   // 2048 / 8
+        var bound = Resolve(new Dictionary<string, string?> { ["Measurement:MemoryBudgetMb"] = "300", ["Jobs:MemoryLimitMb"] = "2048" });
+        Assert.Equal(300, bound.EffectiveMemoryBudgetMb(new JobsOptions { MemoryLimitMb = 2048 }));
+    }
+
+    [Theory]
+    [InlineData("4096", "Measurement:MemoryBudgetMb (4096 MiB) must be below Jobs:MemoryLimitMb (4096 MiB)")]
+    [InlineData("-1", "Measurement:MemoryBudgetMb must be a positive number of MiB")]
+    public void A_default_budget_that_does_not_fit_the_jobs_memory_limit_stops_the_service_at_start(string budget, string message)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Resolve(new Dictionary<string, string?> { ["Measurement:MemoryBudgetMb"] = budget, ["Jobs:MemoryLimitMb"] = "4096" }));
+        Assert.StartsWith(message, e.Message, StringComparison.Ordinal);
     }
 }

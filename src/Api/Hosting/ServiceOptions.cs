@@ -138,6 +138,42 @@ public sealed class JobsOptions
     public string? RunnerCommand { get; set; }
 }
 
+/// <summary>Service-wide defaults of measurements (section <c>Measurement</c>).</summary>
+public sealed class MeasurementDefaultsOptions
+{
+    /// <summary>
+    /// Memory one pass of a derivative engine may take when a request names no <c>memoryBudgetMb</c> (0, the default: an eighth of
+    /// <see cref="JobsOptions.MemoryLimitMb"/>, so 1024 MiB at the default 8 GiB limit). The engines split a measurement's lines into
+    /// passes under it (README, Memory per pass), so a job's peak memory does not grow with points × directions.
+    /// </summary>
+    public double MemoryBudgetMb { get; set; }
+
+    /// <summary>The share of the job's memory limit the default budget takes.</summary>
+    public const int ShareOfJobMemory = 8;
+
+    /// <summary><see cref="MemoryBudgetMb"/> in effect under <paramref name="jobs"/>.</summary>
+    public double EffectiveMemoryBudgetMb(JobsOptions jobs)
+    {
+        ArgumentNullException.ThrowIfNull(jobs);
+        return MemoryBudgetMb > 0 ? MemoryBudgetMb : Math.Max(1, jobs.MemoryLimitMb / (double)ShareOfJobMemory);
+    }
+
+    /// <summary>Refuses at start-up a default budget that is not a positive number of MiB or does not fit in the job's memory limit.</summary>
+    public void Validate(JobsOptions jobs)
+    {
+        ArgumentNullException.ThrowIfNull(jobs);
+        if (MemoryBudgetMb < 0 || !double.IsFinite(MemoryBudgetMb))
+        {
+            throw new InvalidOperationException($"Measurement:MemoryBudgetMb must be a positive number of MiB (or 0 for an eighth of Jobs:MemoryLimitMb); got {MemoryBudgetMb}.");
+        }
+        if (MemoryBudgetMb >= jobs.MemoryLimitMb)
+        {
+            throw new InvalidOperationException(
+                $"Measurement:MemoryBudgetMb ({MemoryBudgetMb} MiB) must be below Jobs:MemoryLimitMb ({jobs.MemoryLimitMb} MiB): a pass that takes the whole limit gets its sandbox stopped.");
+        }
+    }
+}
+
 /// <summary>What the OpenAPI document says about the deployment (section <c>OpenApi</c>).</summary>
 public sealed class OpenApiDocumentOptions
 {

@@ -30,6 +30,8 @@ public static class ServiceSetup
         services.Configure<AuthOptions>(configuration.GetSection("Auth"));
         services.Configure<OpenApiDocumentOptions>(configuration.GetSection("OpenApi"));
         services.Configure<MetricsOptions>(configuration.GetSection("Metrics"));
+        services.AddOptions<MeasurementDefaultsOptions>().Bind(configuration.GetSection("Measurement"))
+            .PostConfigure<IOptions<JobsOptions>>((o, jobs) => o.Validate(jobs.Value)).ValidateOnStart();
         return services;
     }
 

@@ -268,6 +268,12 @@ public sealed class SandboxJob(
                 Finish(job, token, JobStatus.Failed, null, Problem(422, training ? "The training data could not be loaded" : "The model could not be loaded",
                     c.DescribeLoadFailure(training ? "the training data" : "the model"), training ? "dataset.datasetId" : "modelId"));
                 break;
+            case SandboxOutcome.Crashed { MissingDerivative: { } op } c:
+                // libtorch lacks a derivative nested autograd asked for: deterministic, so one line naming the operator and no retry.
+                logger.LogWarning("Job {JobId}: libtorch has no derivative of {Operator}; failed without a retry", jobId, op);
+                var engineField = job.Kind == JobRecord.TrainKind ? "crr.engine" : "engine";
+                Finish(job, token, JobStatus.Failed, null, Problem(422, "The engine cannot differentiate this model", c.DescribeMissingDerivative(engineField), engineField));
+                break;
             case SandboxOutcome.Crashed c when job.Attempts < o.MaxAttempts:
                 logger.LogWarning("Job {JobId} attempt {Attempt} crashed: {Cause}; trying again", jobId, job.Attempts, c.Describe());
                 var requeued = Durably(() => store.Write(db =>

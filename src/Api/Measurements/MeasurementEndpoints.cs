@@ -58,7 +58,8 @@ public static class MeasurementEndpoints
     /// <summary>POST /v1/measurements.</summary>
     public static Results<AcceptedAtRoute<MeasurementAccepted>, ProblemHttpResult> Submit(
         MeasurementRequest request, [FromHeader(Name = Idempotency.Header)] string? idempotencyKey,
-        ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts, JobQueue queue, Idempotency idempotency, StorageSpace space, IOptions<JobsOptions> jobs)
+        ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts, JobQueue queue, Idempotency idempotency, StorageSpace space, IOptions<JobsOptions> jobs,
+        IOptions<MeasurementDefaultsOptions> defaults)
     {
         var tenant = user.Tenant();
         var body = JsonSerializer.Serialize(request, Json);
@@ -70,14 +71,22 @@ public static class MeasurementEndpoints
         }
         if (JobQueue.Check(request.Queue, jobs.Value) is { } badQueue) return badQueue;
         if (Validate(request, tenant, store, artifacts) is { } problem) return problem;
+        if (request.MemoryBudgetMb >= jobs.Value.MemoryLimitMb)
+        {
+            return Problems.Field(400, "memoryBudgetMb",
+                $"memoryBudgetMb {request.MemoryBudgetMb} MiB does not fit in a job's memory limit of {jobs.Value.MemoryLimitMb} MiB (Jobs:MemoryLimitMb): a pass that large gets its sandbox stopped. Leave it out for the service's default ({defaults.Value.EffectiveMemoryBudgetMb(jobs.Value)} MiB) or ask for less.");
+        }
         space.EnsureRoom();
+        // The service's default budget (Measurement:MemoryBudgetMb) is written into the stored request, so the job runs under the budget of
+        // the node that accepted it and its result's config shows it; the Idempotency-Key hash stays that of the body as sent.
+        var stored = request.MemoryBudgetMb is null ? request with { MemoryBudgetMb = defaults.Value.EffectiveMemoryBudgetMb(jobs.Value) } : request;
 
         var job = new JobRecord
         {
             Id = ModelEndpoints.NewId("msr"),
             Tenant = tenant,
             Status = JobStatus.Queued,
-            RequestJson = body,
+            RequestJson = JsonSerializer.Serialize(stored, Json),
             ModelId = request.ModelId,
             DatasetId = request.DatasetId,
             CreatedAt = DateTime.UtcNow,

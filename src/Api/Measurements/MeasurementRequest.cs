@@ -42,7 +42,7 @@ public sealed record MeasurementRequest(
         + "of the rest of the network g_L is differentiated at the activation h_L(x) along random unit directions in the layer's space (paper §7). Layers are the ONNX "
         + "graph's values that every path from the input passes through (also named by torch.onnx module scopes such as conv2) and the project's own names "
         + "(mlp: fc1, act1, …; cnn: conv1, act1, conv2, act2, pool, hidden, act3); an unknown name gets a 400 listing the valid ones. Exact engines only.")] string? At = null,
-    [property: Description("Memory one pass of the engine may take, in MiB (default 1024; > 0 and ≤ 1048576). The lines per pass follow from it and a probe of the model's bytes per line; "
+    [property: Description("Memory one pass of the engine may take, in MiB (default the service's Measurement:MemoryBudgetMb, which is an eighth of Jobs:MemoryLimitMb: 1024 at the defaults; > 0 and below Jobs:MemoryLimitMb). The lines per pass follow from it and a probe of the model's bytes per line; "
         + "the result's config echoes the plan (config.passes). A budget below one line's (for taylor: one point's lines) needs gets a 400 naming the MiB needed.")] double? MemoryBudgetMb = null)
 {
     /// <summary>

@@ -65,6 +65,24 @@ public class SandboxFailureTests(SandboxFixture fixture, ITestOutputHelper outpu
         Assert.False(silent.WhileLoading);
     }
 
+    [Theory]
+    // libtorch 2.10's two spellings (the first seen for hardsigmoid in TorchScriptOperators' test process, the second for torch.cdist in
+    // JobLifecycleTests), and lines that name no missing derivative.
+    [InlineData("SIGABRT", "  what():  derivative for aten::hardsigmoid_backward is not implemented", "aten::hardsigmoid_backward")]
+    [InlineData("SIGABRT", "  what():  the derivative for '_cdist_backward' is not implemented.", "aten::_cdist_backward")]
+    [InlineData("SIGABRT", "  what():  Could not run 'aten::empty' with arguments from the 'CUDA' backend", null)]
+    [InlineData("SIGKILL", "derivative for aten::hardsigmoid_backward is not implemented", null)]
+    [InlineData(null, "derivative for aten::hardsigmoid_backward is not implemented", null)]
+    public void A_crash_names_the_operator_libtorch_has_no_derivative_for_only_when_it_died_of_it(string? signal, string line, string? expected)
+    {
+        var crash = new SandboxOutcome.Crashed(signal is null ? 1 : 134, signal, "terminate called after throwing an instance of 'c10::NotImplementedError'\n" + line, RunnerPhase.Run);
+        Assert.Equal(expected, crash.MissingDerivative);
+        if (expected is null) return;
+        var detail = crash.DescribeMissingDerivative("engine");
+        Assert.StartsWith($"libtorch has no derivative of {expected}, which nested autograd needs", detail, StringComparison.Ordinal);
+        Assert.Contains("set engine to finite-difference", detail, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task An_onnx_model_its_runtime_refuses_is_a_user_error_naming_the_model_and_the_cause_not_a_crash()
     {

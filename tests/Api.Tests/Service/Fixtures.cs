@@ -41,6 +41,12 @@ public sealed class TestFiles : IDisposable
                 new TorchScriptParameter("w1", [2, 4], Weights(8)), new TorchScriptParameter("b1", [2], Weights(2))],
             "z = torch.linear(x, self.w0, self.b0)\nh = torch.layer_norm(z, [4], None, None, 1e-05)\nreturn torch.linear(torch.tanh(h), self.w1, self.b1)"));
 
+        // torch.cdist to three fixed centres: libtorch has no derivative of its backward (aten::_cdist_backward), so nested autograd
+        // aborts the process at the second order instead of raising (TorchScriptOperators.WithoutSecondDerivative explains why).
+        // Written after the networks above, so their values do not move.
+        TorchScriptWriter.Write(CdistTorchScript, new TorchScriptModuleSpec("CdistNet",
+            [new TorchScriptParameter("c", [3, 2], [0.5f, -0.25f, -1f, 0.75f, 0.2f, 1.1f])], "return torch.cdist(x, self.c)"));
+
         // TorchScript whose forward does not compile: torch.jit.load aborts the process (std::terminate).
         TorchScriptWriter.Write(Aborting, new TorchScriptModuleSpec("Broken", [new TorchScriptParameter("w", [1], [1f])], "return torch.no_such_op(x * self.w)"));
 
@@ -78,6 +84,9 @@ public sealed class TestFiles : IDisposable
     public string SlowOnnx => Path.Combine(Folder, "big.onnx");
 
     public string Aborting => Path.Combine(Folder, "broken.pt");
+
+    /// <summary>A TorchScript model of two inputs and three outputs calling torch.cdist.</summary>
+    public string CdistTorchScript => Path.Combine(Folder, "cdist.pt");
 
     /// <summary>A 2-4-2 TorchScript network calling torch.layer_norm.</summary>
     public string LayerNormTorchScript => Path.Combine(Folder, "layernorm.pt");

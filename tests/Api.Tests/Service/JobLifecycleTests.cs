@@ -75,6 +75,28 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
     }
 
     [Fact]
+    public async Task A_model_whose_second_derivative_libtorch_lacks_fails_once_with_one_line_naming_the_operator()
+    {
+        using var service = new ServiceProcess();
+        using var client = service.Client();
+        var cdist = await ApiClient.UploadId(client, "v1/models", _files.CdistTorchScript);
+        var dataset = await ApiClient.UploadId(client, "v1/datasets", _files.Csv);
+        // target logit keeps the model's three distances as logits; order 1 runs, order 2 needs aten::_cdist_backward's derivative.
+        var id = await ApiClient.SubmitId(client, new { modelId = cdist, datasetId = dataset, target = "logit", engine = "autograd", maxPoints = 8 });
+        var job = await ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(1));
+        Assert.Equal("failed", job["status"]!.GetValue<string>());
+        Assert.Equal(1, job["attempts"]!.GetValue<int>());   // deterministic: not retried
+        var error = job["error"]!;
+        Assert.Equal(422, error["status"]!.GetValue<int>());
+        Assert.Equal("engine", error["field"]!.GetValue<string>());
+        var detail = error["detail"]!.GetValue<string>();
+        Assert.StartsWith("libtorch has no derivative of aten::_cdist_backward, which nested autograd needs", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', detail);
+        Assert.DoesNotContain("terminate called", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_model_that_makes_libtorch_abort_while_loading_fails_only_its_job_once_with_422_naming_the_signal()
     {
         using var service = new ServiceProcess();

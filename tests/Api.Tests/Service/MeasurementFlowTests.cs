@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LambdaService.Api.Cli;
@@ -202,6 +203,33 @@ public class MeasurementFlowTests(ServiceFixture fixture) : IClassFixture<Servic
         stderr = new StringWriter();
         Assert.Equal(2, CliApp.Run(["bench", "--device", "cuda", "--profile"], new StringWriter(), stderr, CancellationToken.None));
         Assert.Contains("CUDA was requested but", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_measurement_without_a_budget_runs_under_the_services_default_and_a_budget_past_the_jobs_memory_limit_is_a_400()
+    {
+        // Jobs:MemoryLimitMb 4096 and no Measurement:MemoryBudgetMb: the default is 4096 / 8 = 512 MiB (MeasurementDefaultsOptions).
+        using var service = new ServiceProcess(new Dictionary<string, string> { ["Jobs__MemoryLimitMb"] = "4096" });
+        using var client = service.Client();
+        var model = await ApiClient.UploadId(client, "v1/models", fixture.Files.Onnx);
+        var dataset = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var id = await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, maxPoints = 8 });
+        var job = await ApiClient.WaitFor(client, id, TimeSpan.FromMinutes(1));
+        Assert.Equal(512, job["result"]!["config"]!["memoryBudgetMb"]!.GetValue<double>());
+
+        var refused = await client.PostAsJsonAsync("v1/measurements", new { modelId = model, datasetId = dataset, memoryBudgetMb = 4096 });
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        var problem = await refused.Content.ReadFromJsonAsync<JsonObject>();
+        Assert.Equal("memoryBudgetMb", problem!["field"]!.GetValue<string>());
+        Assert.Contains("does not fit in a job's memory limit of 4096 MiB", problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // Measurement:MemoryBudgetMb set by the operator.
+        using var configured = new ServiceProcess(new Dictionary<string, string> { ["Measurement__MemoryBudgetMb"] = "300" });
+        using var second = configured.Client();
+        var model2 = await ApiClient.UploadId(second, "v1/models", fixture.Files.Onnx);
+        var dataset2 = await ApiClient.UploadId(second, "v1/datasets", fixture.Files.Csv);
+        var job2 = await ApiClient.WaitFor(second, await ApiClient.SubmitId(second, new { modelId = model2, datasetId = dataset2, maxPoints = 8 }), TimeSpan.FromMinutes(1));
+        Assert.Equal(300, job2["result"]!["config"]!["memoryBudgetMb"]!.GetValue<double>());
     }
 
     [Fact]

@@ -1,9 +1,10 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 
 namespace LambdaService.Api.Jobs.Sandbox;
 
 /// <summary>How a sandboxed job ended. A closed set: one of the nested records.</summary>
-public abstract record SandboxOutcome
+public abstract partial record SandboxOutcome
 {
     private SandboxOutcome()
     {
@@ -37,7 +38,7 @@ public abstract record SandboxOutcome
     /// <param name="Signal">The signal's name (<c>SIGABRT</c>, <c>SIGSEGV</c>, <c>SIGKILL</c>, …) for exit codes 129–159 on Unix, else null.</param>
     /// <param name="StderrTail">The last lines the child wrote on standard error.</param>
     /// <param name="Phase">The last phase the runner announced (<see cref="RunnerPhase.Load"/> or <see cref="RunnerPhase.Run"/>), or null when it announced none.</param>
-    public sealed record Crashed(int ExitCode, string? Signal, string StderrTail, string? Phase = null) : SandboxOutcome
+    public sealed partial record Crashed(int ExitCode, string? Signal, string StderrTail, string? Phase = null) : SandboxOutcome
     {
         /// <summary>
         /// Signals a process raises against itself when its own code fails (an abort, a bad memory access, an illegal
@@ -56,6 +57,27 @@ public abstract record SandboxOutcome
         public string DescribeLoadFailure(string what) =>
             WithTail(string.Create(CultureInfo.InvariantCulture,
                 $"{what} could not be loaded: the sandbox died of {Signal} (exit code {ExitCode}) while loading it; the same file would fail the same way again, so the job is not retried. Check that it was saved by a supported exporter (torch.jit.save, torch.onnx.export) and loads there"), StderrTail);
+
+        /// <summary>
+        /// The operator (<c>aten::X</c>) of libtorch's "derivative … is not implemented" when the child died with it on standard error, else
+        /// null. Nested autograd asks for a derivative libtorch lacks, and TorchSharp's bridge lets the error end the process
+        /// (src/Measurement/Models/TorchScriptOperators.cs); the same model and orders stop every attempt the same way.
+        /// </summary>
+        public string? MissingDerivative => Signal is not null && SelfInflicted.Contains(Signal, StringComparer.Ordinal)
+            && MissingDerivativePattern().Match(StderrTail) is { Success: true } m ? "aten::" + m.Groups[1].Value : null;
+
+        /// <summary>
+        /// The one-line error detail of a <see cref="MissingDerivative"/> crash: the operator, that the job is not retried, and what to do
+        /// (no stderr tail: libtorch's lines say nothing more to a user).
+        /// </summary>
+        /// <param name="field">The request's engine field (<c>engine</c> or <c>crr.engine</c>).</param>
+        public string DescribeMissingDerivative(string field) =>
+            $"libtorch has no derivative of {MissingDerivative}, which nested autograd needs for the higher orders of this model; the sandbox stopped ({Signal}) and the job "
+            + $"is not retried, since it would stop the same way. Export the model to ONNX (the taylor engine imports the graph's operators) or set {field} to finite-difference.";
+
+        /// <summary>libtorch's two spellings: <c>derivative for aten::X is not implemented</c> and <c>the derivative for 'X' is not implemented.</c></summary>
+        [GeneratedRegex(@"derivative for (?:aten::)?'?([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)'? is not implemented")]
+        private static partial Regex MissingDerivativePattern();
 
         /// <inheritdoc />
         public override string Describe()
