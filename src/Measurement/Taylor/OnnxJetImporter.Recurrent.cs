@@ -262,7 +262,7 @@ public static partial class OnnxJetImporter
         /// <summary>Output <paramref name="part"/> (0 Y, 1 Y_h, 2 Y_c) of <see cref="Run"/>'s stack, in the node's layout.</summary>
         public T Part<T>(RecurrentAlgebra<T> m, T all, int part, int states)
         {
-            var seq = m.Shape(all)[0] - 1 - states;
+            var seq = m.Shape(all)[0] - states;                                   // states: Y_h (and Y_c) follow the seq steps of Y
             if (part == 0)
             {
                 var y = m.Narrow(all, 0, 0, seq);                                     // [seq, dirs, batch, hidden]
