@@ -6,6 +6,7 @@ using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Taylor;
 using LambdaService.Measurement.Tests.Engines;
 using Onnx;
+using Xunit.Abstractions;
 
 namespace LambdaService.Measurement.Tests.Taylor;
 
@@ -16,7 +17,7 @@ namespace LambdaService.Measurement.Tests.Taylor;
 /// it against central differences), its value against ONNX Runtime's float32 run, and finite differences on ONNX Runtime,
 /// which has no float64 recurrent kernels, running in float32 and saying so.
 /// </summary>
-public class RecurrentImportTests
+public class RecurrentImportTests(ITestOutputHelper output)
 {
     private const int Seq = 4;
     private const int Features = 3;
@@ -148,6 +149,50 @@ public class RecurrentImportTests
         AssertValuesMatchOnnxRuntime(bytes, x, 3, "reverse GRU");
     }
 
+    /// <summary>
+    /// The forward GRU export rewritten to ONNX's batch-major layout 1: the GRU reads the graph input [batch, seq, input] itself (the
+    /// exporter's Transpose is bypassed and its zero initial state dropped), and a Transpose turns its Y [batch, seq, dirs, hidden]
+    /// back into the [seq, dirs, batch, hidden] the rest of the graph reads.
+    /// </summary>
+    private static byte[] BatchMajor(byte[] bytes)
+    {
+        var model = ModelProto.Parser.ParseFrom(bytes);
+        var nodes = model.Graph.Node;
+        var gru = nodes.Single(n => n.OpType == "GRU");
+        gru.Input[0] = model.Graph.Input[0].Name;
+        while (gru.Input.Count > 5) gru.Input.RemoveAt(gru.Input.Count - 1);
+        gru.Attribute.Add(new AttributeProto { Name = "layout", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+        var y = gru.Output[0];
+        gru.Output[0] = y + "_batch_major";
+        var back = new NodeProto { OpType = "Transpose", Name = "to_layout_0" };
+        back.Input.Add(gru.Output[0]);
+        back.Output.Add(y);
+        back.Attribute.Add(new AttributeProto { Name = "perm", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 1, 2, 0, 3 } });
+        nodes.Insert(nodes.IndexOf(gru) + 1, back);
+        return model.ToByteArray();
+    }
+
+    [Fact]
+    public void A_gru_in_batch_major_layout_1_gives_the_same_derivatives_as_pytorch()
+    {
+        var (x, v, expected) = Reference("gru");
+        using var graph = Import(BatchMajor(Bytes("gru_opset17")));
+        AssertClose(expected, Derivatives(new TaylorEngine(graph, [Seq, Features]), x, v, 3), "layout 1 GRU taylor");
+    }
+
+    [Fact]
+    public void A_gru_with_a_sequence_lens_input_is_refused_naming_it()
+    {
+        var model = ModelProto.Parser.ParseFrom(Bytes("gru_opset17"));
+        var lens = new TensorProto { Name = "lens", DataType = (int)TensorProto.Types.DataType.Int32, Dims = { 2 }, Int32Data = { Seq, Seq } };
+        model.Graph.Initializer.Add(lens);
+        var gru = model.Graph.Node.Single(n => n.OpType == "GRU");
+        while (gru.Input.Count < 5) gru.Input.Add("");
+        gru.Input[4] = "lens";
+        Assert.False(OnnxJetImporter.TryImport(model.ToByteArray(), out _, out var problems));
+        Assert.Contains(problems, p => p.StartsWith("GRU (input sequence_lens:", StringComparison.Ordinal));
+    }
+
     private static byte[] WithAttribute(byte[] bytes, string op, AttributeProto attribute)
     {
         var model = ModelProto.Parser.ParseFrom(bytes);
@@ -177,14 +222,14 @@ public class RecurrentImportTests
     }
 
     [Fact]
-    public void Finite_differences_on_a_gru_run_in_float32_with_a_warning_and_give_taylors_lambda_within_0_05()
+    public void Finite_differences_on_a_gru_run_in_float32_with_a_warning_and_give_taylors_lambda_within_0_01()
     {
         var rows = 24;
         var x = TestData.Uniform(rows * Seq * Features, seed: 11, low: -1.5, high: 1.5);
         var labels = Enumerable.Range(0, rows).Select(i => i % 3).ToArray();
         var data = TestData.Make(x, rows, [Seq, Features], labels);
         var file = ModelFile.FromBytes("gru.onnx", Bytes("gru_opset17"));
-        var options = new MeasurementOptions { Directions = 2, Seed = 4, BootstrapResamples = 0, AllowUnreliable = true };
+        var options = new MeasurementOptions { Directions = 2, Seed = 4, BootstrapResamples = 0 };
         using var onnx = CurvatureRate.CreateRunner(file, data, engine: EngineChoice.FiniteDifference);
         // ONNX Runtime creates a session on the float64 rewrite but has no float64 GRU kernel: the first run decides.
         Assert.IsType<OnnxRunner>(onnx);
@@ -198,9 +243,11 @@ public class RecurrentImportTests
         Assert.Equal("taylor", exact.Engine);
         Assert.Equal("float64", exact.Precision);
         Assert.DoesNotContain(exact.Warnings, w => w.Contains("float32", StringComparison.Ordinal));
-        // Measured: see the report of this change; float32 finite differences of orders 3–4 are off by percents (README, Engines).
-        Assert.True(Math.Abs(fd.Lambda - exact.Lambda) <= 0.05, $"finite differences λ {fd.Lambda:F4} vs taylor {exact.Lambda:F4}");
-        for (var n = 1; n <= 2; n++)
+        output.WriteLine($"finite differences (float32) λ {fd.Lambda:F4}, taylor λ {exact.Lambda:F4}; log v_n {string.Join(", ", fd.Orders.Select(o => o.LogNorm.ToString("F4")))} vs {string.Join(", ", exact.Orders.Select(o => o.LogNorm.ToString("F4")))}");
+        // Measured on this fixture: λ −0.8639 (finite differences, float32) vs −0.8637 (taylor); log v_n equal to 1e-4 at orders 1–3
+        // and 8e-4 at order 4. The bounds leave ten times that room for other CPUs' float32 rounding.
+        Assert.True(Math.Abs(fd.Lambda - exact.Lambda) <= 0.01, $"finite differences λ {fd.Lambda:F4} vs taylor {exact.Lambda:F4}");
+        for (var n = 1; n <= MaxOrder; n++)
         {
             Assert.True(Math.Abs(fd.Orders[n - 1].LogNorm - exact.Orders[n - 1].LogNorm) <= 0.01, $"order {n}: log v_n {fd.Orders[n - 1].LogNorm:F5} vs {exact.Orders[n - 1].LogNorm:F5}");
         }
