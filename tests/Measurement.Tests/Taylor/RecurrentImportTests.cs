@@ -229,7 +229,9 @@ public class RecurrentImportTests(ITestOutputHelper output)
         var labels = Enumerable.Range(0, rows).Select(i => i % 3).ToArray();
         var data = TestData.Make(x, rows, [Seq, Features], labels);
         var file = ModelFile.FromBytes("gru.onnx", Bytes("gru_opset17"));
-        var options = new MeasurementOptions { Directions = 2, Seed = 4, BootstrapResamples = 0 };
+        // float32 finite differences' own error estimate at order 4 exceeds the default 5% here (measured: 8.3% median, while v_4 is
+        // in fact 0.08% off), which refuses the result as "derivatives unreliable" unless accepted: accepted, to compare λ.
+        var options = new MeasurementOptions { Directions = 2, Seed = 4, BootstrapResamples = 0, AllowUnreliable = true };
         using var onnx = CurvatureRate.CreateRunner(file, data, engine: EngineChoice.FiniteDifference);
         // ONNX Runtime creates a session on the float64 rewrite but has no float64 GRU kernel: the first run decides.
         Assert.IsType<OnnxRunner>(onnx);
