@@ -20,7 +20,8 @@ namespace LambdaService.Measurement.Taylor;
 /// (13) or num_outputs (18); Slice with attributes (before 10) or inputs and any steps; Clip with attribute bounds (before 11)
 /// or inputs (ReLU6); ConvTranspose (2-D, pads, output_padding, dilations, groups); InstanceNormalization;
 /// GroupNormalization (scale per group at 18, per channel at 21); MatMul with broadcasting and the attention pattern
-/// MatMul → Div → Softmax → MatMul with Transpose and multi-head Reshape. Values that do not depend on the input
+/// MatMul → Div → Softmax → MatMul with Transpose and multi-head Reshape; GRU, LSTM and RNN unrolled over the time steps (see
+/// the Recurrent rule in OnnxJetImporter.Recurrent.cs for the formulas and what is refused). Values that do not depend on the input
 /// (initializers, Constant nodes, Shape and the arithmetic and comparisons on shapes that exporters emit: Range,
 /// ConstantOfShape, Equal, Where, …) are evaluated on plain tensors at run time, so shape computations such as
 /// <c>Shape → Gather → Unsqueeze → Concat → Reshape</c> work with any batch size.
