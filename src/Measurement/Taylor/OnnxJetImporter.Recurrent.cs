@@ -78,7 +78,7 @@ public static partial class OnnxJetImporter
                 {
                     var states = j.Select(v => v.Tensor).ToArray();
                     return new JetArg(null, cell.Run(new JetAlgebra(order), j[0].AsJet(order), Operands(states), StateJet(j, 5), StateJet(j, 6)));
-                }),
+                }) { Internal = true },
             };
             for (var k = 0; k < Math.Min(node.Output.Count, 1 + stateCount); k++)
             {

@@ -180,6 +180,18 @@ public class RecurrentImportTests(ITestOutputHelper output)
         AssertClose(expected, Derivatives(new TaylorEngine(graph, [Seq, Features]), x, v, 3), "layout 1 GRU taylor");
     }
 
+    [Theory]
+    [InlineData("gru_opset17")]
+    [InlineData("lstm_h0_c0")]
+    public void The_imported_graph_offers_the_layers_the_file_check_finds_and_none_of_its_own_values(string model)
+    {
+        var bytes = Bytes(model);
+        using var graph = Import(bytes);
+        var fromFile = OnnxJetImporter.LayerNames(ModelProto.Parser.ParseFrom(bytes));
+        Assert.Equal(fromFile, graph.Layers);
+        Assert.DoesNotContain(graph.Layers, l => l.Contains('#', StringComparison.Ordinal));
+    }
+
     [Fact]
     public void A_gru_with_a_sequence_lens_input_is_refused_naming_it()
     {
