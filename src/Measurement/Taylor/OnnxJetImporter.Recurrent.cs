@@ -68,6 +68,10 @@ public static partial class OnnxJetImporter
                 Problem($"{op} (input sequence_lens: sequences of different lengths are not supported; export without packed sequences)");
             }
             for (var i = 1; i <= 3; i++) NeedConstant(node, i, "a weight or bias");
+            if (a.Attribute("hidden_size") is { } hs && node.Input.Count > 2 && _constants.TryGetValue(node.Input[2], out var rw) && (rw.dim() != 3 || rw.shape[2] != hs.I))
+            {
+                Problem($"{op} (attribute hidden_size={hs.I} but R is [{string.Join(",", rw.shape)}]; R must be [directions, {gates}·hidden_size, hidden_size])");
+            }
             if (op == "LSTM") NeedConstant(node, 7, "the peepholes");
             var cell = new RecurrentCell(op, gates, dirs, direction == "reverse", layout == 1, linearBeforeReset, activations);
             var stateCount = op == "LSTM" ? 2 : 1;

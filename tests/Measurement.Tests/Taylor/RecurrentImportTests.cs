@@ -205,6 +205,63 @@ public class RecurrentImportTests(ITestOutputHelper output)
         Assert.Contains(problems, p => p.StartsWith("GRU (input sequence_lens:", StringComparison.Ordinal));
     }
 
+    /// <summary>Forms torch does not write, made from its exports: GRU with linear_before_reset = 0, LSTM peepholes, explicit activations.</summary>
+    private static byte[] Variant(string variant)
+    {
+        switch (variant)
+        {
+            case "gru linear_before_reset=0":
+            {
+                var model = ModelProto.Parser.ParseFrom(Bytes("gru_opset17"));
+                var gru = model.Graph.Node.Single(n => n.OpType == "GRU");
+                foreach (var old in gru.Attribute.Where(a => a.Name == "linear_before_reset").ToList()) gru.Attribute.Remove(old);
+                gru.Attribute.Add(new AttributeProto { Name = "linear_before_reset", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
+                return model.ToByteArray();
+            }
+            case "lstm peepholes":
+            {
+                var model = ModelProto.Parser.ParseFrom(Bytes("lstm_h0_c0"));
+                var lstm = model.Graph.Node.Single(n => n.OpType == "LSTM");
+                var rng = new Random(5);
+                var p = new TensorProto { Name = "peepholes", DataType = (int)TensorProto.Types.DataType.Float, Dims = { 1, 15 } };
+                p.FloatData.Add(Enumerable.Range(0, 15).Select(_ => (float)(rng.NextDouble() - 0.5)));
+                model.Graph.Initializer.Add(p);
+                while (lstm.Input.Count < 8) lstm.Input.Add("");
+                lstm.Input[7] = "peepholes";
+                return model.ToByteArray();
+            }
+            default:
+            {
+                var model = ModelProto.Parser.ParseFrom(Bytes("lstm_bidirectional"));
+                var activations = new AttributeProto { Name = "activations", Type = AttributeProto.Types.AttributeType.Strings };
+                foreach (var f in new[] { "Sigmoid", "Relu", "Tanh", "Sigmoid", "Tanh", "Relu" }) activations.Strings.Add(ByteString.CopyFromUtf8(f));
+                model.Graph.Node.Single(n => n.OpType == "LSTM").Attribute.Add(activations);
+                return model.ToByteArray();
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("gru linear_before_reset=0")]
+    [InlineData("lstm peepholes")]
+    [InlineData("lstm activations sigmoid relu tanh, sigmoid tanh relu")]
+    public void Forms_torch_does_not_write_match_onnx_runtimes_float32_kernels_and_their_jets_match_nested_autograd(string variant)
+    {
+        var bytes = Variant(variant);
+        var (x, v, reference) = Reference("lstm_h0_c0");               // its points and directions; every fixture takes [4, 3] samples and has 3 classes
+        var classes = reference[0][0].Length;
+        // The formulas against ONNX Runtime's own implementation of the operator (order 0, to 1e-5)…
+        AssertValuesMatchOnnxRuntime(bytes, x, classes, variant);
+        // …and the jets (orders 1–4) against nested autograd through the same graph's plain forward, in float64.
+        double[][][] taylor;
+        using (var graph = Import(bytes))
+        {
+            taylor = Derivatives(new TaylorEngine(graph, [Seq, Features]), x, v, classes);
+        }
+        using var runner = TorchModelRunner.FromOnnxGraph(Import(bytes), ModelFile.FromBytes("variant.onnx", bytes), [Seq, Features]);
+        AssertClose(Derivatives(new AutogradEngine(runner), x, v, classes), taylor, $"{variant}: taylor against autograd");
+    }
+
     private static byte[] WithAttribute(byte[] bytes, string op, AttributeProto attribute)
     {
         var model = ModelProto.Parser.ParseFrom(bytes);
@@ -221,6 +278,16 @@ public class RecurrentImportTests(ITestOutputHelper output)
         var problem = Assert.Single(problems);
         Assert.StartsWith("GRU (attribute clip:", problem, StringComparison.Ordinal);
         Assert.EndsWith("at node '/rnn/GRU'", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_hidden_size_that_does_not_fit_r_is_refused_naming_both()
+    {
+        var model = ModelProto.Parser.ParseFrom(Bytes("gru_opset17"));
+        var gru = model.Graph.Node.Single(n => n.OpType == "GRU");
+        gru.Attribute.Single(a => a.Name == "hidden_size").I = 6;
+        Assert.False(OnnxJetImporter.TryImport(model.ToByteArray(), out _, out var problems));
+        Assert.Contains(problems, p => p.StartsWith("GRU (attribute hidden_size=6 but R is [1,15,5]", StringComparison.Ordinal));
     }
 
     [Fact]
