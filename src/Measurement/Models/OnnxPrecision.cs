@@ -31,7 +31,8 @@ public sealed record OnnxFloat64Conversion(ModelProto Model, IReadOnlyList<strin
 /// Mish, Softsign, ThresholdedRelu and opset-11 Clip by their defining formulas. Nodes whose attributes the
 /// rewrite does not cover (for example Conv with auto_pad SAME and stride &gt; 1, AveragePool with
 /// ceil_mode = 1, a Conv weight that is not a constant) are left alone, so creating a session from the
-/// result fails and callers fall back to float32.
+/// result fails and callers fall back to float32. Some operators without float64 kernels (GRU, LSTM, RNN) are left
+/// alone too and fail only when they first run: <see cref="OnnxRunner"/> runs one sample before it keeps a float64 session.
 /// </remarks>
 public static class OnnxPrecision
 {

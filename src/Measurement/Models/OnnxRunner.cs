@@ -75,17 +75,31 @@ public sealed class OnnxRunner : IModelRunner
                 $"the model's input '{input.Name}' has rank {inputRank} but the data gives samples of shape [{string.Join(",", sampleShape)}]; reshape the data to the model's input [{string.Join(",", input.Shape)}].");
         }
 
-        (_session, Device) = CreateSession(model, options, out _float64);
+        (_session, Device) = CreateSession(model, options, out _float64, out var rewritten);
         var kinks = model.Graph.Node.Select(n => n.OpType).Where(op => PiecewiseOperators.Contains(op)).Distinct().ToList();
         if (kinks.Count > 0)
         {
             _notes.Add($"the graph has piecewise-linear operators ({string.Join(", ", kinks)}): finite differences of order ≥ 2 are unreliable for lines "
                 + "that pass near a switch of these operators; an exact engine (taylor or autograd, which engine auto picks where the graph's operators allow) avoids this.");
         }
-        Precision = _float64 ? "float64" : "float32";
         _inputShape = [1, .. sampleShape.Select(d => (long)d)];
 
-        var probe = Probe();
+        double[] probe;
+        try
+        {
+            probe = Probe();
+        }
+        catch (MeasurementInputException e) when (rewritten && e.InnerException is OnnxRuntimeException native)
+        {
+            // ONNX Runtime looks some kernels up only when a node first runs (GRU, LSTM and RNN have no float64 kernel, yet a
+            // session on the rewritten graph is created): the first run on one sample decides, and the float32 graph runs instead.
+            _session.Dispose();
+            _notes.Add(Float32Note(native));
+            _float64 = false;
+            (_session, Device) = CreateOriginalSession(model, options, out _);
+            probe = Probe();
+        }
+        Precision = _float64 ? "float64" : "float32";
         var outputs = probe.Length;
         var kind = outputs >= 2 ? ModelKind.Classifier : ModelKind.Scalar;
         Signature = new ModelSignature(ModelFormat.Onnx, file.Inputs, file.Outputs, kind, outputs, file.Sha256);
@@ -119,28 +133,47 @@ public sealed class OnnxRunner : IModelRunner
     /// <summary>Adds a note for the result (e.g. why this runner was chosen).</summary>
     internal void AddNote(string note) => _notes.Add(note);
 
-    private (InferenceSession Session, string Device) CreateSession(Onnx.ModelProto model, OnnxRunnerOptions options, out bool float64)
+    /// <summary>
+    /// The session: on the float64 rewrite of a float32 graph when <see cref="OnnxRunnerOptions.PreferFloat64"/> and ONNX Runtime
+    /// accepts it (<paramref name="rewritten"/> true), else on the graph as it is.
+    /// </summary>
+    private (InferenceSession Session, string Device) CreateSession(Onnx.ModelProto model, OnnxRunnerOptions options, out bool float64, out bool rewritten)
     {
-        var wantsCuda = options.Device switch
-        {
-            "cpu" => false,
-            "cuda" => true,
-            _ => OnnxDevices.CudaLikely(),
-        };
+        rewritten = false;
         if (options.PreferFloat64 && OnnxGraphChecks.ElementTypeName(model.Graph.Input.First(i => i.Name == _inputName).Type.TensorType.ElemType) == "float32")
         {
             var bytes = OnnxPrecision.ToFloat64(model).ToByteArray();
             try
             {
-                var s = NewSession(bytes, wantsCuda, options.Device == "cuda", out var device);
+                var s = NewSession(bytes, WantsCuda(options), options.Device == "cuda", out var device);
                 float64 = true;
+                rewritten = true;
                 return (s, device);
             }
             catch (OnnxRuntimeException e)
             {
-                _notes.Add($"float64 is not available for every operator of this graph ({FirstLine(e.Message)}); the model runs in float32.");
+                _notes.Add(Float32Note(e));
             }
         }
+        return CreateOriginalSession(model, options, out float64);
+    }
+
+    /// <summary>The note of a float32 fallback; the result carries it as a warning.</summary>
+    private static string Float32Note(OnnxRuntimeException e) =>
+        $"float64 is not available for every operator of this graph ({FirstLine(e.Message)}); the model runs in float32 (precision float32: "
+        + "finite differences of orders 3 and 4 can be tens of percent off; engine taylor or autograd computes them exactly where the graph's operators allow).";
+
+    private static bool WantsCuda(OnnxRunnerOptions options) => options.Device switch
+    {
+        "cpu" => false,
+        "cuda" => true,
+        _ => OnnxDevices.CudaLikely(),
+    };
+
+    /// <summary>The session on the graph in its own element type.</summary>
+    private (InferenceSession Session, string Device) CreateOriginalSession(Onnx.ModelProto model, OnnxRunnerOptions options, out bool float64)
+    {
+        var wantsCuda = WantsCuda(options);
         float64 = OnnxGraphChecks.ElementTypeName(model.Graph.Input.First(i => i.Name == _inputName).Type.TensorType.ElemType) == "float64";
         try
         {

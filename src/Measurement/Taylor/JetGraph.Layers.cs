@@ -70,7 +70,7 @@ public sealed partial class JetGraph
     private LayerIndex BuildLayerIndex()
     {
         var found = LayerAnalysis.Find(InputName, OutputName, [.. _nodes.Select(n => new LayerAnalysis.GraphNode(n.OpType, n.Inputs, [n.Output], n.NodeName))],
-            _constantBuffers.Keys);
+            _constantBuffers.Keys, [.. _nodes.Where(n => n.Internal).Select(n => n.Output)]);
         var suffixes = found.Suffixes.ToDictionary(p => p.Key, p => p.Value.Select(i => _nodes[i]).ToArray(), StringComparer.Ordinal);
         return new LayerIndex(found.Names, found.Values, suffixes);
     }
@@ -91,7 +91,12 @@ internal static class LayerAnalysis
     /// <summary>The layer names (module scopes first, then values in graph order), each name's value, and each cut value's suffix (node indices in order).</summary>
     internal sealed record Result(IReadOnlyList<string> Names, Dictionary<string, string> Values, Dictionary<string, int[]> Suffixes);
 
-    internal static Result Find(string input, string output, IReadOnlyList<GraphNode> nodes, IEnumerable<string> constants)
+    /// <param name="input">The graph input.</param>
+    /// <param name="output">The graph output.</param>
+    /// <param name="nodes">The nodes in order.</param>
+    /// <param name="constants">Initializer and constant names.</param>
+    /// <param name="internals">Values that are no ONNX value (the importer's own, e.g. a recurrent node's stacked outputs): never layers.</param>
+    internal static Result Find(string input, string output, IReadOnlyList<GraphNode> nodes, IEnumerable<string> constants, IReadOnlyCollection<string>? internals = null)
     {
         var constantSet = constants.ToHashSet(StringComparer.Ordinal);
         var dependent = new HashSet<string>(StringComparer.Ordinal) { input };
@@ -101,7 +106,7 @@ internal static class LayerAnalysis
         }
         var suffixes = new Dictionary<string, int[]>(StringComparer.Ordinal);
         var cuts = new List<string>();
-        var candidates = nodes.SelectMany(n => n.Outputs).Where(o => o.Length > 0 && dependent.Contains(o) && o != output && o != input).Distinct(StringComparer.Ordinal);
+        var candidates = nodes.SelectMany(n => n.Outputs).Where(o => o.Length > 0 && dependent.Contains(o) && o != output && o != input && internals?.Contains(o) != true).Distinct(StringComparer.Ordinal);
         foreach (var candidate in candidates)
         {
             var available = new HashSet<string>(constantSet, StringComparer.Ordinal) { candidate };

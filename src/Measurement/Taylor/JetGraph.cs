@@ -138,4 +138,7 @@ internal sealed record JetGraphNode(string OpType, string[] Inputs, string Outpu
 {
     /// <summary>The ONNX node's name (e.g. <c>/conv2/Conv</c> from torch.onnx), empty when it has none.</summary>
     public string NodeName { get; init; } = "";
+
+    /// <summary>Whether <see cref="Output"/> is the importer's own intermediate value, not one of the ONNX graph's (never offered as a layer).</summary>
+    public bool Internal { get; init; }
 }

@@ -20,7 +20,8 @@ namespace LambdaService.Measurement.Taylor;
 /// (13) or num_outputs (18); Slice with attributes (before 10) or inputs and any steps; Clip with attribute bounds (before 11)
 /// or inputs (ReLU6); ConvTranspose (2-D, pads, output_padding, dilations, groups); InstanceNormalization;
 /// GroupNormalization (scale per group at 18, per channel at 21); MatMul with broadcasting and the attention pattern
-/// MatMul → Div → Softmax → MatMul with Transpose and multi-head Reshape. Values that do not depend on the input
+/// MatMul → Div → Softmax → MatMul with Transpose and multi-head Reshape; GRU, LSTM and RNN unrolled over the time steps (see
+/// the Recurrent rule in OnnxJetImporter.Recurrent.cs for the formulas and what is refused). Values that do not depend on the input
 /// (initializers, Constant nodes, Shape and the arithmetic and comparisons on shapes that exporters emit: Range,
 /// ConstantOfShape, Equal, Where, …) are evaluated on plain tensors at run time, so shape computations such as
 /// <c>Shape → Gather → Unsqueeze → Concat → Reshape</c> work with any batch size.
@@ -33,7 +34,7 @@ namespace LambdaService.Measurement.Taylor;
 /// given; a float-to-float Cast is the identity in both the plain and the jet evaluation).
 /// </para>
 /// </remarks>
-public static class OnnxJetImporter
+public static partial class OnnxJetImporter
 {
     /// <summary>The operator types the importer knows (default ONNX domain).</summary>
     public static IReadOnlyList<string> SupportedOperators { get; } =
@@ -43,7 +44,7 @@ public static class OnnxJetImporter
         "Max", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "LayerNormalization",
         "InstanceNormalization", "GroupNormalization", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Dropout", "Flatten", "Reshape",
         "Transpose", "Concat", "Split", "Slice", "Pad", "Expand", "Where", "Unsqueeze", "Squeeze", "Identity", "Constant", "ConstantOfShape",
-        "Range", "Shape", "Gather", "Cast", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Not",
+        "Range", "Shape", "Gather", "Cast", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Not", "GRU", "LSTM", "RNN",
     ];
 
     /// <summary>Operators whose rule picks a branch per element from the value at t = 0 (the side rule of <see cref="JetOps.Relu"/>).</summary>
@@ -131,7 +132,7 @@ public static class OnnxJetImporter
         return TryImport(model, out graph, out unsupportedOperators, dtype);
     }
 
-    private sealed class Importer(ModelProto model, ScalarType? dtype)
+    private sealed partial class Importer(ModelProto model, ScalarType? dtype)
     {
         private readonly List<(string What, string? Node)> _problems = [];
         private NodeProto? _current;
@@ -200,7 +201,10 @@ public static class OnnxJetImporter
                     continue;
                 }
                 if (node.Input.Any(_dependent.Contains) && node.OpType != "Shape") foreach (var o in node.Output) _dependent.Add(o);
-                if (node.OpType != "Split" && node.Output.Skip(1).Any(o => o.Length > 0 && _used.Contains(o))) Problem($"{node.OpType} (its second or later output is used)");
+                if (node.OpType is not ("Split" or "GRU" or "LSTM" or "RNN") && node.Output.Skip(1).Any(o => o.Length > 0 && _used.Contains(o)))
+                {
+                    Problem($"{node.OpType} (its second or later output is used)");
+                }
                 if (node.OpType == "Constant")
                 {
                     AddConstant(node.Output[0], ConstantValue(node));
@@ -209,6 +213,14 @@ public static class OnnxJetImporter
                 if (node.OpType == "Split")
                 {
                     nodes.AddRange(Split(node, new Attributes(node)));
+                    continue;
+                }
+                if (node.OpType is "GRU" or "LSTM" or "RNN")
+                {
+                    var recurrent = Recurrent(node, new Attributes(node), out var relu);
+                    nodes.AddRange(recurrent.Select(r => r with { NodeName = node.Name }));
+                    // A ReLU cell is piecewise linear like a Relu node: the graph's operator list carries it, so results warn alike.
+                    if (relu && !operators.Contains("Relu")) operators.Add("Relu");
                     continue;
                 }
                 var built = Node(node);
