@@ -50,9 +50,8 @@ public sealed class RealModelTests(TorchFixtures fixtures)
     /// the MobileNetV3 block at opset 13 (hardswish written x·HardSigmoid(x) with α = 1/6 as a float32 attribute). Each such
     /// constant is off by up to 2⁻²⁴ ≈ 6e-8 relative, so the file's function differs from the model's by that much: measured
     /// 2.5e-8 (MLP), 4.4e-8 (ViT) and 5.8e-8 (MobileNetV3, opset 13) of an order's largest |Dⁿ|; the reference recomputed with
-    /// √2 rounded to float32 reproduces the MLP's engines to 1e-12. There the tolerance is 2e-7, and the two exact engines
-    /// are also held to each other at <see cref="ExactTolerance"/> on the same file
-    /// (<see cref="Taylor_and_autograd_on_the_same_pytorch_onnx_export_agree_to_1e_8"/>).
+    /// √2 rounded to float32 reproduces the MLP's engines to 1e-12. There the tolerance is 2e-7; the two exact engines are
+    /// held to each other at <see cref="ExactTolerance"/> on every file.
     /// </summary>
     private static double OnnxTolerance(string model, int opset) => model is "vit" or "mlp" || (model, opset) == ("mobilenetv3", 13) ? 2e-7 : ExactTolerance;
 
@@ -83,45 +82,25 @@ public sealed class RealModelTests(TorchFixtures fixtures)
 
     [Theory]
     [MemberData(nameof(OnnxFiles))]
-    public void The_taylor_engine_on_a_pytorch_onnx_export_matches_the_float64_nested_autograd_reference_at_orders_0_to_4(string model, int opset)
+    public void Taylor_and_autograd_on_a_pytorch_onnx_export_match_the_float64_reference_and_each_other_at_orders_0_to_4(string model, int opset)
     {
         var r = fixtures.Reference(model);
         var data = Data(r);
         using var runner = (TorchModelRunner)CurvatureRate.CreateRunner(Open($"{model}.opset{opset}.onnx"), data, engine: EngineChoice.Taylor, device: "cpu");
-        var engine = new TaylorEngine(runner.JetModule!, runner.SampleShape, runner.DType, device: runner.TorchDevice);
-        Assert.Equal("float64", engine.Precision);
-        AssertMatchesExactly(r, engine.Compute(Request(r, r.MaxOrder), null, default), r.MaxOrder, $"taylor on {model} opset {opset}", OnnxTolerance(model, opset));
-    }
-
-    [Theory]
-    [MemberData(nameof(OnnxFiles))]
-    public void The_autograd_engine_on_an_imported_onnx_export_matches_the_float64_reference_at_orders_0_to_4(string model, int opset)
-    {
-        var r = fixtures.Reference(model);
-        var data = Data(r);
-        using var runner = (TorchModelRunner)CurvatureRate.CreateRunner(Open($"{model}.opset{opset}.onnx"), data, engine: EngineChoice.Autograd, device: "cpu");
         Assert.Equal("float64", runner.Precision);
-        var result = new AutogradEngine(runner).Compute(Request(r, r.MaxOrder), null, default);
-        AssertMatchesExactly(r, result, r.MaxOrder, $"autograd on {model} opset {opset}", OnnxTolerance(model, opset));
-    }
-
-    [Theory]
-    [InlineData("vit", 13)]
-    [InlineData("vit", 17)]
-    [InlineData("mlp", 13)]
-    [InlineData("mobilenetv3", 13)]
-    public void Taylor_and_autograd_on_the_same_pytorch_onnx_export_agree_to_1e_8(string model, int opset)
-    {
-        // The files whose float32 constants put them 2e-7 from the reference: jets and nested autograd on the same imported
-        // graph share no derivative code, so their agreement checks the exactness the reference cannot (measured ~1e-15).
-        var r = fixtures.Reference(model);
-        var data = Data(r);
-        using var runner = (TorchModelRunner)CurvatureRate.CreateRunner(Open($"{model}.opset{opset}.onnx"), data, engine: EngineChoice.Taylor, device: "cpu");
-        var jets = new TaylorEngine(runner.JetModule!, runner.SampleShape, runner.DType, device: runner.TorchDevice).Compute(Request(r, r.MaxOrder), null, default);
+        var taylor = new TaylorEngine(runner.JetModule!, runner.SampleShape, runner.DType, device: runner.TorchDevice);
+        Assert.Equal("float64", taylor.Precision);
+        var jets = taylor.Compute(Request(r, r.MaxOrder), null, default);
+        // engine autograd makes the same runner (the imported graph's plain forward, its norms in elementary operations).
         var nested = new AutogradEngine(runner).Compute(Request(r, r.MaxOrder), null, default);
-        var asReference = r with { Derivatives = [.. Enumerable.Range(0, r.PointCount).Select(p => Enumerable.Range(0, r.DirectionsPerPoint)
+        AssertMatchesExactly(r, jets, r.MaxOrder, $"taylor on {model} opset {opset}", OnnxTolerance(model, opset));
+        AssertMatchesExactly(r, nested, r.MaxOrder, $"autograd on {model} opset {opset}", OnnxTolerance(model, opset));
+
+        // Jets and nested autograd share no derivative code, so their agreement on the same graph checks the exactness the
+        // reference cannot where the file's float32 constants set it apart (measured ~1e-15).
+        var nestedAsReference = r with { Derivatives = [.. Enumerable.Range(0, r.PointCount).Select(p => Enumerable.Range(0, r.DirectionsPerPoint)
             .Select(d => Enumerable.Range(0, r.MaxOrder + 1).Select(n => nested[p, d, n]).ToArray()).ToArray())] };
-        AssertMatchesExactly(asReference, jets, r.MaxOrder, $"taylor against autograd on {model} opset {opset}");
+        AssertMatchesExactly(nestedAsReference, jets, r.MaxOrder, $"taylor against autograd on {model} opset {opset}");
     }
 
     /// <summary>
