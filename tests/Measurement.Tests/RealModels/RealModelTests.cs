@@ -202,6 +202,22 @@ public sealed class RealModelTests(TorchFixtures fixtures)
         }
     }
 
+    [Theory]
+    [InlineData("resnet", "batch_norm (eval)")]
+    [InlineData("efficientnet", "batch_norm (eval)")]
+    [InlineData("mobilenetv3", "batch_norm (eval),hardsigmoid,hardswish")]
+    [InlineData("vit", "gelu,layer_norm")]
+    [InlineData("convnext", "gelu,layer_norm,layer_norm (LayerNorm2d)")]
+    [InlineData("mlp", "batch_norm (eval),gelu,layer_norm")]
+    public void The_reference_differentiated_every_fused_norm_and_hard_activation_of_the_model_in_elementary_operations_checked_to_1e_12(string model, string replaced)
+    {
+        // The script's elementary() replaces every LayerNorm/LayerNorm2d, BatchNorm (eval), hardsigmoid, hardswish and GELU
+        // module; each replacement compared its output with the fused module's on the same input.
+        var r = fixtures.Reference(model);
+        Assert.Equal(replaced.Split(','), r.ReplacementsChecked.Keys.Order(StringComparer.Ordinal));
+        Assert.All(r.ReplacementsChecked.Values, err => Assert.InRange(err, 0, 1e-12));
+    }
+
     private static MeasurementOptions Options(EngineChoice engine, int maxOrder) =>
         new() { Engine = engine, MinOrder = 1, MaxOrder = maxOrder, Directions = 2, BootstrapResamples = 0, Seed = 1, Device = "cpu" };
 

@@ -129,10 +129,14 @@ public sealed class TorchFixtures
     }
 }
 
-/// <summary>One model's <c>NAME.reference.json</c> (make_torch_fixtures.py): points, directions, labels, float64 logits and loss derivatives.</summary>
+/// <summary>
+/// One model's <c>NAME.reference.json</c> (make_torch_fixtures.py): points, directions, labels, float64 logits and loss
+/// derivatives <c>[point][direction][order]</c>, and per replaced fused operator the largest difference its elementary
+/// spelling showed from torch's (relative to 1 + max |y|).
+/// </summary>
 public sealed record TorchReference(
     string Model, int[] SampleShape, int Classes, int MaxOrder, double[][] Points, double[][][] Directions, int[] Labels, double[][] Logits,
-    double[][][] Derivatives)
+    double[][][] Derivatives, Dictionary<string, double> ReplacementsChecked)
 {
     /// <summary>Number of points.</summary>
     public int PointCount => Points.Length;
