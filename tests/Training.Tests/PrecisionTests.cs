@@ -165,6 +165,26 @@ public class PrecisionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Lambda_at_a_layer_in_float32_runs_the_layers_suffix_in_float32_and_is_within_two_thousandths_of_float64()
+    {
+        // The suffix g_L shares the model's parameters (LayerCut): it must run in the model's dtype, not be cast back to float64.
+        var (data, file, _) = TanhMlp();
+        var options64 = new MeasurementOptions { At = "act1", Labels = LabelSource.Predicted, Seed = 4, BootstrapResamples = 0 };
+        var options32 = options64 with { Precision = ComputePrecision.Float32 };
+        using var r64 = CurvatureRate.CreateRunner(file, data, engine: EngineChoice.Auto, precision: options64.Precision);
+        using var r32 = (TorchModelRunner)CurvatureRate.CreateRunner(file, data, engine: EngineChoice.Auto, precision: options32.Precision);
+        var m64 = CurvatureRate.Estimate(r64, data, options64, null, default);
+        var m32 = CurvatureRate.Estimate(r32, data, options32, null, default);
+
+        Assert.Equal("act1", m32.Config.At);
+        Assert.Equal("float32", m32.Precision);
+        Assert.Equal(ScalarType.Float32, r32.DType);
+        output.WriteLine($"at act1: λ64 {m64.Lambda:F6}, λ32 {m32.Lambda:F6}");
+        Assert.True(Math.Abs(m32.Lambda - m64.Lambda) <= 2e-3, $"λ at act1 {m32.Lambda} (float32) vs {m64.Lambda} (float64)");
+        Assert.NotEqual(m64.Lambda, m32.Lambda);   // float32 rounding shows
+    }
+
+    [Fact]
     public void A_project_module_wrapped_in_float32_runs_the_taylor_engine_in_float32_and_matches_its_float64_copy()
     {
         using var cnn = new Cnn(ExportFixtures.TinyCnn("tanh") with { PoolDropout = 0, HiddenDropout = 0 });
