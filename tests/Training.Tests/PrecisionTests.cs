@@ -185,6 +185,29 @@ public class PrecisionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_torchscript_model_in_float32_runs_autograd_in_float32_within_two_thousandths_of_float64()
+    {
+        using var mlp = new Mlp([2, 16, 16, 3]);
+        ExportFixtures.Initialize(mlp, seed: 35);
+        var x = ExportFixtures.Uniform(40 * 2, seed: 12, low: -1.5, high: 1.5);
+        var data = ExportFixtures.Data(x, 40, [2], ExportFixtures.Labels(40, 3));
+        var file = ModelFile.FromBytes("mlp.pt", ModelExport.TorchScriptBytes(mlp));
+        var options64 = new MeasurementOptions { Seed = 6, BootstrapResamples = 0 };
+        var options32 = options64 with { Precision = ComputePrecision.Float32 };
+        using var r64 = CurvatureRate.CreateRunner(file, data, engine: EngineChoice.Auto, precision: options64.Precision);
+        using var r32 = (TorchModelRunner)CurvatureRate.CreateRunner(file, data, engine: EngineChoice.Auto, precision: options32.Precision);
+        var m64 = CurvatureRate.Estimate(r64, data, options64, null, default);
+        var m32 = CurvatureRate.Estimate(r32, data, options32, null, default);
+
+        Assert.Equal(ScalarType.Float32, r32.DType);
+        Assert.Equal("autograd", m32.Engine);
+        Assert.Equal("float32", m32.Precision);
+        Assert.DoesNotContain(m32.Warnings, w => w.Contains("does not run in float64", StringComparison.Ordinal));   // asked for, not a fallback
+        Assert.True(Math.Abs(m32.Lambda - m64.Lambda) <= 2e-3, $"λ {m32.Lambda} (float32) vs {m64.Lambda} (float64)");
+        Assert.NotEqual(m64.Lambda, m32.Lambda);
+    }
+
+    [Fact]
     public void A_project_module_wrapped_in_float32_runs_the_taylor_engine_in_float32_and_matches_its_float64_copy()
     {
         using var cnn = new Cnn(ExportFixtures.TinyCnn("tanh") with { PoolDropout = 0, HiddenDropout = 0 });

@@ -51,7 +51,7 @@ public static class CurvatureRate
     /// Prepares a model file to run on the data's samples (ONNX Runtime or libtorch). Samples take
     /// <paramref name="sampleShape"/> when given (its size must equal the data's sample size), else the ONNX
     /// model's input shape where the sizes agree, else the data's own shape. For <paramref name="engine"/> auto,
-    /// taylor or autograd an ONNX graph whose operators are all supported is imported into libtorch (float64) so that
+    /// taylor or autograd an ONNX graph whose operators are all supported is imported into libtorch (in <paramref name="precision"/>) so that
     /// the exact engines can run it; with other operators auto falls back to ONNX Runtime (and finite differences)
     /// and says which operators, while taylor and autograd are refused naming them.
     /// </summary>
