@@ -67,7 +67,7 @@ public static class CliApp
                   [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
                   [--engine auto|taylor|autograd|finite-difference] [--label-column NAME] [--seed S]
                   [--input-shape 1,28,28] [--max-data-mb 1024] [--max-derivative-error 0.05] [--allow-unreliable]
-                  [--device auto|cpu|cuda] [--at input|LAYER] [--json]
+                  [--device auto|cpu|cuda] [--at input|LAYER] [--precision float64|float32] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data (--at: at a layer, e.g. act1 or conv2). Finite differences whose estimated median error
               exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
           train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam|crr-target] [--crr-scale X]

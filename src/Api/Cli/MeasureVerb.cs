@@ -11,7 +11,7 @@ public static class MeasureVerb
     private static readonly string[] Flags = ["json", "allow-unreliable"];
 
     private static readonly string[] Valued =
-        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error", "device", "at", "memory-budget-mb"];
+        ["model", "data", "target", "labels", "class", "points", "band", "pairs", "orders", "directions", "max-points", "norm", "normalization", "engine", "label-column", "seed", "input-shape", "max-data-mb", "max-derivative-error", "device", "at", "memory-budget-mb", "precision"];
 
     /// <summary>
     /// Parses the options into the same <see cref="MeasurementRequest"/> the HTTP API takes, so that both
@@ -42,7 +42,8 @@ public static class MeasureVerb
             AllowUnreliable: a.Has("allow-unreliable") ? true : null,
             Device: a.Get("device"),
             At: a.Get("at"),
-            MemoryBudgetMb: a.Double("memory-budget-mb"));
+            MemoryBudgetMb: a.Double("memory-budget-mb"),
+            Precision: a.Get("precision"));
     }
 
     /// <summary>Runs the verb.</summary>

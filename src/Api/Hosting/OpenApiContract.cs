@@ -45,6 +45,8 @@ public static class OpenApiContract
         [(typeof(Measurements.MeasurementRequest), "engine")] = ["auto", "taylor", "autograd", "finite-difference"],
         [(typeof(Measurements.MeasurementRequest), "device")] = ComputeDevice.Choices,
         [(typeof(ResolvedConfig), "device")] = ComputeDevice.Choices,
+        [(typeof(Measurements.MeasurementRequest), "precision")] = ["float64", "float32"],
+        [(typeof(ResolvedConfig), "precision")] = ["float64", "float32"],
         [(typeof(Models.ModelResponse), "format")] = ["onnx", "torchscript"],
         [(typeof(Datasets.DatasetResponse), "format")] = ["npz", "npy", "csv"],
         [(typeof(Training.TrainingRunRequest), "method")] = ["baseline", "crr", "sam", "crr-target"],

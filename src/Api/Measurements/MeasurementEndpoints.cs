@@ -163,6 +163,12 @@ public static class MeasurementEndpoints
         }
         if (model.Format == "onnx")
         {
+            if (options.Precision == ComputePrecision.Float32 && options.Engine == EngineChoice.Auto && Unsupported().Count > 0)
+            {
+                // auto would fall back to finite differences, which take no precision (MeasurementOptions.Precision).
+                return Problems.From(MeasurementOptions.PrecisionNeedsExactEngine(
+                    $"engine auto falls back to finite differences on this ONNX graph (unsupported operators {string.Join("; ", Unsupported())})"));
+            }
             if (options.Engine is EngineChoice.Autograd or EngineChoice.Taylor)
             {
                 // The exact engines import the graph into libtorch; operators outside the importer's list are known now.

@@ -43,7 +43,11 @@ public sealed record MeasurementRequest(
         + "graph's values that every path from the input passes through (also named by torch.onnx module scopes such as conv2) and the project's own names "
         + "(mlp: fc1, act1, …; cnn: conv1, act1, conv2, act2, pool, hidden, act3); an unknown name gets a 400 listing the valid ones. Exact engines only.")] string? At = null,
     [property: Description("Memory one pass of the engine may take, in MiB (default the service's Measurement:MemoryBudgetMb, which is an eighth of Jobs:MemoryLimitMb: 1024 at the defaults; > 0 and below Jobs:MemoryLimitMb). The lines per pass follow from it and a probe of the model's bytes per line; "
-        + "the result's config echoes the plan (config.passes). A budget below one line's (for taylor: one point's lines) needs gets a 400 naming the MiB needed.")] double? MemoryBudgetMb = null)
+        + "the result's config echoes the plan (config.passes). A budget below one line's (for taylor: one point's lines) needs gets a 400 naming the MiB needed.")] double? MemoryBudgetMb = null,
+    [property: Description("Precision of the exact engines (taylor, autograd): float64 (default) or float32. float32 runs the model, the points and directions and every "
+        + "intermediate in single precision (about half the memory per line); derivative values still come back as float64 numbers and the result's precision says what ran. "
+        + "Finite differences fit in float64 where the model allows: float32 with engine finite-difference, or with engine auto on an ONNX graph only finite differences "
+        + "can run, gets a 400 naming precision.")] string? Precision = null)
 {
     /// <summary>
     /// The measurement options this request stands for. Unknown words and out-of-range values raise
@@ -89,6 +93,7 @@ public sealed record MeasurementRequest(
             Device = Word("device", Device, "auto", ComputeDevice.Choices),
             At = At ?? Measurement.Taylor.Layers.Input,
             MemoryBudgetMb = MemoryBudgetMb ?? Measurement.Engines.LineBudget.DefaultMemoryBudgetMb,
+            Precision = Word("precision", Precision, "float64", "float64", "float32") == "float32" ? ComputePrecision.Float32 : ComputePrecision.Float64,
         };
         if (InputShape is { } shape && (shape.Length == 0 || shape.Any(d => d < 1)))
         {

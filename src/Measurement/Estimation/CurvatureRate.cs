@@ -43,7 +43,7 @@ public static class CurvatureRate
         }
         var data = MeasurementInputException.Loading("data", "the data", () => DatasetReader.Read(dataPath, dataOptions ?? new DataReadOptions()));
         var runner = MeasurementInputException.Loading("model", "the model",
-            () => CreateRunner(file, data, options.SampleShape, new OnnxRunnerOptions { Device = options.Device }, options.Engine, options.Device));
+            () => CreateRunner(file, data, options.SampleShape, new OnnxRunnerOptions { Device = options.Device }, options.Engine, options.Device, options.Precision));
         return new LoadedMeasurement(data, runner);
     }
 
@@ -51,7 +51,7 @@ public static class CurvatureRate
     /// Prepares a model file to run on the data's samples (ONNX Runtime or libtorch). Samples take
     /// <paramref name="sampleShape"/> when given (its size must equal the data's sample size), else the ONNX
     /// model's input shape where the sizes agree, else the data's own shape. For <paramref name="engine"/> auto,
-    /// taylor or autograd an ONNX graph whose operators are all supported is imported into libtorch (float64) so that
+    /// taylor or autograd an ONNX graph whose operators are all supported is imported into libtorch (in <paramref name="precision"/>) so that
     /// the exact engines can run it; with other operators auto falls back to ONNX Runtime (and finite differences)
     /// and says which operators, while taylor and autograd are refused naming them.
     /// </summary>
@@ -61,9 +61,14 @@ public static class CurvatureRate
     /// <param name="onnxOptions">ONNX Runtime's settings (its device among them).</param>
     /// <param name="engine">The engine that will run: decides whether an ONNX graph is imported into libtorch.</param>
     /// <param name="device">Where libtorch runs the exact engines: auto, cpu or cuda (<see cref="ComputeDevice"/>); ONNX Runtime takes <paramref name="onnxOptions"/>.</param>
+    /// <param name="precision">
+    /// The dtype libtorch runs the model in (<see cref="MeasurementOptions.Precision"/>); float32 where only ONNX Runtime (finite
+    /// differences) can run the model is refused naming <c>precision</c>.
+    /// </param>
     public static IModelRunner CreateRunner(ModelFile file, Dataset data, int[]? sampleShape = null, OnnxRunnerOptions? onnxOptions = null,
-        EngineChoice engine = EngineChoice.FiniteDifference, string device = "auto")
+        EngineChoice engine = EngineChoice.FiniteDifference, string device = "auto", ComputePrecision precision = ComputePrecision.Float64)
     {
+        var dtype = MeasurementOptions.DType(precision);
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(data);
         if (sampleShape is not null)
@@ -79,10 +84,14 @@ public static class CurvatureRate
         if (file.Format == ModelFormat.Onnx)
         {
             var shape = DataShaping.ConformSampleShape(data, file.Inputs[0].Shape);
-            if (engine == EngineChoice.FiniteDifference) return OnnxRunner.Create(file, shape, onnxOptions);
-            if (Taylor.JetGraph.TryImport(file.Onnx!, out var graph, out var unsupported, TorchSharp.torch.ScalarType.Float64))
+            if (engine == EngineChoice.FiniteDifference)
             {
-                return TorchModelRunner.FromOnnxGraph(graph!, file, shape, ComputeDevice.Torch(device));
+                if (precision == ComputePrecision.Float32) throw MeasurementOptions.PrecisionNeedsExactEngine("engine finite-difference was chosen");
+                return OnnxRunner.Create(file, shape, onnxOptions);
+            }
+            if (Taylor.JetGraph.TryImport(file.Onnx!, out var graph, out var unsupported, dtype))
+            {
+                return TorchModelRunner.FromOnnxGraph(graph!, file, shape, ComputeDevice.Torch(device), dtype);
             }
             var names = string.Join("; ", unsupported);
             if (engine != EngineChoice.Auto)
@@ -90,6 +99,10 @@ public static class CurvatureRate
                 throw new MeasurementInputException("engine",
                     $"the {(engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {names}. "
                     + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
+            }
+            if (precision == ComputePrecision.Float32)
+            {
+                throw MeasurementOptions.PrecisionNeedsExactEngine($"engine auto falls back to finite differences on this ONNX graph (unsupported operators {names})");
             }
             var runner = OnnxRunner.Create(file, shape, onnxOptions);
             runner.AddNote($"engine auto chose finite-difference: the exact engines (taylor, autograd) cannot run this ONNX graph (unsupported operators {names}).");
@@ -100,7 +113,7 @@ public static class CurvatureRate
             throw new MeasurementInputException("engine",
                 "the taylor engine needs a model whose structure it can read: an ONNX graph of supported operators (or the project's own exports); TorchScript is opaque to it. Use engine autograd or auto for TorchScript.");
         }
-        return TorchModelRunner.LoadTorchScript(file, data.SampleShape, ComputeDevice.Torch(device));
+        return TorchModelRunner.LoadTorchScript(file, data.SampleShape, ComputeDevice.Torch(device), dtype);
     }
 
     /// <summary>Measures λ with the engine that <paramref name="options"/> names (auto: autograd for TorchSharp/TorchScript, finite differences for ONNX).</summary>
@@ -110,10 +123,26 @@ public static class CurvatureRate
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        CheckPrecision(model, options);
         if (!Layers.IsInput(options.At)) return EstimateAtLayer(model, data, options, progress, cancellationToken);
         var scale = FeatureScale(data);
         var engine = ChooseEngine(options.Engine, model, scale, LineBudget.Memory(options.MemoryBudgetMb));
         return Core(model, engine, data, options, engine is FiniteDifferenceEngine ? scale : null, null, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>precision: float32</c> needs a libtorch runner prepared in float32 (<see cref="CreateRunner"/>, <see cref="TorchModelRunner.FromModule"/>
+    /// with its dtype): the exact engines compute in the runner's dtype. A runner for ONNX Runtime (finite differences only) is
+    /// refused naming <c>precision</c>; a float64 libtorch runner is a caller's mistake (casting it here would round its parameters for good).
+    /// </summary>
+    private static void CheckPrecision(IModelRunner model, MeasurementOptions options)
+    {
+        if (options.Precision != ComputePrecision.Float32) return;
+        if (model is not TorchModelRunner torch) throw MeasurementOptions.PrecisionNeedsExactEngine("only finite differences can run this model");
+        if (torch.DType != TorchSharp.torch.ScalarType.Float32)
+        {
+            throw new ArgumentException("precision float32 needs a runner prepared in float32 (CurvatureRate.CreateRunner with its precision, TorchModelRunner.FromModule with dtype Float32).", nameof(options));
+        }
     }
 
     /// <summary>The engine <paramref name="choice"/> names for <paramref name="model"/> (auto: Taylor mode where its structure is known, else autograd for libtorch, else finite differences).</summary>
@@ -165,6 +194,7 @@ public static class CurvatureRate
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.Precision == ComputePrecision.Float32 && engine is FiniteDifferenceEngine) throw MeasurementOptions.PrecisionNeedsExactEngine("a finite-difference engine was given");
         if (!Layers.IsInput(options.At))
         {
             throw new ArgumentException($"An engine given by the caller differentiates at the input; measure at '{options.At}' with Estimate(model, data, options, …).", nameof(options));
@@ -321,7 +351,8 @@ public static class CurvatureRate
             cut?.Shape,
             options.MemoryBudgetMb,
             derivatives.Plan,
-            TorchRuntime.Threads);
+            TorchRuntime.Threads,
+            MeasurementOptions.Name(options.Precision));
         return new MeasurementResult(
             fit.Line.Slope, fit.Line.Intercept, fit.Line.RSquared, fit.Ci95, fit.Orders, fit.PerPoint, pointCount, eligible.Length,
             engine.Name, engine.Device, derivatives.Precision, derivatives.Errors, unreliable.Length > 0, config, warnings,

@@ -62,6 +62,21 @@ public enum EngineChoice
     Taylor,
 }
 
+/// <summary>
+/// Floating-point precision of the exact engines (taylor, autograd): the model's parameters, the points, the directions and every
+/// intermediate of the pass are in this type; derivative values leave as float64 either way. float32 halves the memory per line and
+/// its roundoff (unit roundoff 2⁻²⁴ ≈ 6·10⁻⁸, amplified per order; README, Engines: "Precision") is far below the spread of λ over
+/// points on the networks measured there. Finite differences fit in float64 where the model allows and do not take this option.
+/// </summary>
+public enum ComputePrecision
+{
+    /// <summary>IEEE double precision (default).</summary>
+    Float64,
+
+    /// <summary>IEEE single precision.</summary>
+    Float32,
+}
+
 /// <summary>What to measure. Defaults follow the paper (orders 1–4, 4 directions, band 0.45–0.65).</summary>
 public sealed record MeasurementOptions
 {
@@ -103,6 +118,12 @@ public sealed record MeasurementOptions
 
     /// <summary>Engine.</summary>
     public EngineChoice Engine { get; init; } = EngineChoice.Auto;
+
+    /// <summary>
+    /// Precision of the exact engines (<see cref="ComputePrecision"/>, default float64). float32 with <see cref="EngineChoice.FiniteDifference"/>
+    /// is refused naming <c>precision</c>; so is float32 with <see cref="EngineChoice.Auto"/> on a model only finite differences can run.
+    /// </summary>
+    public ComputePrecision Precision { get; init; } = ComputePrecision.Float64;
 
     /// <summary>Where the engine runs: <c>auto</c> (CUDA where this process has a device, else the CPU), <c>cpu</c> or <c>cuda</c> (see <see cref="Models.ComputeDevice"/>).</summary>
     public string Device { get; init; } = "auto";
@@ -170,6 +191,7 @@ public sealed record MeasurementOptions
         if (Pairs.Any(p => p.A < 0 || p.B < 0 || p.A == p.B)) throw new MeasurementInputException("pairs", "a class pair needs two different non-negative classes, e.g. 4-9.");
         if (Class is < 0) throw new MeasurementInputException("class", $"class {Class} is negative.");
         if (BootstrapResamples is < 0 or > 100_000) throw new MeasurementInputException("bootstrap", "bootstrap resamples must be between 0 and 100000.");
+        if (Precision == ComputePrecision.Float32 && Engine == EngineChoice.FiniteDifference) throw PrecisionNeedsExactEngine("engine finite-difference was chosen");
         if (!(MaxDerivativeError > 0 && MaxDerivativeError <= MaxDerivativeErrorLimit))
         {
             throw new MeasurementInputException("maxDerivativeError",
@@ -181,4 +203,16 @@ public sealed record MeasurementOptions
                 $"memoryBudgetMb must be > 0 and ≤ {MemoryBudgetLimitMb} MiB (got {MemoryBudgetMb}); e.g. 1024 lets one pass of the engine take about 1 GiB.");
         }
     }
+
+    /// <summary>The refusal of <c>precision: float32</c> where finite differences run (<paramref name="why"/> says why they run).</summary>
+    public static MeasurementInputException PrecisionNeedsExactEngine(string why) => new("precision",
+        $"precision float32 applies to the exact engines taylor and autograd; finite differences fit in float64 where the model allows, and {why}. "
+        + "Use precision float64 (the default), or engine taylor or autograd on a model they can run.");
+
+    /// <summary><c>float64</c> or <c>float32</c>: the name of <paramref name="precision"/> in requests and results.</summary>
+    public static string Name(ComputePrecision precision) => precision == ComputePrecision.Float32 ? "float32" : "float64";
+
+    /// <summary>The libtorch dtype of <paramref name="precision"/>.</summary>
+    public static TorchSharp.torch.ScalarType DType(ComputePrecision precision) =>
+        precision == ComputePrecision.Float32 ? TorchSharp.torch.ScalarType.Float32 : TorchSharp.torch.ScalarType.Float64;
 }

@@ -14,7 +14,10 @@ public sealed record SlopeQuantiles(int Count, double P05, double P25, double P5
 /// taken (<c>input</c> or a layer) and <see cref="LayerShape"/> the shape of one sample's activation there (null at the input);
 /// <see cref="Passes"/> is how the engine split the lines into passes under <see cref="MemoryBudgetMb"/> (lines per pass, passes,
 /// the estimated bytes per line and how they were measured; null for an engine given by the caller that does not say);
-/// <see cref="Threads"/> the intra-op threads libtorch and ONNX Runtime had (<c>LAMBDASERVICE_THREADS</c>, <c>Jobs:ThreadsPerJob</c>).
+/// <see cref="Threads"/> the intra-op threads libtorch and ONNX Runtime had (<c>LAMBDASERVICE_THREADS</c>, <c>Jobs:ThreadsPerJob</c>);
+/// <see cref="Precision"/> the precision option the exact engines ran with (<see cref="MeasurementOptions.Precision"/>, as
+/// <see cref="Device"/> echoes the option): the result's own <c>precision</c> says what the derivatives were computed in, which is
+/// float32 also where a TorchScript model cannot run in float64 or ONNX Runtime lacks a float64 kernel (a warning then says so).
 /// </summary>
 public sealed record ResolvedConfig(
     string Target,
@@ -44,7 +47,8 @@ public sealed record ResolvedConfig(
     int[]? LayerShape,
     double MemoryBudgetMb,
     PassPlan? Passes,
-    int Threads);
+    int Threads,
+    string Precision);
 
 /// <summary>
 /// The curvature rate of a model on data, with everything needed to judge and repeat it. <see cref="Unreliable"/> is true

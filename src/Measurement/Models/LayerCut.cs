@@ -21,7 +21,8 @@ public sealed class LayerCut : IDisposable
         _suffix = new LayerSuffix(_layers, layer);
         Layer = layer;
         Shape = Taylor.Layers.ActivationShape(_layers, layer, model.SampleShape, model.DType, model.TorchDevice);
-        Suffix = TorchModelRunner.FromModule(_suffix, Shape, model.Signature.Sha256, model.TorchDevice);
+        // The suffix shares the model's parameters: it runs in the model's dtype (a cast would change the whole model's).
+        Suffix = TorchModelRunner.FromModule(_suffix, Shape, model.Signature.Sha256, model.TorchDevice, model.DType);
     }
 
     /// <summary>The layer's name.</summary>

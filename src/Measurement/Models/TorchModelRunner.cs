@@ -6,7 +6,7 @@ namespace LambdaService.Measurement.Models;
 
 /// <summary>
 /// Runs a TorchSharp module — a loaded TorchScript model or one of the project's own
-/// <c>Module&lt;Tensor, Tensor&gt;</c> networks — in evaluation mode, in float64 when the module allows it.
+/// <c>Module&lt;Tensor, Tensor&gt;</c> networks — in evaluation mode, in float64 when the module allows it (or in float32 when asked).
 /// </summary>
 public sealed class TorchModelRunner : IModelRunner
 {
@@ -17,8 +17,10 @@ public sealed class TorchModelRunner : IModelRunner
     private readonly List<string> _notes = [];
 
     private TorchModelRunner(nn.Module module, nn.IModule<Tensor, Tensor> forward, bool owns, int[] sampleShape, ModelFormat format,
-        IReadOnlyList<TensorInfo> inputs, string sha256, Device? device, IReadOnlyList<TensorInfo>? declaredOutputs = null)
+        IReadOnlyList<TensorInfo> inputs, string sha256, Device? device, IReadOnlyList<TensorInfo>? declaredOutputs = null,
+        ScalarType dtype = ScalarType.Float64)
     {
+        if (dtype is not (ScalarType.Float64 or ScalarType.Float32)) throw new ArgumentException($"A model runs in float64 or float32, not {dtype}.", nameof(dtype));
         TorchRuntime.EnsureConfigured();
         _module = module;
         _forward = forward;
@@ -27,14 +29,14 @@ public sealed class TorchModelRunner : IModelRunner
         SampleShape = sampleShape;
         _module.eval();
         _module.to(_device);
-        _module.to(ScalarType.Float64);
-        DType = ScalarType.Float64;
+        _module.to(dtype);
+        DType = dtype;
         double[] probe;
         try
         {
-            probe = Forward(new double[SampleSize], 1);
+            probe = dtype == ScalarType.Float64 ? Forward(new double[SampleSize], 1) : ProbeOrReject();
         }
-        catch (ExternalException)
+        catch (ExternalException) when (dtype == ScalarType.Float64)
         {
             // Some scripted models hard-code float32 constants; run those in float32.
             _module.to(ScalarType.Float32);
@@ -64,7 +66,11 @@ public sealed class TorchModelRunner : IModelRunner
     }
 
     /// <summary>Loads a TorchScript file (already checked by <see cref="ModelFile"/>) for samples of <paramref name="sampleShape"/>.</summary>
-    public static TorchModelRunner LoadTorchScript(ModelFile file, int[] sampleShape, Device? device = null)
+    /// <param name="file">The model file.</param>
+    /// <param name="sampleShape">Shape of one sample.</param>
+    /// <param name="device">Where it runs (default the CPU).</param>
+    /// <param name="dtype">Float64 (default: float32 only when the module cannot run in float64) or Float32.</param>
+    public static TorchModelRunner LoadTorchScript(ModelFile file, int[] sampleShape, Device? device = null, ScalarType dtype = ScalarType.Float64)
     {
         if (file.Format != ModelFormat.TorchScript) throw new ArgumentException("Not a TorchScript file.", nameof(file));
         jit.ScriptModule<Tensor, Tensor> module;
@@ -77,28 +83,33 @@ public sealed class TorchModelRunner : IModelRunner
             throw new MeasurementInputException("model", $"libtorch cannot load the TorchScript model: {e.Message.Split('\n', 2)[0]}", e);
         }
         var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], "float32") };
-        return new TorchModelRunner(module, module, owns: true, sampleShape, ModelFormat.TorchScript, inputs, file.Sha256, device)
+        return new TorchModelRunner(module, module, owns: true, sampleShape, ModelFormat.TorchScript, inputs, file.Sha256, device, dtype: dtype)
         {
             ScriptOperators = TorchScriptOperators.Find(file),
         };
     }
 
-    /// <summary>Wraps a TorchSharp module (not owned: the caller disposes it; its dtype is changed to float64 and it is moved to <paramref name="device"/>, default the CPU).</summary>
-    public static TorchModelRunner FromModule(nn.Module<Tensor, Tensor> module, int[] sampleShape, string sha256 = "", Device? device = null)
+    /// <summary>
+    /// Wraps a TorchSharp module (not owned: the caller disposes it; its dtype is changed to <paramref name="dtype"/>, default float64,
+    /// and it is moved to <paramref name="device"/>, default the CPU). Casting a float64 module to float32 rounds its parameters.
+    /// </summary>
+    public static TorchModelRunner FromModule(nn.Module<Tensor, Tensor> module, int[] sampleShape, string sha256 = "", Device? device = null,
+        ScalarType dtype = ScalarType.Float64)
     {
-        var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], "float64") };
-        return new TorchModelRunner(module, module, owns: false, sampleShape, ModelFormat.TorchScript, inputs, sha256, device);
+        var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], dtype == ScalarType.Float32 ? "float32" : "float64") };
+        return new TorchModelRunner(module, module, owns: false, sampleShape, ModelFormat.TorchScript, inputs, sha256, device, dtype: dtype);
     }
 
     /// <summary>
-    /// Runs an ONNX graph imported into TorchSharp (<see cref="Taylor.JetGraph"/>, already in float64; owned: disposed
-    /// with the runner), so that the exact engines (Taylor mode, autograd) can differentiate it.
+    /// Runs an ONNX graph imported into TorchSharp (<see cref="Taylor.JetGraph"/>; owned: disposed with the runner) in
+    /// <paramref name="dtype"/> (default float64), so that the exact engines (Taylor mode, autograd) can differentiate it.
     /// </summary>
-    public static TorchModelRunner FromOnnxGraph(Taylor.JetGraph graph, ModelFile file, int[] sampleShape, Device? device = null)
+    public static TorchModelRunner FromOnnxGraph(Taylor.JetGraph graph, ModelFile file, int[] sampleShape, Device? device = null,
+        ScalarType dtype = ScalarType.Float64)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(file);
-        var runner = new TorchModelRunner(graph, graph, owns: true, sampleShape, ModelFormat.Onnx, file.Inputs, file.Sha256, device, file.Outputs);
+        var runner = new TorchModelRunner(graph, graph, owns: true, sampleShape, ModelFormat.Onnx, file.Inputs, file.Sha256, device, file.Outputs, dtype);
         runner._notes.Add($"the ONNX graph ({string.Join(", ", graph.Operators)}) was imported into libtorch for exact derivatives.");
         return runner;
     }

@@ -1,4 +1,5 @@
 using LambdaService.Measurement;
+using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
 using System.Text.Json;
 
@@ -100,6 +101,30 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Contains(fd.RootElement.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("runs in float32", StringComparison.Ordinal));
         // RecurrentImportTests measures the same agreement on other points: 2e-4 in λ; 0.05 leaves room for these 30 points.
         Assert.InRange(fd.RootElement.GetProperty("lambda").GetDouble() - lambda, -0.05, 0.05);
+    }
+
+    [Fact]
+    public void The_precision_flag_runs_the_exact_engine_in_float32_and_the_summary_and_json_say_so()
+    {
+        var (code, stdout, stderr) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, "--precision", "float32", "--json");
+        Assert.True(code == 0, stderr);
+        var r = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal("float32", r.GetProperty("precision").GetString());
+        Assert.Equal("float32", r.GetProperty("config").GetProperty("precision").GetString());
+        var (_, text, _) = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, "--precision", "float32");
+        Assert.Contains("engine: taylor on cpu (float32)", text, StringComparison.Ordinal);
+        var refused = fixture.Run("measure", "--model", fixture.OnnxPath, "--data", fixture.CsvPath, "--precision", "float32", "--engine", "finite-difference");
+        Assert.NotEqual(0, refused.Code);
+        Assert.Contains("precision", refused.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_http_field_precision_maps_to_the_option_with_float64_as_default_and_refuses_other_words()
+    {
+        Assert.Equal(ComputePrecision.Float32, new LambdaService.Api.Measurements.MeasurementRequest("m", "d", Precision: "float32").ToOptions().Precision);
+        Assert.Equal(ComputePrecision.Float64, new LambdaService.Api.Measurements.MeasurementRequest("m", "d").ToOptions().Precision);   // README: measure options
+        var refused = Assert.Throws<MeasurementInputException>(() => new LambdaService.Api.Measurements.MeasurementRequest("m", "d", Precision: "double").ToOptions());
+        Assert.Equal("precision", refused.Field);
     }
 
     [Fact]

@@ -116,6 +116,46 @@ public class MeasurementFlowTests(ServiceFixture fixture) : IClassFixture<Servic
     }
 
     [Fact]
+    public async Task Precision_float32_over_http_runs_the_exact_engine_in_float32_reads_back_float32_and_gives_the_clis_lambda()
+    {
+        using var client = fixture.Service.Client();
+        var modelId = await ApiClient.UploadId(client, "v1/models", fixture.Files.Onnx);
+        var datasetId = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var single = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId, datasetId, seed = 3, precision = "float32" }), TimeSpan.FromMinutes(2));
+        var dbl = await ApiClient.WaitFor(client, await ApiClient.SubmitId(client, new { modelId, datasetId, seed = 3 }), TimeSpan.FromMinutes(2));
+        Assert.Equal("succeeded", single["status"]!.GetValue<string>());
+        var result = single["result"]!;
+        Assert.Equal("float32", result["precision"]!.GetValue<string>());
+        Assert.Equal("float32", result["config"]!["precision"]!.GetValue<string>());
+        Assert.Equal("taylor", result["engine"]!.GetValue<string>());
+        Assert.Equal("float64", dbl["result"]!["precision"]!.GetValue<string>());
+        Assert.Equal("float64", dbl["result"]!["config"]!["precision"]!.GetValue<string>());
+        // The sandbox computes what the CLI computes in float32; float64 differs by float32 rounding only (tests/Training.Tests/PrecisionTests.cs: ≤ 2e-3).
+        var lambda32 = result["lambda"]!.GetValue<double>();
+        Assert.Equal(CliLambda("--model", fixture.Files.Onnx, "--data", fixture.Files.Csv, "--seed", "3", "--precision", "float32"), lambda32, 12);
+        Assert.True(Math.Abs(lambda32 - dbl["result"]!["lambda"]!.GetValue<double>()) <= 2e-3, $"λ {lambda32} (float32) vs {dbl["result"]!["lambda"]} (float64)");
+    }
+
+    [Fact]
+    public async Task Precision_float32_where_finite_differences_would_run_and_unknown_precisions_are_400s_naming_precision()
+    {
+        using var client = fixture.Service.Client();
+        var modelId = await ApiClient.UploadId(client, "v1/models", fixture.Files.Onnx);
+        var unsupportedId = await ApiClient.UploadId(client, "v1/models", fixture.Files.UnsupportedOnnx);
+        var datasetId = await ApiClient.UploadId(client, "v1/datasets", fixture.Files.Csv);
+        var fd = await ApiClient.Problem(await ApiClient.Submit(client, new { modelId, datasetId, precision = "float32", engine = "finite-difference" }), HttpStatusCode.BadRequest);
+        Assert.Equal("precision", fd.GetProperty("field").GetString());
+        Assert.Contains("exact engines taylor and autograd", fd.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        // auto on a graph with an operator the exact engines lack would fall back to finite differences: refused before anything is queued.
+        var auto = await ApiClient.Problem(await ApiClient.Submit(client, new { modelId = unsupportedId, datasetId, precision = "float32" }), HttpStatusCode.BadRequest);
+        Assert.Equal("precision", auto.GetProperty("field").GetString());
+        Assert.Contains("engine auto falls back to finite differences on this ONNX graph (unsupported operators Einsum", auto.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        var unknown = await ApiClient.Problem(await ApiClient.Submit(client, new { modelId, datasetId, precision = "float16" }), HttpStatusCode.BadRequest);
+        Assert.Equal("precision", unknown.GetProperty("field").GetString());
+        Assert.Contains("use one of float64, float32", unknown.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_exact_engine_on_a_graph_it_cannot_read_is_a_400_naming_the_operator_its_nodes_and_what_auto_does()
     {
         using var client = fixture.Service.Client();
