@@ -38,6 +38,14 @@ public static class BenchVerb
     /// <summary>Runs the verb.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, CancellationToken cancellationToken)
     {
+        if (args.Contains("--networks"))
+        {
+            // --networks alone: all four networks (the option's value is the list otherwise).
+            var i = args.ToList().IndexOf("--networks");
+            var all = i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal);
+            return NetworksBench.Run(all ? [.. args.Take(i + 1), "all", .. args.Skip(i + 1)] : args, stdout, cancellationToken);
+        }
+        if (args.Any(t => t.StartsWith("--networks=", StringComparison.Ordinal))) return NetworksBench.Run(args, stdout, cancellationToken);
         var a = new CliArguments(args, ["orders", "repeats", "mlp-points", "cnn-points", "directions", "device", "hidden", "batch", "model"], ["json", "skip-training", "profile"]);
         var requested = a.Get("device") ?? "cpu";
         var device = ComputeDevice.Torch(requested);   // cuda without a device: exit code 2, "CUDA was requested but …"

@@ -12,7 +12,7 @@ public static class CliApp
     public static readonly IReadOnlyList<string> PublicVerbs = ["validate", "measure", "train", "sweep", "reproduce", "bench", "bench-nodes", "help"];
 
     /// <summary>Verbs this class runs: the public ones and the internal <c>runner</c> (the sandbox process of a job).</summary>
-    public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name];
+    public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name, NetworksBench.RowVerbName];
 
     /// <summary>Runs a verb. Returns the process exit code.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
@@ -37,6 +37,8 @@ public static class CliApp
                 "bench-nodes" => NodesBenchVerb.Run(rest, stdout, cancellationToken),
                 // Internal: the sandbox process the service starts per job (design.md §3); not listed in PublicVerbs or Usage.
                 Jobs.Sandbox.RunnerVerb.Name => Jobs.Sandbox.RunnerVerb.Run(rest, stdout, stderr, cancellationToken),
+                // Internal: one row of bench --networks in a process of its own (its peak memory is its own); not listed either.
+                NetworksBench.RowVerbName => NetworksBench.RunRow(rest, stdout, cancellationToken),
                 _ => throw new MeasurementInputException("verb", $"unknown verb '{verb}'; use one of {string.Join(", ", PublicVerbs)}."),
             };
         }
@@ -92,6 +94,11 @@ public static class CliApp
               paper's CNN, and training time per method relative to baseline and SAM, in one run (default device cpu;
               --device cuda on a GPU node). --profile: where the time of one CRR step goes, phase by phase, on the
               Two Moons MLP (--hidden, --batch 32) or the paper's CNN (--model cnn, --batch 128).
+          bench --networks [resnet18,efficientnet_b0,vit,convnext] [--lines 64,1024] [--engines taylor-float64,taylor-float32,autograd-float64]
+                [--memory-budget-mb 1024] [--skip-pytorch] [--python /usr/bin/python3] [--json]
+              the exact engines on torchvision networks exported by Debian's PyTorch (python3-torch, python3-torchvision):
+              seconds, lines/s and peak resident memory per row (each row a process of its own), PyTorch float32 nested
+              autograd on the same lines, and issue 25's ratios against their targets (met or missed).
           bench-nodes [--postgres CONNECTION] [--jobs 200] [--latency-jobs 20] [--json]
               the deployment on this machine: submit→result p50/p99 of a small measurement embedded (SQLite) and on
               PostgreSQL (API node + worker node), and jobs/second with one and with two worker nodes on one database
