@@ -14,6 +14,24 @@ public static class CliApp
     /// <summary>Verbs this class runs: the public ones and the internal <c>runner</c> (the sandbox process of a job).</summary>
     public static readonly IReadOnlyList<string> Verbs = [.. PublicVerbs, Jobs.Sandbox.RunnerVerb.Name, NetworksBench.RowVerbName];
 
+    /// <summary>
+    /// What a process started with <paramref name="args"/> is: the HTTP service for no arguments, <c>serve</c> or a first argument
+    /// that is a host switch (<c>--urls URL</c>, <c>--Section:Key=value</c>); a job worker for <c>worker</c>; else the command line,
+    /// where an unknown first word is an error (exit code 2 and the usage text), never a web server started by a typo.
+    /// </summary>
+    public static ProcessRole Role(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Count == 0) return ProcessRole.Service;
+        return args[0] switch
+        {
+            "serve" => ProcessRole.Service,
+            "worker" => ProcessRole.Worker,
+            var first when first.StartsWith("--", StringComparison.Ordinal) && first is not ("--help" or "--version") => ProcessRole.Service,
+            _ => ProcessRole.CommandLine,
+        };
+    }
+
     /// <summary>Runs a verb. Returns the process exit code.</summary>
     public static int Run(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
@@ -42,6 +60,12 @@ public static class CliApp
                 _ => throw new MeasurementInputException("verb", $"unknown verb '{verb}'; use one of {string.Join(", ", PublicVerbs)}."),
             };
         }
+        catch (MeasurementInputException e) when (e.Field == "verb")
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            stderr.Write(Usage);
+            return 2;
+        }
         catch (MeasurementInputException e)
         {
             stderr.WriteLine($"error: {e.Message}");
@@ -58,7 +82,7 @@ public static class CliApp
     public const string Usage = """
         LambdaService: the curvature rate λ of neural networks (slope of log ‖Dⁿf‖ against n).
 
-        Usage: LambdaService.Api [--urls URL]          the HTTP service (settings: appsettings.json, environment)
+        Usage: LambdaService.Api [serve] [--urls URL]  the HTTP service (settings: appsettings.json, environment)
                LambdaService.Api worker                a job worker only, for nodes on the same PostgreSQL database
                LambdaService.Api <verb> [options]
 
@@ -107,4 +131,17 @@ public static class CliApp
         Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error.
 
         """;
+}
+
+/// <summary>What the executable runs as (<see cref="CliApp.Role"/>).</summary>
+public enum ProcessRole
+{
+    /// <summary>The HTTP service (and its workers, per <c>Jobs:WorkerCount</c>).</summary>
+    Service,
+
+    /// <summary>A job worker without HTTP.</summary>
+    Worker,
+
+    /// <summary>A command-line verb.</summary>
+    CommandLine,
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using LambdaService.Api.Cli;
 
 namespace LambdaService.Api.Tests.Cli;
 
@@ -45,4 +46,32 @@ public class ProcessTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Single(stderr.TrimEnd().Split('\n'));
         Assert.DoesNotContain("   at ", stderr);
     }
+
+    [Theory]
+    [InlineData("measure-x", "--model", "m.onnx")]
+    [InlineData("serv")]
+    [InlineData("--version")]
+    public void An_unknown_first_word_is_exit_code_2_with_the_usage_text_and_starts_no_server(params string[] args)
+    {
+        // A server would not exit: Start's 2-minute wait would time out instead.
+        var (code, stdout, stderr) = Start(args);
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.StartsWith($"error: unknown verb '{args[0]}'; use one of validate, measure,", stderr, StringComparison.Ordinal);
+        Assert.Contains("Usage: LambdaService.Api [serve] [--urls URL]", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new string[0], ProcessRole.Service)]
+    [InlineData(new[] { "serve" }, ProcessRole.Service)]
+    [InlineData(new[] { "serve", "--urls", "http://127.0.0.1:0" }, ProcessRole.Service)]
+    [InlineData(new[] { "--urls", "http://0.0.0.0:8080" }, ProcessRole.Service)]
+    [InlineData(new[] { "--Jobs:WorkerCount=4" }, ProcessRole.Service)]
+    [InlineData(new[] { "worker" }, ProcessRole.Worker)]
+    [InlineData(new[] { "measure", "--model", "m.onnx" }, ProcessRole.CommandLine)]
+    [InlineData(new[] { "measure-x" }, ProcessRole.CommandLine)]
+    [InlineData(new[] { "--help" }, ProcessRole.CommandLine)]
+    [InlineData(new[] { "-h" }, ProcessRole.CommandLine)]
+    public void The_service_starts_only_from_no_arguments_serve_or_host_switches(string[] args, ProcessRole role) =>
+        Assert.Equal(role, CliApp.Role(args));
 }
