@@ -10,9 +10,26 @@ namespace LambdaService.Api.Tests.Cli;
 /// </summary>
 public class NetworksBenchTests(CliFixture fixture) : IClassFixture<CliFixture>
 {
+    /// <summary>
+    /// Debian's python3-torch and python3-torchvision, installed first when missing and this runs as root with apt-get (as the
+    /// PostgreSQL and browser tests install theirs; .ci/run installs them before the tests).
+    /// </summary>
+    private static void EnsurePyTorch()
+    {
+        static int Run(string program, params string[] args)
+        {
+            using var process = System.Diagnostics.Process.Start(program, args);
+            process.WaitForExit();
+            return process.ExitCode;
+        }
+        if (Run("/usr/bin/python3", "-c", "import torch, torchvision") == 0 || Environment.UserName != "root" || !File.Exists("/usr/bin/apt-get")) return;
+        Run("/bin/sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision >/dev/null");
+    }
+
     [Fact]
     public void Every_row_of_the_tiny_network_runs_in_its_own_process_reads_its_peak_memory_and_agrees_with_the_other_engines()
     {
+        EnsurePyTorch();
         var (code, stdout, stderr) = fixture.Run("bench", "--networks", "tiny", "--lines", "8,16", "--json");
         Assert.True(code == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
@@ -58,6 +75,7 @@ public class NetworksBenchTests(CliFixture fixture) : IClassFixture<CliFixture>
     [Fact]
     public void The_table_marks_each_target_met_or_missed_and_counts_them()
     {
+        EnsurePyTorch();
         var (code, stdout, stderr) = fixture.Run("bench", "--networks", "tiny", "--lines", "8", "--engines", "taylor-float64", "--skip-pytorch");
         Assert.True(code == 0, stderr);
         var lines = stdout.Split('\n');

@@ -8,8 +8,8 @@ namespace LambdaService.Measurement.Tests.RealModels;
 /// The folder of real PyTorch files and their float64 references that <c>tests/Fixtures/torch/make_torch_fixtures.py</c>
 /// writes (README "Set-up"): <c>$LAMBDASERVICE_TORCH_FIXTURES</c> (set by <c>.ci/run</c>), else the cache folder
 /// <c>${XDG_CACHE_HOME:-$HOME/.cache}/lambdaservice/torch-fixtures/&lt;first 16 hex digits of the script's SHA-256&gt;</c>, else
-/// the script is run once here into that folder with Debian's <c>/usr/bin/python3</c>. Without python3-torch the
-/// constructor throws, so every test of the collection fails with the message saying what to install.
+/// the script is run once here into that folder with Debian's <c>/usr/bin/python3</c> (installing python3-torch first when this
+/// runs as root with apt-get). Without python3-torch the constructor throws, so every test of the collection fails with the message saying what to install.
 /// </summary>
 public sealed class TorchFixtures
 {
@@ -82,9 +82,22 @@ public sealed class TorchFixtures
         return Path.Combine(cache, "lambdaservice", "torch-fixtures", hash);
     }
 
+    /// <summary>
+    /// Whether <c>/usr/bin/python3</c> imports torch and torchvision, after installing Debian's python3-torch and
+    /// python3-torchvision when it does not and this runs as root with apt-get (as the PostgreSQL and browser tests install
+    /// theirs), so that the README's <c>dotnet test</c> works on a fresh machine.
+    /// </summary>
+    public static (bool Ok, string Output) EnsurePyTorch()
+    {
+        var check = Run(Python, "-c", "import torch, torchvision");
+        if (check.Ok || Environment.UserName != "root" || !File.Exists("/usr/bin/apt-get")) return check;
+        Run("/bin/sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision >/dev/null");
+        return Run(Python, "-c", "import torch, torchvision");
+    }
+
     private static void Build(string folder)
     {
-        var (ok, output) = Run(Python, "-c", "import torch, torchvision");
+        var (ok, output) = EnsurePyTorch();
         if (!ok)
         {
             throw new InvalidOperationException($"The real-model tests need PyTorch under {Python} ({output.Trim()}): {Install}.");
