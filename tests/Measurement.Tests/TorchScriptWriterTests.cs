@@ -10,7 +10,7 @@ namespace LambdaService.Measurement.Tests;
 /// Archives written by <see cref="TorchScriptWriter"/> are loaded by libtorch (through TorchSharp's
 /// <c>torch.jit.load</c>) and checked against arithmetic done here by hand, in double precision.
 /// Only valid forward code is ever loaded: a TorchScript compile error inside libtorch's loader ends the
-/// process (design.md §3), so invalid specs are tested only up to the writer's own validation.
+/// process (README, Native objects and memory), so invalid specs are tested only up to the writer's own validation.
 /// </summary>
 public sealed class TorchScriptWriterTests : IDisposable
 {

@@ -53,7 +53,7 @@ public static class CliApp
                 "reproduce" => ReproduceVerb.Run(rest, stdout, stderr, cancellationToken),
                 "bench" => BenchVerb.Run(rest, stdout, cancellationToken),
                 "bench-nodes" => NodesBenchVerb.Run(rest, stdout, cancellationToken),
-                // Internal: the sandbox process the service starts per job (design.md §3); not listed in PublicVerbs or Usage.
+                // Internal: the sandbox process the service starts per job (README, The service: Jobs); not listed in PublicVerbs or Usage.
                 Jobs.Sandbox.RunnerVerb.Name => Jobs.Sandbox.RunnerVerb.Run(rest, stdout, stderr, cancellationToken),
                 // Internal: one row of bench --networks in a process of its own (its peak memory is its own); not listed either.
                 NetworksBench.RowVerbName => NetworksBench.RunRow(rest, stdout, cancellationToken),

@@ -159,7 +159,15 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
         var model = await ApiClient.UploadId(client, "v1/models", _files.Onnx);
         var dataset = await ApiClient.UploadId(client, "v1/datasets", _files.Csv);
         var id = await ApiClient.SubmitId(client, new { modelId = model, datasetId = dataset, maxPoints = 8 });
-        await Task.Delay(1500);
+        // Nothing on this storage runs jobs: the only node (this service, Jobs:RunServer false) registers 0 workers and no queue, so the
+        // job can only wait; it is shown queued by the node list, not by sleeping and hoping no worker took it meanwhile.
+        var nodes = (await ApiClient.Get(client, "v1/nodes")).AsArray();
+        for (var deadline = DateTime.UtcNow.AddSeconds(15); nodes.Count == 0 && DateTime.UtcNow < deadline; nodes = (await ApiClient.Get(client, "v1/nodes")).AsArray())
+        {
+            await Task.Delay(100);   // the node's first heartbeat may land just after Kestrel answers
+        }
+        var node = Assert.Single(nodes);
+        Assert.Equal(0, node!["workerCount"]!.GetValue<int>());
         Assert.Equal("queued", (await ApiClient.Get(client, $"v1/measurements/{id}"))["status"]!.GetValue<string>());
 
         var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
