@@ -210,7 +210,7 @@ public sealed record MeasurementOptions
         + "Use precision float64 (the default), or engine taylor or autograd on a model they can run.");
 
     /// <summary><c>float64</c> or <c>float32</c>: the name of <paramref name="precision"/> in requests and results.</summary>
-    public static string Name(ComputePrecision precision) => precision == ComputePrecision.Float32 ? "float32" : "float64";
+    public static string Name(ComputePrecision precision) => Models.TorchRuntime.PrecisionName(DType(precision));
 
     /// <summary>The libtorch dtype of <paramref name="precision"/>.</summary>
     public static TorchSharp.torch.ScalarType DType(ComputePrecision precision) =>

@@ -48,7 +48,7 @@ public sealed class TorchModelRunner : IModelRunner
         // A file that declares its outputs (ONNX) is reported as it declares them (names, element types), whatever precision the
         // derivatives are computed in; a TorchScript module declares none, so its output is described as it runs here.
         Signature = new ModelSignature(format, inputs,
-            declaredOutputs is { Count: > 0 } ? declaredOutputs : [new TensorInfo("output", outputs == 1 ? [-1] : [-1, outputs], DType == ScalarType.Float64 ? "float64" : "float32")],
+            declaredOutputs is { Count: > 0 } ? declaredOutputs : [new TensorInfo("output", outputs == 1 ? [-1] : [-1, outputs], TorchRuntime.PrecisionName(DType))],
             outputs >= 2 ? ModelKind.Classifier : ModelKind.Scalar, outputs, sha256);
     }
 
@@ -96,7 +96,7 @@ public sealed class TorchModelRunner : IModelRunner
     public static TorchModelRunner FromModule(nn.Module<Tensor, Tensor> module, int[] sampleShape, string sha256 = "", Device? device = null,
         ScalarType dtype = ScalarType.Float64)
     {
-        var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], dtype == ScalarType.Float32 ? "float32" : "float64") };
+        var inputs = new[] { new TensorInfo("x", [-1, .. sampleShape.Select(d => (long)d)], TorchRuntime.PrecisionName(dtype)) };
         return new TorchModelRunner(module, module, owns: false, sampleShape, ModelFormat.TorchScript, inputs, sha256, device, dtype: dtype);
     }
 
@@ -148,7 +148,7 @@ public sealed class TorchModelRunner : IModelRunner
     public Device TorchDevice => _device;
 
     /// <inheritdoc />
-    public string Precision => DType == ScalarType.Float64 ? "float64" : "float32";
+    public string Precision => TorchRuntime.PrecisionName(DType);
 
     /// <inheritdoc />
     public int MaxBatch => 4096;

@@ -12,6 +12,12 @@ namespace LambdaService.Measurement.Models;
 /// </summary>
 public static class TorchRuntime
 {
+    /// <summary>
+    /// <c>float64</c> or <c>float32</c>: the name of a pass's <paramref name="dtype"/> in results (<see cref="IModelRunner.Precision"/>,
+    /// the engines' <c>precision</c>, <see cref="TensorInfo"/> element types).
+    /// </summary>
+    public static string PrecisionName(TorchSharp.torch.ScalarType dtype) => dtype == TorchSharp.torch.ScalarType.Float32 ? "float32" : "float64";
+
     /// <summary>The environment variable that sets <see cref="Threads"/>.</summary>
     public const string ThreadsVariable = "LAMBDASERVICE_THREADS";
 

@@ -41,7 +41,7 @@ public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType
     public string Device => Models.ComputeDevice.Name(_device);
 
     /// <summary><c>float64</c> or <c>float32</c>.</summary>
-    public string Precision => _dtype == ScalarType.Float64 ? "float64" : "float32";
+    public string Precision => Models.TorchRuntime.PrecisionName(_dtype);
 
     /// <inheritdoc />
     public DerivativeResult Compute(DerivativeRequest request, IProgress<double>? progress, CancellationToken cancellationToken)
