@@ -132,7 +132,9 @@ public class JobLifecycleTests : IClassFixture<TestFilesFixture>
 
         var killed = service.Pid;
         var sandboxFolder = Path.Combine(service.DataRoot, "sandbox");
-        bool KilledServicesFolders() => Directory.EnumerateDirectories(sandboxFolder).Any(d => d.Contains($"-{killed}@", StringComparison.Ordinal));
+        bool KilledServicesFolders() => Directory.Exists(sandboxFolder) && Directory.EnumerateDirectories(sandboxFolder).Any(d => d.Contains($"-{killed}@", StringComparison.Ordinal));
+        // "running" is recorded when a worker claims the job, a moment before the sandbox's spec folder exists: kill only once it does.
+        for (var folderDeadline = DateTime.UtcNow.AddSeconds(15); !KilledServicesFolders() && DateTime.UtcNow < folderDeadline;) await Task.Delay(50);
         service.KillHard();
         Assert.True(await NoRunnerFor(service, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15)), "the sandbox outlived its killed service");
         Assert.True(KilledServicesFolders(), "the killed attempt left no spec folder behind, so this test shows nothing about its removal");
