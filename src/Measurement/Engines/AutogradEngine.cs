@@ -29,7 +29,7 @@ public sealed class AutogradEngine(TorchModelRunner model, LineBudget? budget = 
         var k = request.MaxOrder;
         var shape = model.SampleShape.Select(d => (long)d).ToArray();
         var (values, plan) = LinePasses.Run(request, model.SampleSize, budget ?? LineBudget.Default, 1, Name,
-            (x, v, cls, n) => Lines(x, v, cls, n, shape, request.Target, k), progress, cancellationToken);
+            (x, v, cls, n) => Lines(x, v, cls, n, shape, request.Target, k), progress, cancellationToken, model.TorchDevice);
         return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, model.Precision, null, plan);
     }
 

@@ -87,11 +87,9 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
         cancellationToken.ThrowIfCancellationRequested();
         // Inputs and outputs are indexed with int: a chunk holds at most int.MaxValue values of each.
         var maxLines = (int)Math.Max(1, int.MaxValue / ((long)perLine * Math.Max(size, classes)));
-        var plan = PassPlanner.Plan(_budget, lines, 1, Name, c => model.Forward(Inputs(0, c), c * perLine), maxLines);
-        for (var start = 0; start < lines; start += plan.LinesPerPass)
+        // One pass over lines start..start+count−1: its values, error estimates and progress.
+        void RunLines(int start, int count)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var count = Math.Min(plan.LinesPerPass, lines - start);
             var inputs = Inputs(start, count);
             var outputs = model.Forward(inputs, count * perLine);
             var g = new double[samples];
@@ -143,6 +141,18 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
                 }
             }
             progress?.Report((double)(start + count) / lines);
+        }
+
+        // The planner's probe passes are the first passes (their values are kept), the rest follow in passes of the planned size.
+        var plan = PassPlanner.Plan(_budget, lines, 1, Name, (start, c) =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RunLines(start, c);
+        }, maxLines);
+        for (var start = plan.ProbedLines; start < lines; start += plan.LinesPerPass)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RunLines(start, Math.Min(plan.LinesPerPass, lines - start));
         }
         var errors = Enumerable.Range(1, k).Select(n =>
         {

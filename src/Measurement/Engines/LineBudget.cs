@@ -31,38 +31,58 @@ public sealed record LineBudget(double MemoryBudgetMb, int? FixedLinesPerPass = 
 /// <summary>
 /// The passes an engine ran: <see cref="LinesPerPass"/> lines each (the last may hold fewer), chosen from
 /// <see cref="MemoryBudgetMb"/> and the probe's <see cref="BytesPerLine"/> (null for a fixed size, or where the probe cannot
-/// measure); <see cref="Probe"/> says how the estimate was obtained.
+/// measure); <see cref="Probe"/> says how the estimate was obtained. <see cref="Passes"/> counts every pass, the probe passes
+/// included: the first <see cref="ProbedLines"/> lines went through the probe passes (whose values are kept), the rest through
+/// passes of <see cref="LinesPerPass"/> lines.
 /// </summary>
-public sealed record PassPlan(int LinesPerPass, int Passes, double? MemoryBudgetMb, long? BytesPerLine, string Probe);
+public sealed record PassPlan(int LinesPerPass, int Passes, double? MemoryBudgetMb, long? BytesPerLine, string Probe, int ProbedLines = 0);
 
 /// <summary>
-/// Chooses the lines per pass from a memory budget. Probe passes of <c>c₁ = g</c> and <c>c₂ = 2g</c> lines (g: the
-/// granularity, a point's D lines for Taylor mode, else one line) run on the request's first lines, each measured as the growth of
-/// the process's peak resident memory (<see cref="PeakGrowth"/>) and each run twice: other threads' allocations can only inflate a
-/// reading, so the smaller of the two is kept (<c>m₁</c>, <c>m₂</c> bytes). Then
+/// Chooses the lines per pass from a memory budget. Two probe passes run on the request's first lines — <c>c₁ = g</c> lines,
+/// then the next <c>c₂ = 2g</c> (g: the granularity, a point's D lines for Taylor mode, else one line) — each measured as the
+/// growth of the process's peak resident memory (<see cref="PeakGrowth"/>): <c>m₁</c>, <c>m₂</c> bytes. Their values are kept:
+/// the probes are the request's first passes, not extra work. Then
 /// <code>
 /// bytesPerLine = max((m₂ − m₁) / (c₂ − c₁), m₂ / c₂)      (the marginal cost, or the average where it is larger)
-/// linesPerPass = max(g, ⌊budget / bytesPerLine⌋ rounded down to a multiple of g), at most all lines
+/// fits         = ⌊budget / bytesPerLine⌋
+/// target       = max(⌊passTarget / bytesPerLine⌋, 8)     (only where a pass target is given: passes on the CPU)
+/// linesPerPass = max(g, min(fits, target) rounded down to a multiple of g), at most the lines left
 /// </code>
 /// and a budget below <c>g · bytesPerLine</c> is refused (<see cref="MeasurementInputException"/> on <c>memoryBudgetMb</c>).
 /// The average <c>m₂ / c₂</c> includes fixed costs of a pass (the network's first use of a thread pool, say), so the estimate errs
-/// towards smaller passes. Where the peak cannot be read (not Linux: no <c>/proc/self/clear_refs</c>) passes hold
-/// <see cref="UnmeasuredLinesPerPass"/> lines.
+/// towards smaller passes; allocations of other threads during a probe can only inflate a reading, which errs the same way.
+/// <para>
+/// The pass target (<see cref="CpuPassTargetMb"/>): on the CPU a pass larger than the caches' reach is not faster per line but
+/// slower, as every coefficient tensor then streams through main memory. Measured on this project's VM (README, "Memory per pass"):
+/// Taylor mode on ResNet-18, ConvNeXt and a ViT ran 8–32 lines a pass at 41–54 lines/s and 256 lines a pass at 16–33. So passes
+/// take at most <see cref="CpuPassTargetMb"/> (and at least 8 lines while the budget allows), whatever larger budget is given;
+/// the budget stays the bound. On a GPU no target applies: the budget alone decides.
+/// </para>
+/// Where the peak cannot be read (not Linux: no <c>/proc/self/clear_refs</c>) passes hold <see cref="UnmeasuredLinesPerPass"/> lines.
 /// </summary>
 public static partial class PassPlanner
 {
     /// <summary>Lines per pass where memory cannot be measured (the engines' former constant).</summary>
     public const int UnmeasuredLinesPerPass = 1024;
 
+    /// <summary>The most memory a pass on the CPU takes when the budget allows more (MiB): see the remarks on the pass target.</summary>
+    public const double CpuPassTargetMb = 256;
+
+    /// <summary>The fewest lines a pass on the CPU holds when the budget allows them (below, fixed costs per pass dominate).</summary>
+    public const int MinimumTargetLines = 8;
+
     /// <summary>What <see cref="PassPlan.Probe"/> says for the measured estimate.</summary>
     public const string PeakResidentProbe = "peak resident memory growth of probe passes (VmHWM after /proc/self/clear_refs)";
 
     /// <summary>
     /// Plans the passes over <paramref name="lines"/> lines (<paramref name="granularity"/> lines per unit that must stay together);
-    /// <paramref name="probe"/> runs one pass over the request's first c lines and discards it; a measured plan holds at most
-    /// <paramref name="maxLinesPerPass"/> lines (an engine's array limits).
+    /// <paramref name="probe"/>(start, count) runs one pass over lines start..start+count−1, whose values the caller keeps
+    /// (<see cref="PassPlan.ProbedLines"/> says how many lines, from line 0, the probes covered); a measured plan holds at most
+    /// <paramref name="maxLinesPerPass"/> lines (an engine's array limits) and, with <paramref name="passTargetMb"/> (the CPU:
+    /// <see cref="CpuPassTargetMb"/>), passes no larger than that target where the budget is larger.
     /// </summary>
-    public static PassPlan Plan(LineBudget budget, int lines, int granularity, string engine, Action<int> probe, int maxLinesPerPass = int.MaxValue)
+    public static PassPlan Plan(LineBudget budget, int lines, int granularity, string engine, Action<int, int> probe, int maxLinesPerPass = int.MaxValue,
+        double? passTargetMb = null)
     {
         ArgumentNullException.ThrowIfNull(budget);
         ArgumentNullException.ThrowIfNull(probe);
@@ -80,7 +100,7 @@ public static partial class PassPlanner
         TorchSharp.torch.set_num_threads(1);
         try
         {
-            return PlanMeasured(budget, lines, granularity, engine, probe, maxLinesPerPass);
+            return PlanMeasured(budget, lines, granularity, engine, probe, maxLinesPerPass, passTargetMb);
         }
         finally
         {
@@ -88,19 +108,26 @@ public static partial class PassPlanner
         }
     }
 
-    private static PassPlan PlanMeasured(LineBudget budget, int lines, int granularity, string engine, Action<int> probe, int maxLinesPerPass)
+    private static PassPlan PlanMeasured(LineBudget budget, int lines, int granularity, string engine, Action<int, int> probe, int maxLinesPerPass,
+        double? passTargetMb)
     {
-        var unit = Math.Min(granularity, Math.Max(lines, 1));
-        var first = Smaller(PeakGrowth(() => probe(unit)), PeakGrowth(() => probe(unit)));
+        if (lines == 0) return new PassPlan(1, 0, budget.MemoryBudgetMb, null, "none: no lines");
+        var unit = Math.Min(granularity, lines);
+        var first = PeakGrowth(() => probe(0, unit));
+        var probed = unit;
+        var probes = 1;
         if (first is null)
         {
             var size = Math.Max(1, Math.Min(UnmeasuredLinesPerPass, lines));
-            return new PassPlan(size, Passes(lines, size), budget.MemoryBudgetMb, null, "unmeasured: this system has no /proc/self/clear_refs");
+            return new PassPlan(size, probes + Passes(lines - probed, size), budget.MemoryBudgetMb, null,
+                "unmeasured: this system has no /proc/self/clear_refs", probed);
         }
         long bytesPerLine;
-        if (lines >= 2 * unit)
+        if (lines >= 3 * unit)
         {
-            var second = Smaller(PeakGrowth(() => probe(2 * unit)), PeakGrowth(() => probe(2 * unit))) ?? 0;
+            var second = PeakGrowth(() => probe(unit, 2 * unit)) ?? 0;
+            probed += 2 * unit;
+            probes++;
             bytesPerLine = Math.Max((second - first.Value) / unit, second / (2 * unit));
         }
         else
@@ -118,12 +145,15 @@ public static partial class PassPlanner
                 $"memoryBudgetMb {Mb(budget.MemoryBudgetMb)} is too small: the {engine} engine needs about {Mb(perLineMb)} MiB per line on this model{what}; "
                 + $"raise memoryBudgetMb to at least {Mb(Math.Ceiling(perLineMb * unit))} (on the command line: --memory-budget-mb).");
         }
-        var perPass = (int)Math.Min(Math.Min(lines, maxLinesPerPass), fits / unit * unit);
+        if (passTargetMb is { } target)
+        {
+            var targetLines = (long)Math.Min(int.MaxValue, Math.Floor(target * 1024 * 1024 / bytesPerLine));
+            fits = Math.Min(fits, Math.Max(targetLines, MinimumTargetLines));
+        }
+        var perPass = (int)Math.Min(Math.Min(lines, maxLinesPerPass), Math.Max(fits / unit * unit, unit));
         perPass = Math.Max(perPass, 1);
-        return new PassPlan(perPass, Passes(lines, perPass), budget.MemoryBudgetMb, bytesPerLine, PeakResidentProbe);
+        return new PassPlan(perPass, probes + Passes(lines - probed, perPass), budget.MemoryBudgetMb, bytesPerLine, PeakResidentProbe, probed);
     }
-
-    private static long? Smaller(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 
     private static int Passes(int lines, int perPass) => lines == 0 ? 0 : (lines + perPass - 1) / perPass;
 

@@ -15,28 +15,34 @@ internal static class LinePasses
 
     /// <summary>
     /// Runs <paramref name="pass"/> over all lines of <paramref name="request"/> in passes planned from <paramref name="budget"/>
-    /// (passes hold multiples of <paramref name="granularity"/> lines where they can), reporting progress after each pass.
+    /// (passes hold multiples of <paramref name="granularity"/> lines where they can), reporting progress after each pass. The
+    /// planner's probe passes are the first passes: their values are kept. <paramref name="device"/> is where the passes run: on
+    /// the CPU passes stay within <see cref="PassPlanner.CpuPassTargetMb"/> when the budget is larger.
     /// </summary>
     public static (double[] Values, PassPlan Plan) Run(DerivativeRequest request, int sampleSize, LineBudget budget, int granularity, string engine,
-        Pass pass, IProgress<double>? progress, CancellationToken cancellationToken)
+        Pass pass, IProgress<double>? progress, CancellationToken cancellationToken, TorchSharp.torch.Device? device = null)
     {
         var lines = request.PointCount * request.DirectionsPerPoint;
         var width = request.MaxOrder + 1;
         cancellationToken.ThrowIfCancellationRequested();
-        var plan = PassPlanner.Plan(budget, lines, granularity, engine, c =>
-        {
-            var (px, pv, pc) = Slice(request, sampleSize, 0, c);
-            pass(px, pv, pc, c);
-        });
         var values = new double[(long)lines * width];
-        for (var start = 0; start < lines; start += plan.LinesPerPass)
+        void RunLines(int start, int n)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var n = Math.Min(plan.LinesPerPass, lines - start);
             var (x, v, classes) = Slice(request, sampleSize, start, n);
             var block = pass(x, v, classes, n);
             Array.Copy(block, 0, values, (long)start * width, block.Length);
             progress?.Report((double)(start + n) / lines);
+        }
+        var onCpu = device is null || device.type == TorchSharp.DeviceType.CPU;
+        var plan = PassPlanner.Plan(budget, lines, granularity, engine, (start, n) =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RunLines(start, n);
+        }, passTargetMb: onCpu ? PassPlanner.CpuPassTargetMb : null);
+        for (var start = plan.ProbedLines; start < lines; start += plan.LinesPerPass)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RunLines(start, Math.Min(plan.LinesPerPass, lines - start));
         }
         return (values, plan);
     }

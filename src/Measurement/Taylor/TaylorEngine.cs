@@ -60,7 +60,7 @@ public sealed class TaylorEngine(IJetModule model, int[] sampleShape, ScalarType
         // A pass of a multiple of D lines starts at a point's first line (passes smaller than D hold fewer than D lines each).
         var (values, plan) = LinePasses.Run(request, size, _budget, d, Name,
             (x, v, cls, n) => TaylorMode.ObjectiveDerivatives(_model, x, v, n, _shape, k, request.Target, cls, _dtype, _device, n % d == 0 ? d : 1),
-            progress, cancellationToken);
+            progress, cancellationToken, _device);
         return new DerivativeResult(values, request.PointCount, request.DirectionsPerPoint, k, Precision, null, plan);
     }
 }

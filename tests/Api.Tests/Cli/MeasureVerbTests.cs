@@ -45,9 +45,11 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
         Assert.Equal(64, config.GetProperty("memoryBudgetMb").GetDouble());
         var passes = config.GetProperty("passes");
         var perPass = passes.GetProperty("linesPerPass").GetInt32();
-        // 40 points × 4 directions = 160 lines, in passes of whole points (taylor) that fit 64 MiB at the probe's bytes per line.
+        // 40 points × 4 directions = 160 lines: probes of one point's 4 lines and the next 8, then passes of whole points (taylor)
+        // that fit 64 MiB at the probe's bytes per line.
         Assert.InRange(perPass, 4, 160);
-        Assert.Equal((160 + perPass - 1) / perPass, passes.GetProperty("passes").GetInt32());
+        Assert.Equal(12, passes.GetProperty("probedLines").GetInt32());
+        Assert.Equal(2 + (148 + perPass - 1) / perPass, passes.GetProperty("passes").GetInt32());
         Assert.Equal(64, passes.GetProperty("memoryBudgetMb").GetDouble());
         Assert.True(perPass * passes.GetProperty("bytesPerLine").GetInt64() <= 64L << 20);
         Assert.Contains("VmHWM", passes.GetProperty("probe").GetString(), StringComparison.Ordinal);

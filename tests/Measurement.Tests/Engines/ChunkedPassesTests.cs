@@ -201,15 +201,21 @@ public class ChunkedPassesTests
         }
     }
 
-    [Fact]
-    public void The_planner_measures_the_bytes_a_probe_touches_per_line_and_fits_the_passes_to_the_budget()
+    /// <summary>
+    /// A probe pass of known size: each line touches 8 MiB of pages of a fresh anonymous mapping (never pages a heap kept from
+    /// earlier tests in this process: malloc could hand back resident pages that raise no peak; this test once read 3 KB for 8 MiB
+    /// when run with the whole suite). Records which lines each probe was given.
+    /// </summary>
+    private sealed class KnownSizeProbe
     {
-        const long perLine = 8L << 20;   // each probed line touches 8 MiB of fresh native memory
-        void Probe(int lines)
+        public const long PerLine = 8L << 20;
+
+        public List<(int Start, int Count)> Calls { get; } = [];
+
+        public void Run(int start, int lines)
         {
-            // Pages of a fresh anonymous mapping, never pages a heap kept from earlier tests in this process (malloc could hand back
-            // resident pages that raise no peak: this test once read 3 KB for 8 MiB when run with the whole suite).
-            var bytes = lines * perLine;
+            Calls.Add((start, lines));
+            var bytes = lines * PerLine;
             var block = Mmap(0, (nuint)bytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
             Assert.NotEqual(-1, (long)block);
             try
@@ -221,27 +227,68 @@ public class ChunkedPassesTests
                 Assert.Equal(0, Munmap(block, (nuint)bytes));
             }
         }
-        var plan = PassPlanner.Plan(LineBudget.Memory(100), 40, 2, "test", Probe);
+    }
+
+    [Fact]
+    public void The_planner_measures_the_bytes_a_probe_touches_per_line_fits_the_passes_to_the_budget_and_counts_the_probed_lines_as_done()
+    {
+        var probe = new KnownSizeProbe();
+        var plan = PassPlanner.Plan(LineBudget.Memory(100), 40, 2, "test", probe.Run);
         Assert.Equal(PassPlanner.PeakResidentProbe, plan.Probe);
+        // Two probes on the first lines, one after the other (granularity 2: 2 lines, then the next 4): their values are the
+        // request's first 6 lines, which the passes that follow do not run again.
+        Assert.Equal([(0, 2), (2, 4)], probe.Calls);
+        Assert.Equal(6, plan.ProbedLines);
         // Measured here: 8.4-8.6 MB against 8.39 MB touched. The peak also holds what other threads of the test host touched meanwhile
-        // (once 16.8 MB in an early version that read each probe once): nothing below 90%, at most twice the bytes touched.
-        Assert.InRange(plan.BytesPerLine!.Value, perLine * 9 / 10, perLine * 2);
-        // 100 MiB at 7.2-16 MiB per line: 6-13 lines, rounded down to pairs (granularity 2).
-        Assert.InRange(plan.LinesPerPass, 6, 12);
+        // (16.8 MB once): nothing below 90%, at most three times the bytes touched.
+        Assert.InRange(plan.BytesPerLine!.Value, KnownSizeProbe.PerLine * 9 / 10, KnownSizeProbe.PerLine * 3);
+        // 100 MiB at 7.2-24 MiB per line: 4-13 lines, rounded down to pairs (granularity 2); no pass target (not given).
+        Assert.InRange(plan.LinesPerPass, 4, 12);
         Assert.Equal(0, plan.LinesPerPass % 2);
         Assert.True(plan.LinesPerPass * plan.BytesPerLine <= 100L << 20);
-        Assert.Equal((40 + plan.LinesPerPass - 1) / plan.LinesPerPass, plan.Passes);
+        Assert.Equal(2 + (34 + plan.LinesPerPass - 1) / plan.LinesPerPass, plan.Passes);
 
-        var refused = Assert.Throws<MeasurementInputException>(() => PassPlanner.Plan(LineBudget.Memory(10), 40, 2, "test", Probe));
+        var refused = Assert.Throws<MeasurementInputException>(() => PassPlanner.Plan(LineBudget.Memory(10), 40, 2, "test", new KnownSizeProbe().Run));
         Assert.Equal("memoryBudgetMb", refused.Field);
         Assert.Contains("per line", refused.Message, StringComparison.Ordinal);
         Assert.Contains("raise memoryBudgetMb", refused.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_pass_target_keeps_passes_below_a_large_budget_but_never_below_eight_lines_and_never_above_the_budget()
+    {
+        // 1000 MiB alone: 41-138 lines at 7.2-24 MiB a line, so all 40 lines (the 34 after the probes in one pass).
+        var budgetOnly = PassPlanner.Plan(LineBudget.Memory(1000), 40, 2, "test", new KnownSizeProbe().Run);
+        Assert.Equal(40, budgetOnly.LinesPerPass);
+        Assert.Equal(3, budgetOnly.Passes);
+        // A 160 MiB target: 6-22 lines, at least 8, in pairs: 8-22.
+        var targeted = PassPlanner.Plan(LineBudget.Memory(1000), 40, 2, "test", new KnownSizeProbe().Run, passTargetMb: 160);
+        Assert.InRange(targeted.LinesPerPass, 8, 22);
+        Assert.True(targeted.LinesPerPass <= Math.Max(8, 160.0 * (1 << 20) / targeted.BytesPerLine!.Value));
+        // A 16 MiB target would give 1-2 lines: the floor of 8 lines applies (64-67 MiB, inside the 1000 MiB budget).
+        var floor = PassPlanner.Plan(LineBudget.Memory(1000), 40, 2, "test", new KnownSizeProbe().Run, passTargetMb: 16);
+        Assert.Equal(PassPlanner.MinimumTargetLines, floor.LinesPerPass);
+        // The budget still bounds: 40 MiB allows 1-5 lines, so pairs of 2-4, whatever the target's floor.
+        var bounded = PassPlanner.Plan(LineBudget.Memory(40), 40, 2, "test", new KnownSizeProbe().Run, passTargetMb: 16);
+        Assert.InRange(bounded.LinesPerPass, 2, 4);
+        Assert.True(bounded.LinesPerPass * bounded.BytesPerLine <= 40L << 20);
+    }
+
+    [Fact]
+    public void Too_few_lines_for_two_probes_run_one_probe_and_the_rest_in_passes()
+    {
+        var probe = new KnownSizeProbe();
+        var plan = PassPlanner.Plan(LineBudget.Memory(1000), 4, 2, "test", probe.Run);
+        Assert.Equal([(0, 2)], probe.Calls);  // 4 lines: no room for a second probe of 4 after the first 2
+        Assert.Equal(2, plan.ProbedLines);
+        Assert.Equal(4, plan.LinesPerPass);   // all 4 lines would fit
+        Assert.Equal(2, plan.Passes);         // the probe's 2 lines, then the other 2
+    }
+
     [Theory]
     [InlineData("taylor")]
     [InlineData("autograd")]
-    public void On_a_cnn_of_known_size_a_large_budget_runs_one_pass_small_passes_give_its_values_and_the_estimate_scales_with_the_activations(string engineName)
+    public void On_a_cnn_of_known_size_probes_and_target_sized_passes_give_the_values_of_small_passes_and_the_estimate_scales_with_the_activations(string engineName)
     {
         const int points = 8, directions = 2, lines = points * directions, size = 48 * 48;
         using var module = new WideTanhCnn(seed: 31);
@@ -251,8 +298,14 @@ public class ChunkedPassesTests
         var v = CurvatureRate.Directions(points, directions, size, seed: 33);
         var request = new DerivativeRequest(x, points, v, directions, TargetKind.Loss, Enumerable.Range(0, points).Select(i => i % 3).ToArray(), MaxOrder);
 
+        // 16 lines: probes of one unit and the next two (taylor: whole points of D = 2 lines, 2 then 4; autograd: 1 then 2 lines),
+        // then passes of the CPU pass target's size (256 MiB, at least 8 lines) for the rest, whatever the 64 GiB budget allows.
         var large = Engine(LineBudget.Memory(64 * 1024)).Compute(request, null, default);
-        Assert.Equal(1, large.Plan!.Passes);
+        var probed = engineName == "taylor" ? 6 : 3;
+        Assert.Equal(probed, large.Plan!.ProbedLines);
+        Assert.InRange(large.Plan.LinesPerPass, PassPlanner.MinimumTargetLines, lines);
+        Assert.True(large.Plan.LinesPerPass <= Math.Max(PassPlanner.MinimumTargetLines, PassPlanner.CpuPassTargetMb * (1 << 20) / large.Plan.BytesPerLine!.Value));
+        Assert.Equal(2 + (lines - probed + large.Plan.LinesPerPass - 1) / large.Plan.LinesPerPass, large.Plan.Passes);
         var bytesPerLine = large.Plan.BytesPerLine!.Value;
         // The jets of orders 0..K in float64 hold (K+1)·8 bytes per activation value: 5·8·129 664 ≈ 5.2 MB per line. Taylor mode keeps the
         // temporaries of a pass until its end and the value coefficient once per point; nested autograd keeps a graph that grows with the
