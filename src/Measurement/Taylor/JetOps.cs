@@ -113,7 +113,8 @@ public static partial class JetOps
 
     /// <summary>
     /// 2-D convolution (torch.nn.functional.conv2d) of <c>[B, C, H, W]</c> jets: <c>y₀ = W ∗ x₀ + b</c>,
-    /// <c>yₙ = W ∗ xₙ</c>; one convolution over the coefficients folded into the batch, <c>[(D+1)·B, C, H, W]</c>.
+    /// <c>yₙ = W ∗ xₙ</c>; one convolution over the coefficients folded into the batch, <c>[(D+1)·B, C, H, W]</c>. In float32
+    /// with no gradient to carry (a measurement pass) grouped and k×k convolutions run on oneDNN (<see cref="Models.OneDnnForward"/>).
     /// </summary>
     /// <param name="x">Input jet, per-coefficient shape <c>[B, C, H, W]</c>.</param>
     /// <param name="weight"><c>[C_out, C/groups, kh, kw]</c>.</param>
@@ -129,9 +130,9 @@ public static partial class JetOps
         if (SharesValues(x))
         {
             var w = Like(weight, x.Leading);
-            return FoldedSharingValues(x, f => nn.functional.conv2d(f, w, null, stride, padding, dilation, groups), bias is null ? null : Like(bias, x.Leading).view(-1, 1, 1));
+            return FoldedSharingValues(x, f => Models.OneDnnForward.Conv2d(f, w, stride, padding, dilation, groups), bias is null ? null : Like(bias, x.Leading).view(-1, 1, 1));
         }
-        var y = Folded(x, f => nn.functional.conv2d(f, Like(weight, f), null, stride, padding, dilation, groups));
+        var y = Folded(x, f => Models.OneDnnForward.Conv2d(f, Like(weight, f), stride, padding, dilation, groups));
         return bias is null ? y : y.With(AddToFreshValue(y.Leading, Like(bias, y.Leading).view(-1, 1, 1)));
     }
 
