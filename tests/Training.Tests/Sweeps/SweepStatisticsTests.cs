@@ -79,6 +79,22 @@ public class SweepStatisticsTests
         Assert.Equal(-SweepStatistics.StudentTQuantile(p, 7), SweepStatistics.StudentTQuantile(1 - p, 7), 12);
     }
 
+    [Theory]
+    [InlineData(0.9999)]
+    [InlineData(0.99999)]
+    public void The_t_quantile_beyond_800_where_mathnet_does_not_search_matches_the_closed_forms(double p)
+    {
+        // MathNet's StudentT.InvCDF searches only [−800, 800]; these quantiles lie beyond it.
+        // ν = 1: t_p = tan(π(p − ½)) = 3183.1 and 31831; ν = 2 at p = 1 − 1e-7: (2p − 1)/√(2p(1 − p)) = 2236.1.
+        // Tolerance 1e-9 relative, as for the closed forms below 800 (tan's own condition here is below 1e-11).
+        var cauchy = Math.Tan(Math.PI * (p - 0.5));
+        Assert.Equal(cauchy, SweepStatistics.StudentTQuantile(p, 1), 1e-9 * cauchy);
+        Assert.Equal(-cauchy, SweepStatistics.StudentTQuantile(1 - p, 1), 1e-9 * cauchy);
+        const double q = 1 - 1e-7;
+        var two = (2 * q - 1) / Math.Sqrt(2 * q * (1 - q));
+        Assert.Equal(two, SweepStatistics.StudentTQuantile(q, 2), 1e-9 * two);
+    }
+
     [Fact]
     public void The_t_distribution_function_inverts_the_quantile()
     {
