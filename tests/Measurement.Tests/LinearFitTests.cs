@@ -21,4 +21,23 @@ public class LinearFitTests
     {
         Assert.Throws<ArgumentException>(() => LinearFit.Fit([1], [2]));
     }
+
+    [Fact]
+    public void A_horizontal_line_has_slope_zero_and_r2_one()
+    {
+        // All y equal: Syy = 0, so R² = 1 − SSE/Syy is 0/0; LinearFit defines it as 1 (the line fits exactly).
+        var fit = LinearFit.Fit([1, 2, 4], [3, 3, 3]);
+        Assert.Equal(0.0, fit.Slope, 15);
+        Assert.Equal(3.0, fit.Intercept, 15);
+        Assert.Equal(1.0, fit.RSquared);
+    }
+
+    [Fact]
+    public void Equal_x_values_and_non_finite_values_are_rejected_with_a_message()
+    {
+        // MathNet's Fit.Line would return a NaN or infinite slope for these; LinearFit checks them first.
+        Assert.Contains("All x values are equal", Assert.Throws<ArgumentException>(() => LinearFit.Fit([2, 2, 2], [1, 2, 3])).Message);
+        Assert.Contains("finite", Assert.Throws<ArgumentException>(() => LinearFit.Fit([1, 2, 3], [1, double.NaN, 3])).Message);
+        Assert.Contains("finite", Assert.Throws<ArgumentException>(() => LinearFit.Fit([1, double.PositiveInfinity, 3], [1, 2, 3])).Message);
+    }
 }

@@ -21,7 +21,7 @@ internal static class CsvDataReader
     {
         using var text = new StreamReader(stream, new UTF8Encoding(false, false), detectEncodingFromByteOrderMarks: true,
             bufferSize: 1 << 14, leaveOpen: true);
-        var tokenizer = new CsvTokenizer(text);
+        using var tokenizer = new CsvTokenizer(text);
         var headerLine = tokenizer.ReadRawLine(MaxHeaderChars) ?? throw new MeasurementInputException("data",
             "the data file is empty; upload a CSV with a header row and one row per sample, or a .npy/.npz file");
         if (headerLine.Contains('\0'))
@@ -39,6 +39,7 @@ internal static class CsvDataReader
                 $"the CSV header has no feature columns besides the label column '{DataText.Clip(names[labelIndex])}'; add the features");
         }
 
+        tokenizer.ExpectedFields = names.Count;
         var columns = new CsvColumns(names, tokenizer.Separator);
         var values = new ChunkedDoubleBuffer();
         List<int>? labels = labelIndex >= 0 ? [] : null;

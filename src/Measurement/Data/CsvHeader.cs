@@ -21,7 +21,7 @@ internal sealed class CsvHeader
     public static CsvHeader Parse(string line, char separator, int maxColumns)
     {
         var header = new CsvHeader();
-        var tokenizer = new CsvTokenizer(new StringReader(line)) { Separator = separator };
+        using var tokenizer = new CsvTokenizer(new StringReader(line)) { Separator = separator };
         tokenizer.NextRecord();
         while (tokenizer.NextField())
         {

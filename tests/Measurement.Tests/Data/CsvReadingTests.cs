@@ -85,6 +85,23 @@ public class CsvReadingTests
     }
 
     [Fact]
+    public void Old_mac_line_endings_are_read()
+    {
+        var dataset = DataAssert.Read(Text("a,b\r1,2\r3,4\r"), "d.csv");
+
+        Assert.Equal([1.0, 2, 3, 4], dataset.X);
+        Assert.Equal(2, dataset.Rows);
+    }
+
+    [Fact]
+    public void A_blank_line_in_a_tab_separated_file_is_skipped_but_a_line_of_one_tab_is_a_row()
+    {
+        // Tabs are blanks around fields unless they separate them: "\t" is then a row of two empty fields.
+        Assert.Equal([1.0, 2, 3, 4], DataAssert.Read(Text("a\tb\n1\t2\n  \n3\t4\n"), "d.tsv").X);
+        DataAssert.Rejects(Text("a\tb\n1\t2\n\t\n"), "d.tsv", "data", "row 3, column 1 ('a') is empty");
+    }
+
+    [Fact]
     public void A_single_column_file_is_read()
     {
         var dataset = DataAssert.Read(Text("value\n1\n2\n3\n"), "d.csv");

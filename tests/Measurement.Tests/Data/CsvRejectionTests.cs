@@ -117,6 +117,27 @@ public class CsvRejectionTests
     }
 
     [Fact]
+    public void A_row_far_longer_than_its_fields_can_be_is_rejected_as_a_field_too_long()
+    {
+        // 20,000 characters in one field exceed the bound CsvTokenizer puts on a whole record (2 fields × 6,208 bytes),
+        // which stops CsvHelper before the field is read: the message is the field's, as for a 5,000-character one.
+        DataAssert.Rejects(Text("a,b\n1,2\n3," + new string('1', 20_000) + "\n"), "d.csv", "data", "row 3 has a field longer than 1024");
+    }
+
+    [Fact]
+    public void A_quote_inside_an_unquoted_field_is_kept_as_text_and_named_as_not_a_number()
+    {
+        DataAssert.Rejects(Text("a,b\n1,2\"3\n"), "d.csv", "data", "row 2, column 2 ('b') has", "which is not a number");
+    }
+
+    [Fact]
+    public void Rows_after_a_quoted_line_break_are_named_by_their_own_line()
+    {
+        // Line 2 holds a quoted field spanning lines 2–3, so the bad row "5,abc" is on line 4.
+        DataAssert.Rejects(Text("a,b\n1,\"2\n\"\n5,abc\n"), "d.csv", "data", "row 4, column 2 ('b') has 'abc'");
+    }
+
+    [Fact]
     public void A_header_with_more_columns_than_the_limit_is_rejected()
     {
         var header = string.Join(",", Enumerable.Repeat("c", (1 << 20) + 1));
