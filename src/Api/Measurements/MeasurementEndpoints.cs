@@ -85,7 +85,6 @@ public static class MeasurementEndpoints
         {
             Id = ModelEndpoints.NewId("msr"),
             Tenant = tenant,
-            Status = JobStatus.Queued,
             RequestJson = JsonSerializer.Serialize(stored, Json),
             ModelId = request.ModelId,
             DatasetId = request.DatasetId,
@@ -93,7 +92,7 @@ public static class MeasurementEndpoints
             Queue = request.Queue ?? jobs.Value.DefaultQueue,
             Kind = JobRecord.MeasureKind,
         };
-        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "measurement", hash, job.Id, db => db.Insert(job));
+        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "measurement", hash, job.Id, db => JobStore.Add(db, job));
         if (created != Idempotency.Lookup.New)
         {
             return Idempotency.Respond(created, existing, "measurement", id => Find(store, tenant, id),
@@ -240,7 +239,7 @@ public static class MeasurementEndpoints
         if (PlotResponses.TryParse(format, width, height, out var plotFormat, out var w, out var h) is { } bad) return bad;
         var job = Find(store, user.Tenant(), id);
         if (job is null) return Problems.NotFound("measurement", id);
-        if (job.Status != JobStatus.Succeeded || job.ResultJson is null)
+        if (job.State != JobStatus.Succeeded || job.ResultJson is null)
         {
             return Problems.Field(409, "id", $"the measurement is {job.Status}; its plot exists once it has succeeded.");
         }
@@ -269,6 +268,6 @@ public static class MeasurementEndpoints
     internal static MeasurementResponse ToResponse(JobRecord j, MetadataStore store) => new(
         j.Id, j.Status, j.Progress, JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts, j.Queue, j.Node, JobRecords.AttemptLog(store, j.Id),
         JsonSerializer.Deserialize<MeasurementRequest>(j.RequestJson, Json)!,
-        j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
-        j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
+        j.State == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
+        j.State == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
 }
