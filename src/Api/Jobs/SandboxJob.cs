@@ -332,7 +332,7 @@ public sealed class SandboxJob(
             var file = ModelFile.Open(x.Item1.Path);
             return new ModelRecord
             {
-                Id = ModelEndpoints.NewId("mdl"),
+                Id = Ids.New("mdl"),
                 Tenant = job.Tenant,
                 Name = job.Id + x.Item3,
                 Format = x.Item2,

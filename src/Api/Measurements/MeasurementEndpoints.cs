@@ -83,7 +83,7 @@ public static class MeasurementEndpoints
 
         var job = new JobRecord
         {
-            Id = ModelEndpoints.NewId("msr"),
+            Id = Ids.New("msr"),
             Tenant = tenant,
             RequestJson = JsonSerializer.Serialize(stored, Json),
             ModelId = request.ModelId,
@@ -116,9 +116,9 @@ public static class MeasurementEndpoints
         {
             return Problems.From(e);
         }
-        var model = ModelEndpoints.Find(store, tenant, request.ModelId);
+        var model = ModelRecords.Find(store, tenant, request.ModelId);
         if (model is null) return Problems.Field(400, "modelId", $"no model with id '{request.ModelId}' exists for this API key.");
-        var dataset = DatasetEndpoints.Find(store, tenant, request.DatasetId);
+        var dataset = DatasetRecords.Find(store, tenant, request.DatasetId);
         if (dataset is null) return Problems.Field(400, "datasetId", $"no dataset with id '{request.DatasetId}' exists for this API key.");
 
         if (!dataset.HasLabels)
@@ -178,7 +178,7 @@ public static class MeasurementEndpoints
                         + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
                 }
             }
-            var response = ModelEndpoints.ToResponse(model);
+            var response = ModelRecords.ToResponse(model);
             var output = response.Outputs.FirstOrDefault();
             var width = output?.Shape switch
             {

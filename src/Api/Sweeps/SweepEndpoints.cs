@@ -80,9 +80,9 @@ public static class SweepEndpoints
 
         var sweep = new SweepRecord
         {
-            Id = ModelEndpoints.NewId("swp"),
+            Id = Ids.New("swp"),
             Tenant = tenant,
-            Name = ModelEndpoints.Clean(request.Name) ?? "sweep",
+            Name = DisplayNames.Clean(request.Name) ?? "sweep",
             RequestJson = body,
             CellsJson = JsonSerializer.Serialize(cells.Select(c => c.Parameters), Json),
             CreatedAt = DateTime.UtcNow,
@@ -91,7 +91,7 @@ public static class SweepEndpoints
         var order = 0;
         var records = cells.SelectMany((cell, index) => cell.Runs.Select(run => new JobRecord
         {
-            Id = ModelEndpoints.NewId("trn"),
+            Id = Ids.New("trn"),
             Tenant = tenant,
             Kind = JobRecord.TrainKind,
             RequestJson = JsonSerializer.Serialize(run, Json),

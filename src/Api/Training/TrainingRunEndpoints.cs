@@ -96,7 +96,7 @@ public static class TrainingRunEndpoints
 
         var job = new JobRecord
         {
-            Id = ModelEndpoints.NewId("trn"),
+            Id = Ids.New("trn"),
             Tenant = tenant,
             Kind = JobRecord.TrainKind,
             RequestJson = body,
@@ -144,14 +144,14 @@ public static class TrainingRunEndpoints
                 (sampleShape, classes) = ([1, Mnist.Side, Mnist.Side], Mnist.Classes);
                 break;
             default:
-                var train = DatasetEndpoints.Find(store, tenant, request.Dataset!.DatasetId!);
+                var train = DatasetRecords.Find(store, tenant, request.Dataset!.DatasetId!);
                 if (train is null) return Problems.Field(400, "dataset.datasetId", $"no dataset with id '{request.Dataset.DatasetId}' exists for this API key; upload one with POST /v1/datasets.");
                 if (!train.HasLabels) return Problems.Field(400, "dataset.datasetId", "the dataset has no labels; training needs labels (npz array y, or a label column in CSV).");
                 sampleShape = JsonSerializer.Deserialize<int[]>(train.ShapeJson, Json)!;
                 classes = Math.Max(2, train.Classes);
                 if (request.Dataset.TestDatasetId is { } testId)
                 {
-                    var test = DatasetEndpoints.Find(store, tenant, testId);
+                    var test = DatasetRecords.Find(store, tenant, testId);
                     if (test is null) return Problems.Field(400, "dataset.testDatasetId", $"no dataset with id '{testId}' exists for this API key; upload one with POST /v1/datasets.");
                     if (!test.HasLabels) return Problems.Field(400, "dataset.testDatasetId", "the test dataset has no labels; the test set needs labels to measure accuracy.");
                     var testShape = JsonSerializer.Deserialize<int[]>(test.ShapeJson, Json)!;
