@@ -243,16 +243,14 @@ public static class MeasurementEndpoints
         {
             return Problems.Field(409, "id", $"the measurement is {job.Status}; its plot exists once it has succeeded.");
         }
-        using var document = JsonDocument.Parse(job.ResultJson);
-        var r = document.RootElement;
-        var orders = r.GetProperty("orders").EnumerateArray().ToArray();
+        // The result as the sandbox wrote it (Jobs/Sandbox/RunnerVerb.cs): a MeasurementResult in the runner protocol's JSON, whose
+        // non-finite numbers are the named literals NaN and ±Infinity.
+        var result = JsonSerializer.Deserialize<MeasurementResult>(job.ResultJson, RunnerProtocol.Json)!;
         var data = new FitPlotData(
-            orders.Select(o => o.GetProperty("n").GetInt32()).ToArray(),
-            orders.Select(o => ResultNumbers.Number(o.GetProperty("logNorm"))).ToArray(),
-            orders.Select(o => o.GetProperty("usedInFit").GetBoolean()).ToArray(),
-            ResultNumbers.Number(r.GetProperty("lambda")), ResultNumbers.Number(r.GetProperty("intercept")),
-            r.TryGetProperty("ci95", out var ci) && ci.ValueKind == JsonValueKind.Array ? ci.EnumerateArray().Select(ResultNumbers.Number).ToArray() : null,
-            ResultNumbers.Number(r.GetProperty("r2")), $"Measurement {id}");
+            result.Orders.Select(o => o.N).ToArray(),
+            result.Orders.Select(o => o.LogNorm).ToArray(),
+            result.Orders.Select(o => o.UsedInFit).ToArray(),
+            result.Lambda, result.Intercept, result.Ci95, result.R2, $"Measurement {id}");
         try
         {
             return PlotResponses.File(PlotRenderer.MeasurementFit(data, plotFormat, w, h), plotFormat);
