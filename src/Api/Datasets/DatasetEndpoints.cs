@@ -3,7 +3,6 @@ using System.Security.Claims;
 using System.Text.Json;
 using LambdaService.Api.Auth;
 using LambdaService.Api.Hosting;
-using LambdaService.Api.Models;
 using LambdaService.Api.Storage;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Data;
@@ -58,7 +57,7 @@ public static class DatasetEndpoints
         {
             staged = await artifacts.StageAsync(stream, limits.Value.MaxDatasetBytes, cancellationToken);
         }
-        var name = ModelEndpoints.Clean(file.FileName) ?? "data";
+        var name = DisplayNames.Clean(file.FileName) ?? "data";
         var hash = Idempotency.HashOf(staged.Sha256, name, labelColumn);
         var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "dataset", hash);
         if (lookup != Idempotency.Lookup.New)
@@ -84,7 +83,7 @@ public static class DatasetEndpoints
         }
         var record = new DatasetRecord
         {
-            Id = ModelEndpoints.NewId("ds"),
+            Id = Ids.New("ds"),
             Tenant = tenant,
             Name = name,
             Format = data.Format,
@@ -104,7 +103,7 @@ public static class DatasetEndpoints
     }
 
     private static Results<Created<DatasetResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store) =>
-        Idempotency.ReplayUpload(lookup, id!, "dataset", existing => Find(store, tenant, existing), r => TypedResults.Created($"/v1/datasets/{r.Id}", ToResponse(r)));
+        Idempotency.ReplayUpload(lookup, id!, "dataset", existing => DatasetRecords.Find(store, tenant, existing), r => TypedResults.Created($"/v1/datasets/{r.Id}", ToResponse(r)));
 
     /// <summary>GET /v1/datasets.</summary>
     public static Ok<Paged<DatasetResponse>> List(ClaimsPrincipal user, MetadataStore store, int page = 1, int pageSize = 20)
@@ -120,14 +119,14 @@ public static class DatasetEndpoints
     /// <summary>GET /v1/datasets/{id}.</summary>
     public static Results<Ok<DatasetResponse>, ProblemHttpResult> Get(string id, ClaimsPrincipal user, MetadataStore store)
     {
-        var record = Find(store, user.Tenant(), id);
+        var record = DatasetRecords.Find(store, user.Tenant(), id);
         return record is null ? Problems.NotFound("dataset", id) : TypedResults.Ok(ToResponse(record));
     }
 
     /// <summary>DELETE /v1/datasets/{id}.</summary>
     public static Results<NoContent, ProblemHttpResult> Delete(string id, ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts)
     {
-        var record = Find(store, user.Tenant(), id);
+        var record = DatasetRecords.Find(store, user.Tenant(), id);
         if (record is null) return Problems.NotFound("dataset", id);
         var unused = store.Write(db =>
         {
@@ -138,10 +137,7 @@ public static class DatasetEndpoints
         return TypedResults.NoContent();
     }
 
-    internal static DatasetRecord? Find(MetadataStore store, string tenant, string id) =>
-        store.Read(db => db.Query<DatasetRecord>("SELECT * FROM datasets WHERE Id = ? AND Tenant = ?", id, tenant).FirstOrDefault());
-
-    internal static DatasetResponse ToResponse(DatasetRecord r) => new(
+    private static DatasetResponse ToResponse(DatasetRecord r) => new(
         r.Id, r.Name, r.Format, r.Sha256, r.SizeBytes, r.Rows, JsonSerializer.Deserialize<int[]>(r.ShapeJson, Json)!, r.HasLabels, r.Classes,
         DateTime.SpecifyKind(r.CreatedAt, DateTimeKind.Utc));
 }

@@ -38,7 +38,7 @@ public static class NodeEndpoints
         var alive = DateTime.UtcNow.AddSeconds(-options.Value.StaleAfterSeconds);
         var (nodes, running) = store.Read(db => (
             db.Query<NodeRecord>("SELECT * FROM nodes ORDER BY HeartbeatAt DESC, Id"),
-            db.Query<JobRecord>("SELECT * FROM jobs WHERE Tenant = ? AND Status = ?", tenant, JobStatus.Running)));
+            db.Query<JobRecord>("SELECT * FROM jobs WHERE Tenant = ? AND Status = ?", tenant, JobStatus.Running.Word())));
         IReadOnlyList<NodeResponse> list = nodes
             .Select(n => new NodeResponse(n.Name, n.Role, n.Queues.Split(',', StringSplitOptions.RemoveEmptyEntries), n.WorkerCount,
                 JobRecords.Utc(n.StartedAt), JobRecords.Utc(n.HeartbeatAt), JobRecords.Utc(n.HeartbeatAt) > alive,

@@ -47,21 +47,21 @@ public static class ServiceMetrics
 
     private static readonly string[] Kinds = [JobRecord.MeasureKind, JobRecord.TrainKind];
 
-    private static readonly string[] Statuses = [JobStatus.Queued, JobStatus.Running, JobStatus.Succeeded, JobStatus.Failed, JobStatus.Canceled];
+    private static readonly IReadOnlyList<string> Statuses = JobStatuses.Words;
 
     private static int _registered;
 
     /// <summary>The word for how a sandbox run ended, as used in the <c>outcome</c> label and the attempt log.</summary>
     public static string OutcomeOf(SandboxOutcome outcome, bool canceledByUser) => outcome switch
     {
-        SandboxOutcome.Succeeded => JobStatus.Succeeded,
-        SandboxOutcome.UserError => JobStatus.Failed,
+        SandboxOutcome.Succeeded => JobStatus.Succeeded.Word(),
+        SandboxOutcome.UserError => JobStatus.Failed.Word(),
         SandboxOutcome.Crashed => "crashed",
         SandboxOutcome.TimedOut => "timed-out",
         SandboxOutcome.MemoryExceeded => "memory-exceeded",
-        SandboxOutcome.Canceled when canceledByUser => JobStatus.Canceled,
+        SandboxOutcome.Canceled when canceledByUser => JobStatus.Canceled.Word(),
         SandboxOutcome.Canceled => "interrupted",
-        _ => JobStatus.Failed,
+        _ => JobStatus.Failed.Word(),
     };
 
     /// <summary>Records one finished sandbox run of a job attempt.</summary>

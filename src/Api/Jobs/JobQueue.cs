@@ -41,7 +41,7 @@ public sealed class JobQueue(IBackgroundJobClient client, MetadataStore store, I
     public void Schedule(JobRecord job, TimeSpan delay)
     {
         var hangfireId = client.Schedule<SandboxJob>(job.Queue, j => j.RunAsync(job.Id, CancellationToken.None), delay);
-        store.Write(db => db.Execute("UPDATE jobs SET HangfireJobId = ?, EnqueuedAt = ? WHERE Id = ?", hangfireId, DateTime.UtcNow, job.Id));
+        JobStore.MarkEnqueued(store, job.Id, hangfireId);
     }
 
     /// <summary>A 400 naming <c>queue</c> when a request names a queue that is not in <see cref="JobsOptions.AvailableQueues"/>.</summary>
@@ -55,7 +55,7 @@ public sealed class JobQueue(IBackgroundJobClient client, MetadataStore store, I
     {
         var hangfireId = client.Create<SandboxJob>(j => j.RunAsync(job.Id, CancellationToken.None), new EnqueuedState(job.Queue));
         created(hangfireId);
-        store.Write(db => db.Execute("UPDATE jobs SET HangfireJobId = ?, EnqueuedAt = ? WHERE Id = ?", hangfireId, DateTime.UtcNow, job.Id));
+        JobStore.MarkEnqueued(store, job.Id, hangfireId);
     }
 
     private void Withdraw(IReadOnlyList<JobRecord> jobs, List<string> hangfireIds, Action<IDb> withdraw, Exception cause)
@@ -66,11 +66,7 @@ public sealed class JobQueue(IBackgroundJobClient client, MetadataStore store, I
             // The records first: a Hangfire job whose record is gone finds nothing to claim and ends at once (SandboxJob).
             store.Write(db =>
             {
-                foreach (var id in ids)
-                {
-                    db.Execute("DELETE FROM job_attempts WHERE JobId = ?", id);
-                    db.Delete<JobRecord>(id);
-                }
+                foreach (var id in ids) JobStore.Withdraw(db, id);
                 withdraw(db);
             });
             logger.LogWarning(cause, "Jobs {JobIds} could not be enqueued ({Failure}); their records were withdrawn", ids, StorageErrors.Classify(cause));

@@ -12,7 +12,7 @@ public sealed record JobAttempt(
     DateTime? FinishedAt,
     [property: System.ComponentModel.Description("succeeded, failed, canceled, crashed (tried again), lost (its node stopped sending heartbeats), interrupted (its node shut down gracefully; not counted in attempts, the job went back on its queue at once); null while running.")] string? Outcome);
 
-/// <summary>Tenant-scoped reads and the cancel of job records, shared by measurements and training runs.</summary>
+/// <summary>Tenant-scoped reads of job records (their writes are <see cref="JobStore"/>'s), shared by measurements and training runs.</summary>
 public static class JobRecords
 {
     /// <summary>The caller's job of <paramref name="kind"/> with this id, or null (another tenant's is null too).</summary>
@@ -53,18 +53,16 @@ public static class JobRecords
     /// </summary>
     public static (JobRecord Job, bool Canceled)? Cancel(MetadataStore store, string tenant, string id, string kind)
     {
-        var canceled = store.Write(db => db.Execute(
-            "UPDATE jobs SET Status = ?, FinishedAt = ? WHERE Id = ? AND Tenant = ? AND Kind = ? AND Status IN (?, ?)",
-            JobStatus.Canceled, DateTime.UtcNow, id, tenant, kind, JobStatus.Queued, JobStatus.Running));
+        var canceled = JobStore.Cancel(store, tenant, id, kind);
         var job = Find(store, tenant, id, kind);
-        return job is null ? null : (job, canceled == 1);
+        return job is null ? null : (job, canceled);
     }
 
     /// <summary>A 400 naming <c>status</c> when a list is filtered by a word that is not a job state.</summary>
     public static ProblemHttpResult? CheckStatus(string? status) =>
-        status is null || JobStatus.All.Contains(status, StringComparer.Ordinal)
+        status is null || JobStatuses.TryParse(status, out _)
             ? null
-            : Problems.Field(400, "status", $"status '{Clip(status)}' is not a job state; use one of {string.Join(", ", JobStatus.All)}, or leave it out for all.");
+            : Problems.Field(400, "status", $"status '{Clip(status)}' is not a job state; use one of {string.Join(", ", JobStatuses.Words)}, or leave it out for all.");
 
     private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
 

@@ -36,32 +36,21 @@ public sealed class JobRecovery(
         var stale = DateTime.UtcNow.AddSeconds(-staleSeconds);
         var orphans = store.Read(db => db.Query<JobRecord>(
             "SELECT * FROM jobs WHERE (Status = ? AND (HeartbeatAt IS NULL OR HeartbeatAt < ?)) OR (Status = ? AND (EnqueuedAt IS NULL OR EnqueuedAt < ?) AND CreatedAt < ?)",
-            JobStatus.Running, stale, JobStatus.Queued, stale, stale));
+            JobStatus.Running.Word(), stale, JobStatus.Queued.Word(), stale, stale));
         var count = 0;
         foreach (var job in orphans)
         {
-            if (job.Status == JobStatus.Queued && job.HangfireJobId is not null && StillWaiting(job.HangfireJobId)) continue;
-            if (job.Status == JobStatus.Running)
+            if (job.State == JobStatus.Queued && job.HangfireJobId is not null && StillWaiting(job.HangfireJobId)) continue;
+            if (job.State == JobStatus.Running)
             {
                 // Hand the job back to the queue first, so that later sweeps (of this node or another) see it waiting and leave it;
                 // the condition on the heartbeat makes one sweeper win when several nodes sweep at once.
-                var released = store.Write(db =>
-                {
-                    var n = db.Execute(
-                        "UPDATE jobs SET Status = ?, RunToken = NULL WHERE Id = ? AND Status = ? AND (HeartbeatAt IS NULL OR HeartbeatAt < ?)",
-                        JobStatus.Queued, job.Id, JobStatus.Running, stale);
-                    if (n == 1) SandboxJob.EndAttempt(db, job, "lost", job.HeartbeatAt);
-                    return n;
-                });
-                if (released != 1) continue;
+                if (!JobStore.RequeueLost(store, job, stale)) continue;
             }
             else
             {
                 // A queued job that no queue holds: the first sweeper to move its EnqueuedAt forward enqueues it.
-                var taken = store.Write(db => db.Execute(
-                    "UPDATE jobs SET EnqueuedAt = ? WHERE Id = ? AND Status = ? AND (EnqueuedAt IS NULL OR EnqueuedAt < ?)",
-                    DateTime.UtcNow, job.Id, JobStatus.Queued, stale));
-                if (taken != 1) continue;
+                if (!JobStore.TakeOrphan(store, job.Id, stale)) continue;
             }
             count++;
             logger.LogWarning("Job {JobId} ({Status}, attempt {Attempts} on node {Node}) lost its worker; enqueuing it again", job.Id, job.Status, job.Attempts, job.Node);

@@ -9,7 +9,6 @@ using LambdaService.Api.Storage;
 using LambdaService.Api.Training;
 using LambdaService.Measurement.Models;
 using LambdaService.Training.Export;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
 namespace LambdaService.Api.Jobs;
@@ -57,7 +56,7 @@ public sealed class SandboxJob(
             spec = Spec(job, exportDirectory);
             if (spec is null)
             {
-                Finish(job, token, JobStatus.Failed, null, Problem(409, "Input deleted",
+                Fail(job, token, Problem(409, "Input deleted",
                     "a model or dataset of the job was deleted before it ran; upload it again and resubmit.", job.Kind == JobRecord.TrainKind ? "dataset.datasetId" : "modelId"));
                 return;
             }
@@ -92,12 +91,7 @@ public sealed class SandboxJob(
     {
         try
         {
-            var next = store.Write(db =>
-            {
-                var waiting = db.Query<JobRecord>("SELECT * FROM jobs WHERE Tenant = ? AND Status = ? AND DeferredAt IS NOT NULL ORDER BY CreatedAt, Id LIMIT 1",
-                    tenant, JobStatus.Queued).FirstOrDefault();
-                return waiting is not null && db.Execute("UPDATE jobs SET DeferredAt = NULL WHERE Id = ? AND DeferredAt IS NOT NULL", waiting.Id) == 1 ? waiting : null;
-            });
+            var next = JobStore.TakeDeferred(store, tenant);
             if (next is null) return;
             logger.LogInformation("Job {JobId} of tenant {Tenant} ended; its waiting job {NextJobId} is enqueued", endedJobId, tenant, next.Id);
             queue.Enqueue(next);
@@ -172,15 +166,10 @@ public sealed class SandboxJob(
         {
             while (!run.IsCancellationRequested)
             {
-                string? status = null;
+                JobStatus? status = null;
                 try
                 {
-                    status = store.Write(db =>
-                    {
-                        db.Execute("UPDATE jobs SET HeartbeatAt = ?, Progress = ?, ProgressDetailJson = COALESCE(?, ProgressDetailJson) WHERE Id = ? AND RunToken = ? AND Status = ?",
-                            DateTime.UtcNow, Volatile.Read(ref lastProgress), Volatile.Read(ref lastDetail), jobId, token, JobStatus.Running);
-                        return db.ExecuteScalar<string>("SELECT Status FROM jobs WHERE Id = ?", jobId);
-                    });
+                    status = JobStore.Heartbeat(store, jobId, token, Volatile.Read(ref lastProgress), Volatile.Read(ref lastDetail));
                 }
                 catch (Exception e) when (MetadataStore.Unavailable(e))
                 {
@@ -228,17 +217,17 @@ public sealed class SandboxJob(
                 await FinishTrainingAsync(job, token, s.ResultJson, exportDirectory!, Volatile.Read(ref lastDetail), cancellationToken);
                 break;
             case SandboxOutcome.Succeeded s:
-                Finish(job, token, JobStatus.Succeeded, s.ResultJson, null);
+                Succeed(job, token, s.ResultJson);
                 break;
             case SandboxOutcome.UserError u when job.Kind == JobRecord.TrainKind:
-                Finish(job, token, JobStatus.Failed, null, Problem(StatusOf(u.Error), u.Error.Title ?? "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
+                Fail(job, token, Problem(StatusOf(u.Error), u.Error.Title ?? "The training run cannot use its data", u.Error.Detail, TrainingRunRequest.HttpField(u.Error.Field)));
                 break;
             case SandboxOutcome.UserError u:
-                Finish(job, token, JobStatus.Failed, null, Problem(StatusOf(u.Error), u.Error.Title ?? "The model or data cannot be measured", u.Error.Detail, MeasurementField(u.Error.Field)));
+                Fail(job, token, Problem(StatusOf(u.Error), u.Error.Title ?? "The model or data cannot be measured", u.Error.Detail, MeasurementField(u.Error.Field)));
                 break;
             case SandboxOutcome.Canceled when canceledByUser:
                 logger.LogInformation("Job {JobId} canceled", jobId);
-                Durably(() => store.Write(db => EndAttempt(db, job, "canceled")));
+                Durably(() => JobStore.EndCanceled(store, job));
                 break;
             case SandboxOutcome.Canceled:
                 // The server is shutting down gracefully: not the job's fault. The attempt does not count toward Jobs:MaxAttempts, and the job goes
@@ -246,14 +235,7 @@ public sealed class SandboxJob(
                 logger.LogWarning("Job {JobId} interrupted by shutdown; it is back on its queue and the attempt does not count", jobId);
                 try
                 {
-                    var released = store.Write(db =>
-                    {
-                        var n = db.Execute("UPDATE jobs SET Status = ?, RunToken = NULL, Attempts = Attempts - 1 WHERE Id = ? AND RunToken = ? AND Status = ?",
-                            JobStatus.Queued, jobId, token, JobStatus.Running);
-                        if (n == 1) EndAttempt(db, job, "interrupted");
-                        return n;
-                    });
-                    if (released == 1) queue.Enqueue(job);
+                    if (JobStore.RequeueInterrupted(store, job, token)) queue.Enqueue(job);
                 }
                 catch (Exception e) when (MetadataStore.Unavailable(e))
                 {
@@ -265,110 +247,40 @@ public sealed class SandboxJob(
                 // A native abort or fault inside the model's loader: the same file kills every attempt the same way (README, Jobs).
                 logger.LogWarning("Job {JobId}: the sandbox died of {Signal} while loading the job's inputs; failed without a retry", jobId, c.Signal);
                 var training = job.Kind == JobRecord.TrainKind;
-                Finish(job, token, JobStatus.Failed, null, Problem(422, training ? "The training data could not be loaded" : "The model could not be loaded",
+                Fail(job, token, Problem(422, training ? "The training data could not be loaded" : "The model could not be loaded",
                     c.DescribeLoadFailure(training ? "the training data" : "the model"), training ? "dataset.datasetId" : "modelId"));
                 break;
             case SandboxOutcome.Crashed { MissingDerivative: { } op } c:
                 // libtorch lacks a derivative nested autograd asked for: deterministic, so one line naming the operator and no retry.
                 logger.LogWarning("Job {JobId}: libtorch has no derivative of {Operator}; failed without a retry", jobId, op);
                 var engineField = job.Kind == JobRecord.TrainKind ? "crr.engine" : "engine";
-                Finish(job, token, JobStatus.Failed, null, Problem(422, "The engine cannot differentiate this model", c.DescribeMissingDerivative(engineField), engineField));
+                Fail(job, token, Problem(422, "The engine cannot differentiate this model", c.DescribeMissingDerivative(engineField), engineField));
                 break;
             case SandboxOutcome.Crashed c when job.Attempts < o.MaxAttempts:
                 logger.LogWarning("Job {JobId} attempt {Attempt} crashed: {Cause}; trying again", jobId, job.Attempts, c.Describe());
-                var requeued = Durably(() => store.Write(db =>
-                {
-                    var n = db.Execute(
-                        "UPDATE jobs SET Status = ?, RunToken = NULL, ErrorJson = ? WHERE Id = ? AND RunToken = ? AND Status = ?",
-                        JobStatus.Queued, Problem(500, "The sandbox process crashed", c.Describe(), null), jobId, token, JobStatus.Running);
-                    EndAttempt(db, job, "crashed");
-                    return n;
-                }));
-                if (requeued == 1) queue.Enqueue(job);
+                var requeued = Durably(() => JobStore.RequeueCrashed(store, job, token, Problem(500, "The sandbox process crashed", c.Describe(), null)));
+                if (requeued) queue.Enqueue(job);
                 break;
             default:
-                Finish(job, token, JobStatus.Failed, null, Problem(500, TitleOf(outcome), outcome.Describe(), null));
+                Fail(job, token, Problem(500, TitleOf(outcome), outcome.Describe(), null));
                 break;
         }
     }
 
-    /// <summary>What a claim got: the job with this attempt's run token, or the job without a token when it has to wait for its tenant's turn.</summary>
-    private sealed record Claimed(JobRecord Job, string? Token, int Running);
-
-    private Claimed? Claim(string jobId)
+    private JobStore.Claimed? Claim(string jobId)
     {
-        var stale = DateTime.UtcNow.AddSeconds(-options.Value.StaleAfterSeconds);
-        var maxAttempts = options.Value.MaxAttempts;
-        var cap = options.Value.EffectiveMaxRunningPerTenant;
-        return store.Write(db =>
-        {
-            var job = db.Find<JobRecord>(jobId);
-            if (job is null || JobStatus.IsFinal(job.Status)) return null;
-            if (job.Status == JobStatus.Running && job.HeartbeatAt > stale) return null;   // someone else runs it
-            // Jobs:MaxRunningPerTenant over all nodes: the tenant's running jobs with a live heartbeat, counted in this transaction (on PostgreSQL
-            // under a per-tenant lock, so that two nodes claiming at once cannot both pass).
-            if (store.Postgres is not null) db.Execute("SELECT pg_advisory_xact_lock(hashtext(?))", "lambdaservice-tenant-jobs:" + job.Tenant);
-            var running = db.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE Tenant = ? AND Status = ? AND Id <> ? AND HeartbeatAt > ?",
-                job.Tenant, JobStatus.Running, job.Id, stale);
-            if (running >= cap)
-            {
-                if (job.Status == JobStatus.Running)
-                {
-                    // A stale attempt of a dead node: hand it back to the queue (as recovery would) before it waits its turn.
-                    db.Execute("UPDATE jobs SET Status = ?, RunToken = NULL WHERE Id = ?", JobStatus.Queued, job.Id);
-                    EndAttempt(db, job, "lost", job.HeartbeatAt);
-                }
-                db.Execute("UPDATE jobs SET DeferredAt = ? WHERE Id = ?", DateTime.UtcNow, job.Id);
-                return new Claimed(job, null, running);
-            }
-            if (job.Attempts >= maxAttempts)
-            {
-                job.Status = JobStatus.Failed;
-                job.FinishedAt = DateTime.UtcNow;
-                job.ErrorJson = Problem(500, "Too many attempts",
-                    $"the job was started {job.Attempts} times without finishing (its sandbox crashed or its node died mid-run); it is not retried again."
-                    + (job.ErrorJson is null ? "" : " Last error: " + JsonSerializer.Deserialize<ProblemDetails>(job.ErrorJson, Json)?.Detail), null);
-                db.Update(job);
-                return null;
-            }
-            var token = Guid.NewGuid().ToString("N");
-            var now = DateTime.UtcNow;
-            job.Status = JobStatus.Running;
-            job.Starts = AttemptNumber(job) + 1;
-            job.Attempts++;
-            job.DeferredAt = null;
-            job.RunToken = token;
-            job.StartedAt ??= now;
-            job.HeartbeatAt = now;
-            job.Node = options.Value.NodeName;
-            db.Update(job);
-            db.InsertIfAbsent(new JobAttemptRecord { Id = AttemptId(job.Id, job.Starts), JobId = job.Id, Attempt = job.Starts, Node = job.Node, StartedAt = now });
-            return new Claimed(job, token, running);
-        });
+        var o = options.Value;
+        return JobStore.Claim(store, jobId, new JobStore.ClaimRules(DateTime.UtcNow.AddSeconds(-o.StaleAfterSeconds), o.MaxAttempts, o.EffectiveMaxRunningPerTenant, o.NodeName));
     }
 
-    private void Finish(JobRecord job, string token, string status, string? resultJson, string? errorJson)
-    {
-        var updated = Durably(() => store.Write(db =>
-        {
-            var n = db.Execute(
-                "UPDATE jobs SET Status = ?, ResultJson = ?, ErrorJson = ?, Progress = ?, FinishedAt = ?, RunToken = NULL WHERE Id = ? AND RunToken = ? AND Status = ?",
-                status, resultJson, errorJson, status == JobStatus.Succeeded ? 1.0 : 0.0, DateTime.UtcNow, job.Id, token, JobStatus.Running);
-            if (n == 1) EndAttempt(db, job, status);
-            return n;
-        }));
-        logger.LogInformation("Job {JobId} finished as {Status} (stored: {Stored})", job.Id, status, updated == 1);
-    }
+    private void Succeed(JobRecord job, string token, string resultJson) =>
+        Log(job, JobStatus.Succeeded, Durably(() => JobStore.Succeed(store, job, token, resultJson)));
 
-    /// <summary>The key of attempt <paramref name="attempt"/> at a job.</summary>
-    private static string AttemptId(string jobId, int attempt) => $"{jobId}/{attempt}";
+    private void Fail(JobRecord job, string token, string errorJson) =>
+        Log(job, JobStatus.Failed, Durably(() => JobStore.Fail(store, job, token, errorJson)));
 
-    /// <summary>The number of the job's latest attempt: <see cref="JobRecord.Starts"/>, or <see cref="JobRecord.Attempts"/> on a record from before that column.</summary>
-    internal static int AttemptNumber(JobRecord job) => Math.Max(job.Starts, job.Attempts);
-
-    /// <summary>Records how the job's latest attempt (<see cref="AttemptNumber"/>) ended (once; a later outcome does not overwrite an earlier one).</summary>
-    internal static void EndAttempt(IDb db, JobRecord job, string outcome, DateTime? at = null) =>
-        db.Execute("UPDATE job_attempts SET FinishedAt = ?, Outcome = ? WHERE Id = ? AND Outcome IS NULL", at ?? DateTime.UtcNow, outcome, AttemptId(job.Id, AttemptNumber(job)));
+    private void Log(JobRecord job, JobStatus status, bool stored) =>
+        logger.LogInformation("Job {JobId} finished as {Status} (stored: {Stored})", job.Id, status.Word(), stored);
 
     /// <summary>
     /// Runs a write that must not be lost (a result, a failure, a retry), waiting out a database that is away for up to two
@@ -409,7 +321,7 @@ public sealed class SandboxJob(
         var torchScriptFile = Path.Combine(exportDirectory, ModelExport.DefaultName + ".pt");
         if (!File.Exists(onnxFile) || !File.Exists(torchScriptFile))
         {
-            Finish(job, token, JobStatus.Failed, null, Problem(500, "The job failed", "the sandbox finished without writing the trained model's files.", null));
+            Fail(job, token, Problem(500, "The job failed", "the sandbox finished without writing the trained model's files.", null));
             return;
         }
         var onnx = await artifacts.AddFileAsync(onnxFile, cancellationToken);
@@ -420,7 +332,7 @@ public sealed class SandboxJob(
             var file = ModelFile.Open(x.Item1.Path);
             return new ModelRecord
             {
-                Id = ModelEndpoints.NewId("mdl"),
+                Id = Ids.New("mdl"),
                 Tenant = job.Tenant,
                 Name = job.Id + x.Item3,
                 Format = x.Item2,
@@ -435,16 +347,10 @@ public sealed class SandboxJob(
         result["models"] = new System.Text.Json.Nodes.JsonObject { ["onnx"] = records[0].Id, ["torchScript"] = records[1].Id };
         var stored = Durably(() => store.Write(db =>
         {
-            var updated = db.Execute(
-                "UPDATE jobs SET Status = ?, ResultJson = ?, ErrorJson = NULL, Progress = 1.0, ProgressDetailJson = COALESCE(?, ProgressDetailJson), FinishedAt = ?, RunToken = NULL, "
-                + "OnnxModelId = ?, OnnxSha256 = ?, TorchScriptModelId = ?, TorchScriptSha256 = ? WHERE Id = ? AND RunToken = ? AND Status = ?",
-                JobStatus.Succeeded, result.ToJsonString(Json), lastDetail, now, records[0].Id, onnx.Sha256, records[1].Id, torchScript.Sha256,
-                job.Id, token, JobStatus.Running);
-            if (updated == 1)
+            if (JobStore.SucceedTraining(db, job, token, result.ToJsonString(Json), lastDetail, now, (records[0].Id, onnx.Sha256), (records[1].Id, torchScript.Sha256)))
             {
                 db.Insert(records[0]);
                 db.Insert(records[1]);
-                EndAttempt(db, job, JobStatus.Succeeded);
                 return true;
             }
             // Canceled (or taken over) meanwhile: keep nothing of this attempt.
@@ -476,10 +382,5 @@ public sealed class SandboxJob(
         _ => "The job failed",
     };
 
-    internal static string Problem(int status, string title, string detail, string? field)
-    {
-        var problem = new ProblemDetails { Status = status, Title = title, Detail = detail };
-        if (field is not null) problem.Extensions["field"] = field;
-        return JsonSerializer.Serialize(problem, Json);
-    }
+    private static string Problem(int status, string title, string detail, string? field) => JobStore.Problem(status, title, detail, field);
 }

@@ -83,9 +83,8 @@ public static class MeasurementEndpoints
 
         var job = new JobRecord
         {
-            Id = ModelEndpoints.NewId("msr"),
+            Id = Ids.New("msr"),
             Tenant = tenant,
-            Status = JobStatus.Queued,
             RequestJson = JsonSerializer.Serialize(stored, Json),
             ModelId = request.ModelId,
             DatasetId = request.DatasetId,
@@ -93,7 +92,7 @@ public static class MeasurementEndpoints
             Queue = request.Queue ?? jobs.Value.DefaultQueue,
             Kind = JobRecord.MeasureKind,
         };
-        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "measurement", hash, job.Id, db => db.Insert(job));
+        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "measurement", hash, job.Id, db => JobStore.Add(db, job));
         if (created != Idempotency.Lookup.New)
         {
             return Idempotency.Respond(created, existing, "measurement", id => Find(store, tenant, id),
@@ -117,9 +116,9 @@ public static class MeasurementEndpoints
         {
             return Problems.From(e);
         }
-        var model = ModelEndpoints.Find(store, tenant, request.ModelId);
+        var model = ModelRecords.Find(store, tenant, request.ModelId);
         if (model is null) return Problems.Field(400, "modelId", $"no model with id '{request.ModelId}' exists for this API key.");
-        var dataset = DatasetEndpoints.Find(store, tenant, request.DatasetId);
+        var dataset = DatasetRecords.Find(store, tenant, request.DatasetId);
         if (dataset is null) return Problems.Field(400, "datasetId", $"no dataset with id '{request.DatasetId}' exists for this API key.");
 
         if (!dataset.HasLabels)
@@ -179,7 +178,7 @@ public static class MeasurementEndpoints
                         + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
                 }
             }
-            var response = ModelEndpoints.ToResponse(model);
+            var response = ModelRecords.ToResponse(model);
             var output = response.Outputs.FirstOrDefault();
             var width = output?.Shape switch
             {
@@ -240,20 +239,18 @@ public static class MeasurementEndpoints
         if (PlotResponses.TryParse(format, width, height, out var plotFormat, out var w, out var h) is { } bad) return bad;
         var job = Find(store, user.Tenant(), id);
         if (job is null) return Problems.NotFound("measurement", id);
-        if (job.Status != JobStatus.Succeeded || job.ResultJson is null)
+        if (job.State != JobStatus.Succeeded || job.ResultJson is null)
         {
             return Problems.Field(409, "id", $"the measurement is {job.Status}; its plot exists once it has succeeded.");
         }
-        using var document = JsonDocument.Parse(job.ResultJson);
-        var r = document.RootElement;
-        var orders = r.GetProperty("orders").EnumerateArray().ToArray();
+        // The result as the sandbox wrote it (Jobs/Sandbox/RunnerVerb.cs): a MeasurementResult in the runner protocol's JSON, whose
+        // non-finite numbers are the named literals NaN and ±Infinity.
+        var result = JsonSerializer.Deserialize<MeasurementResult>(job.ResultJson, RunnerProtocol.Json)!;
         var data = new FitPlotData(
-            orders.Select(o => o.GetProperty("n").GetInt32()).ToArray(),
-            orders.Select(o => ResultNumbers.Number(o.GetProperty("logNorm"))).ToArray(),
-            orders.Select(o => o.GetProperty("usedInFit").GetBoolean()).ToArray(),
-            ResultNumbers.Number(r.GetProperty("lambda")), ResultNumbers.Number(r.GetProperty("intercept")),
-            r.TryGetProperty("ci95", out var ci) && ci.ValueKind == JsonValueKind.Array ? ci.EnumerateArray().Select(ResultNumbers.Number).ToArray() : null,
-            ResultNumbers.Number(r.GetProperty("r2")), $"Measurement {id}");
+            result.Orders.Select(o => o.N).ToArray(),
+            result.Orders.Select(o => o.LogNorm).ToArray(),
+            result.Orders.Select(o => o.UsedInFit).ToArray(),
+            result.Lambda, result.Intercept, result.Ci95, result.R2, $"Measurement {id}");
         try
         {
             return PlotResponses.File(PlotRenderer.MeasurementFit(data, plotFormat, w, h), plotFormat);
@@ -269,6 +266,6 @@ public static class MeasurementEndpoints
     internal static MeasurementResponse ToResponse(JobRecord j, MetadataStore store) => new(
         j.Id, j.Status, j.Progress, JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts, j.Queue, j.Node, JobRecords.AttemptLog(store, j.Id),
         JsonSerializer.Deserialize<MeasurementRequest>(j.RequestJson, Json)!,
-        j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
-        j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
+        j.State == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
+        j.State == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
 }

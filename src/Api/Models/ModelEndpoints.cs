@@ -55,7 +55,7 @@ public static class ModelEndpoints
         {
             staged = await artifacts.StageAsync(stream, limits.Value.MaxModelBytes, cancellationToken);
         }
-        var displayName = Clean(name) ?? Clean(file.FileName) ?? "model";
+        var displayName = DisplayNames.Clean(name) ?? DisplayNames.Clean(file.FileName) ?? "model";
         var hash = Idempotency.HashOf(staged.Sha256, displayName);
         var (lookup, existing) = idempotency.Find(tenant, idempotencyKey, "model", hash);
         if (lookup != Idempotency.Lookup.New)
@@ -75,7 +75,7 @@ public static class ModelEndpoints
         }
         var record = new ModelRecord
         {
-            Id = NewId("mdl"),
+            Id = Ids.New("mdl"),
             Tenant = tenant,
             Name = displayName,
             Format = model.Format == ModelFormat.Onnx ? "onnx" : "torchscript",
@@ -88,11 +88,11 @@ public static class ModelEndpoints
         var (created, id) = await artifacts.CommitAndRecordAsync(staged, record.Id,
             () => idempotency.Create(tenant, idempotencyKey, "model", hash, record.Id, db => db.Insert(record)), cancellationToken);
         if (created == Idempotency.Lookup.New) ServiceMetrics.UploadAccepted("model", staged.SizeBytes);
-        return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/models/{record.Id}", ToResponse(record)) : Replay(created, id, tenant, store);
+        return created == Idempotency.Lookup.New ? TypedResults.Created($"/v1/models/{record.Id}", ModelRecords.ToResponse(record)) : Replay(created, id, tenant, store);
     }
 
     private static Results<Created<ModelResponse>, ProblemHttpResult> Replay(Idempotency.Lookup lookup, string? id, string tenant, MetadataStore store) =>
-        Idempotency.ReplayUpload(lookup, id!, "model", existing => Find(store, tenant, existing), r => TypedResults.Created($"/v1/models/{r.Id}", ToResponse(r)));
+        Idempotency.ReplayUpload(lookup, id!, "model", existing => ModelRecords.Find(store, tenant, existing), r => TypedResults.Created($"/v1/models/{r.Id}", ModelRecords.ToResponse(r)));
 
     /// <summary>GET /v1/models.</summary>
     public static Ok<Paged<ModelResponse>> List(ClaimsPrincipal user, MetadataStore store, int page = 1, int pageSize = 20)
@@ -102,21 +102,21 @@ public static class ModelEndpoints
         var (items, total) = store.Read(db => (
             db.Query<ModelRecord>("SELECT * FROM models WHERE Tenant = ? ORDER BY CreatedAt DESC, Id DESC LIMIT ? OFFSET ?", tenant, pageSize, (page - 1) * pageSize),
             db.ExecuteScalar<int>("SELECT COUNT(*) FROM models WHERE Tenant = ?", tenant)));
-        return TypedResults.Ok(new Paged<ModelResponse>(items.Select(ToResponse).ToList(), page, pageSize, total));
+        return TypedResults.Ok(new Paged<ModelResponse>(items.Select(ModelRecords.ToResponse).ToList(), page, pageSize, total));
     }
 
     /// <summary>GET /v1/models/{id}.</summary>
     public static Results<Ok<ModelResponse>, ProblemHttpResult> Get(string id, ClaimsPrincipal user, MetadataStore store)
     {
-        var record = Find(store, user.Tenant(), id);
-        return record is null ? Problems.NotFound("model", id) : TypedResults.Ok(ToResponse(record));
+        var record = ModelRecords.Find(store, user.Tenant(), id);
+        return record is null ? Problems.NotFound("model", id) : TypedResults.Ok(ModelRecords.ToResponse(record));
     }
 
     /// <summary>DELETE /v1/models/{id}.</summary>
     public static Results<NoContent, ProblemHttpResult> Delete(string id, ClaimsPrincipal user, MetadataStore store, ArtifactStore artifacts)
     {
         var tenant = user.Tenant();
-        var record = Find(store, tenant, id);
+        var record = ModelRecords.Find(store, tenant, id);
         if (record is null) return Problems.NotFound("model", id);
         var unused = store.Write(db =>
         {
@@ -125,24 +125,5 @@ public static class ModelEndpoints
         });
         if (unused) artifacts.DeleteIfExists(record.Sha256);
         return TypedResults.NoContent();
-    }
-
-    internal static ModelRecord? Find(MetadataStore store, string tenant, string id) =>
-        store.Read(db => db.Query<ModelRecord>("SELECT * FROM models WHERE Id = ? AND Tenant = ?", id, tenant).FirstOrDefault());
-
-    internal static ModelResponse ToResponse(ModelRecord r) => new(
-        r.Id, r.Name, r.Format, r.Sha256, r.SizeBytes,
-        JsonSerializer.Deserialize<List<TensorInfo>>(r.InputsJson, Json)!,
-        JsonSerializer.Deserialize<List<TensorInfo>>(r.OutputsJson, Json)!,
-        DateTime.SpecifyKind(r.CreatedAt, DateTimeKind.Utc));
-
-    internal static string NewId(string prefix) => $"{prefix}_{Guid.NewGuid():N}";
-
-    internal static string? Clean(string? name)
-    {
-        if (string.IsNullOrWhiteSpace(name)) return null;
-        var file = Path.GetFileName(name.Replace('\\', '/'));
-        var cleaned = new string(file.Where(c => !char.IsControl(c)).ToArray()).Trim();
-        return cleaned.Length == 0 ? null : cleaned[..Math.Min(cleaned.Length, 200)];
     }
 }

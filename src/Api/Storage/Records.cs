@@ -48,7 +48,11 @@ public sealed class JobRecord
     [PrimaryKey] public string Id { get; set; } = "";
     [Indexed] public string Tenant { get; set; } = "";
     public string Kind { get; set; } = MeasureKind;
-    [Indexed] public string Status { get; set; } = JobStatus.Queued;
+    /// <summary>The word of the job's <see cref="JobStatus"/> (the column stays text, so existing databases read as before); see <see cref="State"/>.</summary>
+    [Indexed] public string Status { get; set; } = "queued";
+
+    /// <summary><see cref="Status"/> as the enum (read only: no column, and state changes go through <c>Jobs/JobStore.cs</c>).</summary>
+    public JobStatus State => JobStatuses.Parse(Status);
     public double Progress { get; set; }
     public string RequestJson { get; set; } = "{}";
     public string ModelId { get; set; } = "";
@@ -147,20 +151,50 @@ public sealed class SweepRecord
     public DateTime CreatedAt { get; set; }
 }
 
-/// <summary>Job states.</summary>
-public static class JobStatus
+/// <summary>
+/// The states of a job: queued → running → succeeded | failed | canceled (a running job may go back to queued when its attempt
+/// crashed, was lost or was interrupted). Stored in <see cref="JobRecord.Status"/> and written on the wire as the kebab-case word of
+/// the name (<c>queued</c>, <c>running</c>, <c>succeeded</c>, <c>failed</c>, <c>canceled</c>), the naming policy of the
+/// <c>JsonStringEnumConverter</c> registered in <c>Hosting/ServiceSetup.cs</c>. Only <c>Jobs/JobStore.cs</c> changes a job's state.
+/// </summary>
+public enum JobStatus
 {
-    public const string Queued = "queued";
-    public const string Running = "running";
-    public const string Succeeded = "succeeded";
-    public const string Failed = "failed";
-    public const string Canceled = "canceled";
+    /// <summary>Waiting on its queue (new, or back after a crashed, lost or interrupted attempt).</summary>
+    Queued,
 
-    /// <summary>Every state, in the order a job goes through them.</summary>
-    public static readonly string[] All = [Queued, Running, Succeeded, Failed, Canceled];
+    /// <summary>Claimed by a worker, its sandbox running.</summary>
+    Running,
+
+    /// <summary>Finished with a result.</summary>
+    Succeeded,
+
+    /// <summary>Finished with an error.</summary>
+    Failed,
+
+    /// <summary>Canceled by its owner.</summary>
+    Canceled,
+}
+
+/// <summary>The words of <see cref="JobStatus"/>, as stored in the jobs table and written on the wire.</summary>
+public static class JobStatuses
+{
+    private static readonly Dictionary<string, JobStatus> ByWord = Enum.GetValues<JobStatus>().ToDictionary(Word, s => s, StringComparer.Ordinal);
+
+    /// <summary>Every state's word, in the order a job goes through them.</summary>
+    public static readonly IReadOnlyList<string> Words = [.. Enum.GetValues<JobStatus>().Select(Word)];
+
+    /// <summary>The state's word: its name in kebab case, as <see cref="System.Text.Json.Serialization.JsonStringEnumConverter"/> writes it with <see cref="System.Text.Json.JsonNamingPolicy.KebabCaseLower"/>.</summary>
+    public static string Word(this JobStatus status) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(status.ToString());
+
+    /// <summary>The state whose word is <paramref name="word"/> (exact, lower case), if any.</summary>
+    public static bool TryParse(string? word, out JobStatus status) => ByWord.TryGetValue(word ?? "", out status);
+
+    /// <summary>The state whose word is <paramref name="word"/>; a word that is no state throws.</summary>
+    public static JobStatus Parse(string word) =>
+        TryParse(word, out var status) ? status : throw new FormatException($"'{word}' is not a job state; the states are {string.Join(", ", Words)}.");
 
     /// <summary>Whether a job in this state will not change any more.</summary>
-    public static bool IsFinal(string status) => status is Succeeded or Failed or Canceled;
+    public static bool IsFinal(this JobStatus status) => status is JobStatus.Succeeded or JobStatus.Failed or JobStatus.Canceled;
 }
 
 /// <summary>A remembered <c>Idempotency-Key</c> (table <c>idempotency</c>).</summary>

@@ -80,9 +80,9 @@ public static class SweepEndpoints
 
         var sweep = new SweepRecord
         {
-            Id = ModelEndpoints.NewId("swp"),
+            Id = Ids.New("swp"),
             Tenant = tenant,
-            Name = ModelEndpoints.Clean(request.Name) ?? "sweep",
+            Name = DisplayNames.Clean(request.Name) ?? "sweep",
             RequestJson = body,
             CellsJson = JsonSerializer.Serialize(cells.Select(c => c.Parameters), Json),
             CreatedAt = DateTime.UtcNow,
@@ -91,10 +91,9 @@ public static class SweepEndpoints
         var order = 0;
         var records = cells.SelectMany((cell, index) => cell.Runs.Select(run => new JobRecord
         {
-            Id = ModelEndpoints.NewId("trn"),
+            Id = Ids.New("trn"),
             Tenant = tenant,
             Kind = JobRecord.TrainKind,
-            Status = JobStatus.Queued,
             RequestJson = JsonSerializer.Serialize(run, Json),
             DatasetId = run.Dataset?.DatasetId ?? "",
             TestDatasetId = run.Dataset?.TestDatasetId,
@@ -106,7 +105,7 @@ public static class SweepEndpoints
         var (created, existing) = idempotency.Create(tenant, idempotencyKey, "sweep", hash, sweep.Id, db =>
         {
             db.Insert(sweep);
-            foreach (var record in records) db.Insert(record);
+            foreach (var record in records) JobStore.Add(db, record);
         });
         if (created != Idempotency.Lookup.New)
         {
@@ -118,7 +117,7 @@ public static class SweepEndpoints
             db.Delete<SweepRecord>(sweep.Id);
             Idempotency.Forget(db, idempotencyKey, sweep.Id);
         });
-        return TypedResults.AcceptedAtRoute(new SweepAccepted(sweep.Id, JobStatus.Queued, records.Count), "GetSweep", new { id = sweep.Id });
+        return TypedResults.AcceptedAtRoute(new SweepAccepted(sweep.Id, JobStatus.Queued.Word(), records.Count), "GetSweep", new { id = sweep.Id });
     }
 
     /// <summary>GET /v1/sweeps/{id}.</summary>
@@ -151,9 +150,7 @@ public static class SweepEndpoints
         var tenant = user.Tenant();
         var sweep = Find(store, tenant, id);
         if (sweep is null) return Problems.NotFound("sweep", id);
-        var canceled = store.Write(db => db.Execute(
-            "UPDATE jobs SET Status = ?, FinishedAt = ? WHERE SweepId = ? AND Tenant = ? AND Status IN (?, ?)",
-            JobStatus.Canceled, DateTime.UtcNow, id, tenant, JobStatus.Queued, JobStatus.Running));
+        var canceled = JobStore.CancelSweep(store, tenant, id);
         return canceled > 0
             ? TypedResults.Ok(ToResponse(sweep, store))
             : Problems.Field(409, "id", "every run of the sweep has already finished; there is nothing to cancel.");
@@ -208,7 +205,7 @@ public static class SweepEndpoints
     private static byte[]? ErrorLambdaPlot(SweepResponse sweep, IReadOnlyList<SweepRunState> states, PlotFormat format, int width, int height)
     {
         if (sweep.Summary.LambdaVsTestError is not { } c) return null;
-        var runs = states.Where(r => r.Status == JobStatus.Succeeded && r.ResultJson is not null)
+        var runs = states.Where(r => r.Status == JobStatus.Succeeded.Word() && r.ResultJson is not null)
             .Select(r => SweepReport.Read(r.ResultJson!)).Where(m => double.IsFinite(m.Lambda) && double.IsFinite(m.TestError)).ToList();
         return PlotRenderer.SweepErrorVsLambda(new ErrorLambdaData(runs.Select(m => m.Lambda).ToArray(), runs.Select(m => m.TestError).ToArray(),
             c.Slope, c.Intercept, c.R, c.PValue, $"Sweep {sweep.Name}: test error against λ"), format, width, height);

@@ -20,26 +20,36 @@ public static class TrainingInputs
         ArgumentNullException.ThrowIfNull(request);
         if (request.Data.Kind is "two-moons" or "mnist") return null;
         if (string.IsNullOrEmpty(dataPath)) throw new MeasurementInputException(dataField, "training on uploaded data needs a data file.");
-        var train = Rename(() => DatasetReader.Read(dataPath, dataOptions), "data", dataField);
+        // The library names the input at fault "data" or "testData"; the request names them dataField and testField.
+        var asTrainData = new FieldNames(("data", dataField));
+        var asTestData = new FieldNames(("data", testField));
+        var asPair = new FieldNames(("data", dataField), ("testData", testField));
+
+        var train = asTrainData.Run(() => DatasetReader.Read(dataPath, dataOptions));
         if (train.Labels is null)
         {
             throw new MeasurementInputException(dataField, "the training data has no labels; training needs labels (npz array y, or a label column in CSV).");
         }
         var seed = request.Data.Seed ?? request.Seed;
-        if (testPath is null) return Rename(() => TrainingData.FromDataset(train, request.Data.TestFraction, request.Data.LabelNoise, seed), "data", dataField);
-        var test = Rename(() => DatasetReader.Read(testPath, testOptions), "data", testField);
-        return Rename(() => Rename(() => TrainingData.FromDatasets(train, test, request.Data.LabelNoise, seed), "testData", testField), "data", dataField);
+        if (testPath is null) return asTrainData.Run(() => TrainingData.FromDataset(train, request.Data.TestFraction, request.Data.LabelNoise, seed));
+        var test = asTestData.Run(() => DatasetReader.Read(testPath, testOptions));
+        return asPair.Run(() => TrainingData.FromDatasets(train, test, request.Data.LabelNoise, seed));
     }
 
-    private static T Rename<T>(Func<T> action, string from, string to)
+    /// <summary>How the fields a step's <see cref="MeasurementInputException"/> names (the library's words) are named in the request.</summary>
+    private sealed class FieldNames(params (string Library, string Request)[] names)
     {
-        try
+        /// <summary>Runs <paramref name="step"/>; its input error naming a library field is thrown again naming the request's (same message, the original as the inner exception).</summary>
+        public T Run<T>(Func<T> step)
         {
-            return action();
-        }
-        catch (MeasurementInputException e) when (e.Field == from)
-        {
-            throw new MeasurementInputException(to, e.Message, e);
+            try
+            {
+                return step();
+            }
+            catch (MeasurementInputException e) when (names.Any(n => n.Library == e.Field))
+            {
+                throw new MeasurementInputException(names.First(n => n.Library == e.Field).Request, e.Message, e);
+            }
         }
     }
 }

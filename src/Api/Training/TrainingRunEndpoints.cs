@@ -96,17 +96,16 @@ public static class TrainingRunEndpoints
 
         var job = new JobRecord
         {
-            Id = ModelEndpoints.NewId("trn"),
+            Id = Ids.New("trn"),
             Tenant = tenant,
             Kind = JobRecord.TrainKind,
-            Status = JobStatus.Queued,
             RequestJson = body,
             DatasetId = request.Dataset?.DatasetId ?? "",
             TestDatasetId = request.Dataset?.TestDatasetId,
             CreatedAt = DateTime.UtcNow,
             Queue = request.Queue ?? jobs.Value.DefaultQueue,
         };
-        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "training-run", hash, job.Id, db => db.Insert(job));
+        var (created, existing) = idempotency.Create(tenant, idempotencyKey, "training-run", hash, job.Id, db => JobStore.Add(db, job));
         if (created != Idempotency.Lookup.New)
         {
             return Idempotency.Respond(created, existing, "training-run", id => JobRecords.Find(store, tenant, id, JobRecord.TrainKind),
@@ -145,14 +144,14 @@ public static class TrainingRunEndpoints
                 (sampleShape, classes) = ([1, Mnist.Side, Mnist.Side], Mnist.Classes);
                 break;
             default:
-                var train = DatasetEndpoints.Find(store, tenant, request.Dataset!.DatasetId!);
+                var train = DatasetRecords.Find(store, tenant, request.Dataset!.DatasetId!);
                 if (train is null) return Problems.Field(400, "dataset.datasetId", $"no dataset with id '{request.Dataset.DatasetId}' exists for this API key; upload one with POST /v1/datasets.");
                 if (!train.HasLabels) return Problems.Field(400, "dataset.datasetId", "the dataset has no labels; training needs labels (npz array y, or a label column in CSV).");
                 sampleShape = JsonSerializer.Deserialize<int[]>(train.ShapeJson, Json)!;
                 classes = Math.Max(2, train.Classes);
                 if (request.Dataset.TestDatasetId is { } testId)
                 {
-                    var test = DatasetEndpoints.Find(store, tenant, testId);
+                    var test = DatasetRecords.Find(store, tenant, testId);
                     if (test is null) return Problems.Field(400, "dataset.testDatasetId", $"no dataset with id '{testId}' exists for this API key; upload one with POST /v1/datasets.");
                     if (!test.HasLabels) return Problems.Field(400, "dataset.testDatasetId", "the test dataset has no labels; the test set needs labels to measure accuracy.");
                     var testShape = JsonSerializer.Deserialize<int[]>(test.ShapeJson, Json)!;
@@ -214,7 +213,7 @@ public static class TrainingRunEndpoints
         var job = JobRecords.Find(store, user.Tenant(), id, JobRecord.TrainKind);
         if (job is null) return Problems.NotFound("training-run", id);
         var sha = format == "onnx" ? job.OnnxSha256 : job.TorchScriptSha256;
-        if (job.Status != JobStatus.Succeeded || sha is null)
+        if (job.State != JobStatus.Succeeded || sha is null)
         {
             return Problems.Field(409, "id", $"the training run is {job.Status}; its model can be downloaded once it has succeeded.");
         }
@@ -239,7 +238,7 @@ public static class TrainingRunEndpoints
         if (PlotResponses.TryParse(format, width, height, out var plotFormat, out var w, out var h) is { } bad) return bad;
         var job = JobRecords.Find(store, user.Tenant(), id, JobRecord.TrainKind);
         if (job is null) return Problems.NotFound("training-run", id);
-        if (job.Status != JobStatus.Succeeded || job.ResultJson is null)
+        if (job.State != JobStatus.Succeeded || job.ResultJson is null)
         {
             return Problems.Field(409, "id", $"the training run is {job.Status}; its plot exists once it has succeeded.");
         }
@@ -311,7 +310,7 @@ public static class TrainingRunEndpoints
         JobRecords.Utc(j.CreatedAt), JobRecords.Utc(j.StartedAt), JobRecords.Utc(j.FinishedAt), j.Attempts, j.Queue, j.Node, JobRecords.AttemptLog(store, j.Id),
         JsonSerializer.Deserialize<TrainingRunRequest>(j.RequestJson, Json)!,
         j.SweepId,
-        j.Status == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
-        j.Status == JobStatus.Succeeded && j.OnnxModelId is not null && j.TorchScriptModelId is not null ? new TrainedModels(j.OnnxModelId, j.TorchScriptModelId) : null,
-        j.Status == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
+        j.State == JobStatus.Succeeded && j.ResultJson is not null ? JsonDocument.Parse(j.ResultJson).RootElement.Clone() : null,
+        j.State == JobStatus.Succeeded && j.OnnxModelId is not null && j.TorchScriptModelId is not null ? new TrainedModels(j.OnnxModelId, j.TorchScriptModelId) : null,
+        j.State == JobStatus.Failed && j.ErrorJson is not null ? JsonSerializer.Deserialize<ProblemDetails>(j.ErrorJson, Json) : null);
 }

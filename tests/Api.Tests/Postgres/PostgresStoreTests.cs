@@ -39,7 +39,7 @@ public sealed class PostgresStoreTests(SharedPostgres postgres) : IDisposable
         var created = new DateTime(2026, 12, 6, 18, 0, 0, DateTimeKind.Utc).AddTicks(1234560);   // microsecond precision: PostgreSQL keeps 1 µs
         var job = new JobRecord
         {
-            Id = "msr_1", Tenant = "t", Status = JobStatus.Queued, Progress = 0.25, RequestJson = "{\"a\":1}", ModelId = "m", DatasetId = "d",
+            Id = "msr_1", Tenant = "t", Status = "queued", Progress = 0.25, RequestJson = "{\"a\":1}", ModelId = "m", DatasetId = "d",
             CreatedAt = created, HeartbeatAt = null, Attempts = 2, Queue = "gpu", Node = null,
         };
         a.Write(d => d.Insert(job));
@@ -54,8 +54,8 @@ public sealed class PostgresStoreTests(SharedPostgres postgres) : IDisposable
         Assert.Null(b.Read(d => d.Find<JobRecord>("nope")));
 
         // Positional parameters, counts as int, conditional updates.
-        Assert.Equal(1, b.Write(d => d.Execute("UPDATE jobs SET Status = ?, HeartbeatAt = ? WHERE Id = ? AND Status = ?", JobStatus.Running, created, "msr_1", JobStatus.Queued)));
-        Assert.Equal(0, b.Write(d => d.Execute("UPDATE jobs SET Status = ? WHERE Id = ? AND Status = ?", JobStatus.Running, "msr_1", JobStatus.Queued)));
+        Assert.Equal(1, b.Write(d => d.Execute("UPDATE jobs SET Status = ?, HeartbeatAt = ? WHERE Id = ? AND Status = ?", "running", created, "msr_1", "queued")));
+        Assert.Equal(0, b.Write(d => d.Execute("UPDATE jobs SET Status = ? WHERE Id = ? AND Status = ?", "running", "msr_1", "queued")));
         Assert.Equal(1, a.Read(d => d.ExecuteScalar<int>("SELECT COUNT(*) FROM jobs WHERE Tenant = ? AND HeartbeatAt = ?", "t", created)));
 
         read.Node = "gpu-7";

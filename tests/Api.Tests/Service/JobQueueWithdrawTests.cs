@@ -31,8 +31,8 @@ public sealed class JobQueueWithdrawTests : IDisposable
         var queue = new JobQueue(new BackgroundJobClient(hangfire), metadata, NullLogger<JobQueue>.Instance);
         disk.Fill();
 
-        var job = new JobRecord { Id = "msr_withdrawn", Tenant = "t", Kind = JobRecord.MeasureKind, Status = JobStatus.Queued, CreatedAt = DateTime.UtcNow };
-        var (created, _) = idempotency.Create("t", "key-1", "measurement", "hash", job.Id, db => db.Insert(job));
+        var job = new JobRecord { Id = "msr_withdrawn", Tenant = "t", Kind = JobRecord.MeasureKind, Status = "queued", CreatedAt = DateTime.UtcNow };
+        var (created, _) = idempotency.Create("t", "key-1", "measurement", "hash", job.Id, db => JobStore.Add(db, job));
         Assert.Equal(Idempotency.Lookup.New, created);
         Assert.NotNull(metadata.Read(db => db.Find<JobRecord>(job.Id)));
 
