@@ -174,3 +174,23 @@ public class ClosedSetTests
         Assert.Equal(message, refused.Message);
     }
 }
+
+/// <summary>The usage text's closed sets come from the enums and read as they did before issue 26 (fragments copied from the text before).</summary>
+public class UsageWordsTests
+{
+    [Theory]
+    [InlineData("[--target loss|logit] [--labels true|predicted] [--class K]")]
+    [InlineData("[--points all|boundary|pairs] [--band 0.45,0.65]")]
+    [InlineData("[--norm mean-abs|rms] [--normalization raw|taylor]")]
+    [InlineData("[--engine auto|taylor|autograd|finite-difference] [--label-column NAME]")]
+    [InlineData("[--device auto|cpu|cuda] [--at input|LAYER] [--precision float64|float32] [--json]")]
+    [InlineData("train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam|crr-target] [--crr-scale X]")]
+    [InlineData("[--crr-engine auto|fused|taylor|autograd] [--sam-rho R]")]
+    [InlineData("[--samples N] [--model mlp|cnn] [--hidden 64,64]")]
+    [InlineData("[--export DIR] [--device auto|cpu|cuda] [--json]")]
+    [InlineData("[--profile [--model mlp|cnn] [--hidden 32,32] [--batch B]]")]
+    public void The_usage_text_lists_each_closed_set_as_before(string fragment)
+    {
+        Assert.Contains(fragment, CliApp.Usage, StringComparison.Ordinal);
+    }
+}
