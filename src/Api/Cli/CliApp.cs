@@ -1,4 +1,4 @@
-using LambdaService.Api.Hosting;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Measurements;
 using LambdaService.Api.Training;
 using LambdaService.Measurement;
@@ -98,7 +98,7 @@ public static class CliApp
                   [--directions 4] [--max-points N] [--norm {{W<NormKind>()}}] [--normalization {{W<Normalization>()}}]
                   [--engine {{W<EngineChoice>()}}] [--label-column NAME] [--seed S]
                   [--input-shape 1,28,28] [--max-data-mb 1024] [--max-derivative-error 0.05] [--allow-unreliable]
-                  [--device {{W<DeviceChoice>()}}] [--at input|LAYER] [--precision {{W<ComputePrecision>()}}] [--json]
+                  [--device {{W<DeviceChoice>()}}] [--at {{Measurement.Taylor.Layers.Input}}|LAYER] [--precision {{W<ComputePrecision>()}}] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data (--at: at a layer, e.g. act1 or conv2). Finite differences whose estimated median error
               exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
           train [--dataset {{W<BuiltinDataset>()}}|FILE] [--test-data FILE] [--method {{W<TrainingMethod>()}}] [--crr-scale X]
@@ -113,7 +113,7 @@ public static class CliApp
           sweep --request FILE.json [--max-runs N] [--json]
               a POST /v1/sweeps body ({ base, grid, seeds }) run here: per-cell mean, sd and 95% interval of test
               error, ECE, hardest-20% accuracy, λ and time, and the correlation of λ with test error.
-          reproduce two-moons|mnist|lambda-band|feature-maps [--scale small|paper] [--out DIR]
+          reproduce {{W<ReproductionExperiment>()}} [--scale {{W<ReproductionScale>()}}] [--out DIR]
               the paper's protocol (Two Moons §5.2; MNIST §5.3–5.6) end to end, λ-targeting CRR (lambda-band) and
               class-filtered CRR at the input and at a feature map (feature-maps, §7): a Markdown report with tables
               and plots (default DIR: docs/reproduction/<experiment>).

@@ -1,5 +1,5 @@
 using System.Globalization;
-using LambdaService.Api.Hosting;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Measurements;
 using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Data;

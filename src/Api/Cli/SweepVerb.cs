@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using LambdaService.Api.Hosting;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Sweeps;
 using LambdaService.Measurement;
 using LambdaService.Training;
@@ -33,7 +33,7 @@ public static class SweepVerb
         catch (UnknownWordException e)
         {
             // A word outside a closed set in the file's base (e.g. base.method): the field's own message, as the service answers it.
-            throw new MeasurementInputException(CallerErrorHandler.FieldOf(e), e.Message, e);
+            throw new MeasurementInputException(e.Field, e.Message, e);
         }
         catch (JsonException e)
         {

@@ -5,6 +5,7 @@ using LambdaService.Measurement.Models;
 using LambdaService.Training;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.OpenApi;
+using LambdaService.Api.Contracts;
 
 namespace LambdaService.Api.Hosting;
 

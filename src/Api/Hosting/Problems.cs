@@ -76,7 +76,7 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems, ILogger<
             BadHttpRequestException { StatusCode: 413 } when RequestLimits.IsJson(httpContext.Request) => (413, "body", RequestLimits.JsonTooLarge(httpContext)),
             BadHttpRequestException { StatusCode: 413 } => (413, "body", "the request body is larger than the limit; upload a smaller file."),
             // A word outside a closed set (WordsAttribute): the field's own message, as when the field was a string checked later.
-            BadHttpRequestException { InnerException: UnknownWordException u } => (400, FieldOf(u), u.Message),
+            BadHttpRequestException { InnerException: Contracts.UnknownWordException u } => (400, u.Field, u.Message),
             BadHttpRequestException { InnerException: JsonException j } when Unmapped(j) => (400, FieldOf(j),
                 $"the request has no field '{FieldOf(j)}'; check its spelling and place against the operation's schema in /openapi/v1.json (unknown fields are refused rather than ignored)."),
             BadHttpRequestException { InnerException: JsonException j } => (400, FieldOf(j), $"the JSON body is not valid: {j.Message}"),
@@ -109,8 +109,7 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems, ILogger<
     /// <summary>System.Text.Json's error for a property that no member takes (<see cref="System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow"/>).</summary>
     private static bool Unmapped(JsonException j) => j.Message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal);
 
-    /// <summary>The field a JSON error names: its path without <c>$.</c>, or <c>body</c>.</summary>
-    public static string FieldOf(JsonException j) =>
+    private static string FieldOf(JsonException j) =>
         string.IsNullOrEmpty(j.Path) || j.Path == "$" ? "body" : j.Path.TrimStart('$', '.');
 
     /// <summary>

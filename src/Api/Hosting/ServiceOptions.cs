@@ -1,3 +1,4 @@
+using LambdaService.Api.Contracts;
 namespace LambdaService.Api.Hosting;
 
 /// <summary>Where the service keeps its files (section <c>Storage</c>).</summary>

@@ -1,6 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
-using LambdaService.Api.Hosting;
+using LambdaService.Api.Contracts;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;

@@ -1,5 +1,6 @@
 using LambdaService.Api.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
+using LambdaService.Api.Contracts;
 
 namespace LambdaService.Api.Plots;
 

@@ -2,7 +2,7 @@ using System.ComponentModel;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LambdaService.Api.Hosting;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Measurements;
 using LambdaService.Api.Training;
 using LambdaService.Measurement;
@@ -104,7 +104,7 @@ public static class SweepPlan
         catch (UnknownWordException e)
         {
             // A word outside a closed set, e.g. grid.method ["xyz"]: named as the library's check named it when the field was a string.
-            var path = CallerErrorHandler.FieldOf(e);
+            var path = e.Field;
             var key = gridKeys.FirstOrDefault(k => path == k || path.StartsWith(k + ".", StringComparison.Ordinal));
             throw new MeasurementInputException(key is null ? $"base.{path}" : $"grid.{key}", e.Message, e);
         }

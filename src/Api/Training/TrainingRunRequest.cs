@@ -1,5 +1,5 @@
 using System.ComponentModel;
-using LambdaService.Api.Hosting;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Measurements;
 using LambdaService.Measurement;
 using LambdaService.Measurement.Models;

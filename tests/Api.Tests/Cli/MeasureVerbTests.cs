@@ -123,9 +123,9 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     {
         Assert.Equal(ComputePrecision.Float32, new LambdaService.Api.Measurements.MeasurementRequest("m", "d", Precision: ComputePrecision.Float32).ToOptions().Precision);
         Assert.Equal(ComputePrecision.Float64, new LambdaService.Api.Measurements.MeasurementRequest("m", "d").ToOptions().Precision);   // README: measure options
-        var refused = Assert.Throws<LambdaService.Api.Hosting.UnknownWordException>(() => System.Text.Json.JsonSerializer.Deserialize<LambdaService.Api.Measurements.MeasurementRequest>(
+        var refused = Assert.Throws<LambdaService.Api.Contracts.UnknownWordException>(() => System.Text.Json.JsonSerializer.Deserialize<LambdaService.Api.Measurements.MeasurementRequest>(
             """{ "modelId": "m", "datasetId": "d", "precision": "double" }""", System.Text.Json.JsonSerializerOptions.Web));
-        Assert.Equal("precision", LambdaService.Api.Hosting.CallerErrorHandler.FieldOf(refused));
+        Assert.Equal("precision", refused.Field);
         Assert.Equal("precision 'double' is not known; use one of float64, float32.", refused.Message);
     }
 

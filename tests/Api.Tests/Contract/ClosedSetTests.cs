@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LambdaService.Api.Cli;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Hosting;
 using LambdaService.Api.Measurements;
 using LambdaService.Api.Sweeps;
@@ -64,7 +65,7 @@ public class ClosedSetTests
     {
         var refused = Assert.Throws<UnknownWordException>(() => JsonSerializer.Deserialize<MeasurementRequest>(
             $$"""{ "modelId": "m", "datasetId": "d", "{{field}}": "{{word}}" }""", JsonSerializerOptions.Web));
-        Assert.Equal(field, CallerErrorHandler.FieldOf(refused));
+        Assert.Equal(field, refused.Field);
         Assert.Equal(message, refused.Message);
     }
 
@@ -79,7 +80,7 @@ public class ClosedSetTests
     public void An_unknown_word_in_a_training_body_names_the_field_with_the_message_the_library_gave(string body, string field, string message)
     {
         var refused = Assert.Throws<UnknownWordException>(() => JsonSerializer.Deserialize<TrainingRunRequest>(body, JsonSerializerOptions.Web));
-        Assert.Equal(field, CallerErrorHandler.FieldOf(refused));
+        Assert.Equal(field, refused.Field);
         Assert.Equal(message, refused.Message);
     }
 
@@ -96,7 +97,7 @@ public class ClosedSetTests
     {
         var refused = Assert.ThrowsAny<JsonException>(() => JsonSerializer.Deserialize<MeasurementRequest>("""{ "modelId": "m", "datasetId": "d", "engine": 1 }""", JsonSerializerOptions.Web));
         Assert.IsNotType<UnknownWordException>(refused);
-        Assert.Equal("engine", CallerErrorHandler.FieldOf(refused));
+        Assert.Equal("$.engine", refused.Path);
     }
 
     [Fact]
@@ -167,7 +168,7 @@ public class ClosedSetTests
             catch (UnknownWordException e)
             {
                 // The service reads the body first: a word in base is refused there (CallerErrorHandler), named by its path.
-                throw new MeasurementInputException(CallerErrorHandler.FieldOf(e), e.Message, e);
+                throw new MeasurementInputException(e.Field, e.Message, e);
             }
         });
         Assert.Equal(field, refused.Field);
@@ -189,8 +190,57 @@ public class UsageWordsTests
     [InlineData("[--samples N] [--model mlp|cnn] [--hidden 64,64]")]
     [InlineData("[--export DIR] [--device auto|cpu|cuda] [--json]")]
     [InlineData("[--profile [--model mlp|cnn] [--hidden 32,32] [--batch B]]")]
+    [InlineData("[--at input|LAYER]")]
+    [InlineData("reproduce two-moons|mnist|lambda-band|feature-maps [--scale small|paper] [--out DIR]")]
     public void The_usage_text_lists_each_closed_set_as_before(string fragment)
     {
         Assert.Contains(fragment, CliApp.Usage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new string[0], "experiment", "name the experiment: reproduce two-moons|mnist|lambda-band|feature-maps [--scale small|paper] [--out DIR].")]
+    [InlineData(new[] { "mnist", "--scale", "huge" }, "scale", "--scale 'huge' is not known; use small or paper.")]
+    [InlineData(new[] { "cifar" }, "experiment", "experiment 'cifar' is not known; use two-moons, mnist, lambda-band or feature-maps.")]
+    public void Reproduce_refuses_an_unknown_experiment_or_scale_with_the_words_as_before(string[] args, string field, string message)
+    {
+        var refused = Assert.Throws<MeasurementInputException>(() => ReproduceVerb.Run(args, TextWriter.Null, TextWriter.Null, CancellationToken.None));
+        Assert.Equal(field, refused.Field);
+        Assert.Equal(message, refused.Message);
+    }
+}
+
+/// <summary>The README's option table of <c>measure</c> lists each closed set with the enum's words, in order.</summary>
+public class ReadmeWordsTests
+{
+    private static readonly string Readme = File.ReadAllText(Path.Combine(GeneratedClient.ExternalTool.RepositoryRoot(), "README.md"));
+
+    public static TheoryData<string, string[]> Options => new()
+    {
+        { "target", [.. ClosedSet.Words<MeasurementTarget>()] },
+        { "labels", [.. ClosedSet.Words<LabelSource>()] },
+        { "points", [.. ClosedSet.Words<PointSelection>()] },
+        { "norm", [.. ClosedSet.Words<NormKind>()] },
+        { "normalization", [.. ClosedSet.Words<Normalization>()] },
+        { "engine", [.. ClosedSet.Words<EngineChoice>()] },
+        { "device", [.. ClosedSet.Words<DeviceChoice>()] },
+        { "precision", [.. ClosedSet.Words<ComputePrecision>()] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Options))]
+    public void The_measure_option_table_lists_the_words_of_the_enum(string option, string[] words)
+    {
+        var row = Readme.Split('\n').Single(l => l.StartsWith($"| `--{option}` | ", StringComparison.Ordinal));
+        var values = row.Split(" | ")[1];
+        var listed = values[..values.IndexOf(" (", StringComparison.Ordinal)].Split(@" \| ").Select(w => w.Trim('`')).ToArray();
+        Assert.Equal(words, listed);
+    }
+
+    [Fact]
+    public void The_readme_spells_the_training_and_reproduction_sets_as_the_usage_text_does()
+    {
+        Assert.Contains($"`--device {ClosedSet.Bar<DeviceChoice>()}`: where training runs", Readme, StringComparison.Ordinal);
+        Assert.Contains($"`reproduce {ClosedSet.Bar<ReproductionExperiment>()} [--scale {ClosedSet.Bar<ReproductionScale>()}] [--out DIR]`", Readme, StringComparison.Ordinal);
+        Assert.Contains($"reproduce {ClosedSet.Bar<ReproductionExperiment>()} [--scale {ClosedSet.Bar<ReproductionScale>()}] [--out DIR]", CliApp.Usage, StringComparison.Ordinal);
     }
 }

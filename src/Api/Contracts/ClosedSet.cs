@@ -5,7 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using LambdaService.Measurement;
 
-namespace LambdaService.Api.Hosting;
+namespace LambdaService.Api.Contracts;
 
 /// <summary>
 /// The words of a closed set on the wire (JSON fields, command-line options, the OpenAPI document, the usage text), read from
@@ -109,7 +109,11 @@ public sealed class WordsAttribute(string format) : JsonConverterAttribute
 }
 
 /// <summary>A word outside a closed set; <see cref="JsonException.Path"/> names the field once the serializer has thrown it.</summary>
-public sealed class UnknownWordException(string message) : JsonException(message);
+public sealed class UnknownWordException(string message) : JsonException(message)
+{
+    /// <summary>The field: the JSON path without <c>$.</c> (<c>model.kind</c>, <c>base.method</c>), or <c>body</c>.</summary>
+    public string Field => string.IsNullOrEmpty(Path) || Path == "$" ? "body" : Path.TrimStart('$', '.');
+}
 
 /// <summary>The converter behind <see cref="WordsAttribute"/>.</summary>
 /// <typeparam name="T">The enum.</typeparam>
