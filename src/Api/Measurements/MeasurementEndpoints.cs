@@ -163,11 +163,11 @@ public static class MeasurementEndpoints
         }
         if (model.Format == "onnx")
         {
-            // The engine and runtime choice of the run (EngineResolution), with the graph's unknown operators read from the file now:
-            // taylor or autograd on a graph they cannot import, or float32 where auto falls back to finite differences, is refused here.
+            // The engine and runtime choice of the run (EngineResolution), with the graph's unknown operators read from the file now (only
+            // where the answer can be a refusal): taylor or autograd on a graph they cannot import, or float32 where auto falls back, is refused here.
             try
             {
-                EngineResolution.Resolve(ModelFormat.Onnx, options.Engine, options.Precision, Unsupported);
+                EngineResolution.Check(ModelFormat.Onnx, options.Engine, options.Precision, Unsupported);
             }
             catch (MeasurementInputException e)
             {

@@ -74,4 +74,16 @@ public static class EngineResolution
         return new ResolvedRuntime(ModelRuntime.OnnxRuntime,
             $"engine auto chose finite-difference: the exact engines (taylor, autograd) cannot run this ONNX graph (unsupported operators {names}).");
     }
+
+    /// <summary>
+    /// Refuses what <see cref="Resolve"/> would refuse, without choosing: <paramref name="importProblems"/> is asked only where the
+    /// answer can be a refusal. Engine auto in float64 never is (it runs the imported graph or falls back to finite differences), so
+    /// a check at submission does not read such a graph — a graph that cannot be read then fails its job, as before.
+    /// </summary>
+    /// <exception cref="MeasurementInputException">As <see cref="Resolve"/>.</exception>
+    public static void Check(ModelFormat format, EngineChoice engine, ComputePrecision precision, Func<IReadOnlyList<string>> importProblems)
+    {
+        var cannotFail = format == ModelFormat.Onnx && engine == EngineChoice.Auto && precision != ComputePrecision.Float32;
+        Resolve(format, engine, precision, cannotFail ? () => [] : importProblems);
+    }
 }

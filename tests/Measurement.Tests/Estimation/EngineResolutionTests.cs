@@ -77,4 +77,14 @@ public class EngineResolutionTests
         Assert.Equal("engine", refused.Field);
         Assert.StartsWith("the taylor engine needs a model whose structure it can read", refused.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_check_at_submission_reads_no_graph_for_auto_in_float64_and_refuses_as_the_choice_does_elsewhere()
+    {
+        EngineResolution.Check(ModelFormat.Onnx, EngineChoice.Auto, ComputePrecision.Float64, NotAsked);
+        EngineResolution.Check(ModelFormat.Onnx, EngineChoice.Taylor, ComputePrecision.Float64, Problems([]));
+        Assert.Equal("engine", Assert.Throws<MeasurementInputException>(() => EngineResolution.Check(ModelFormat.Onnx, EngineChoice.Autograd, ComputePrecision.Float64, Problems(Tan))).Field);
+        Assert.Equal("precision", Assert.Throws<MeasurementInputException>(() => EngineResolution.Check(ModelFormat.Onnx, EngineChoice.Auto, ComputePrecision.Float32, Problems(Tan))).Field);
+        Assert.Equal("engine", Assert.Throws<MeasurementInputException>(() => EngineResolution.Check(ModelFormat.TorchScript, EngineChoice.Taylor, ComputePrecision.Float64, NotAsked)).Field);
+    }
 }
