@@ -1,4 +1,9 @@
+using LambdaService.Api.Contracts;
+using LambdaService.Api.Measurements;
+using LambdaService.Api.Training;
 using LambdaService.Measurement;
+using LambdaService.Measurement.Estimation;
+using LambdaService.Measurement.Models;
 
 namespace LambdaService.Api.Cli;
 
@@ -78,8 +83,8 @@ public static class CliApp
         }
     }
 
-    /// <summary>The help text.</summary>
-    public const string Usage = """
+    /// <summary>The help text. Its closed sets are the words of the enums the HTTP bodies take (<see cref="ClosedSet"/>).</summary>
+    public static readonly string Usage = $$"""
         LambdaService: the curvature rate λ of neural networks (slope of log ‖Dⁿf‖ against n).
 
         Usage: LambdaService.Api [serve] [--urls URL]  the HTTP service (settings: appsettings.json, environment)
@@ -88,32 +93,32 @@ public static class CliApp
 
           validate [--max-order N] [--json]
               λ on functions with known answers (paper §5.1): radii of convergence, a band edge, sin x.
-          measure --model FILE --data FILE [--target loss|logit] [--labels true|predicted] [--class K]
-                  [--points all|boundary|pairs] [--band 0.45,0.65] [--pairs 4-9,3-8] [--orders 1-4]
-                  [--directions 4] [--max-points N] [--norm mean-abs|rms] [--normalization raw|taylor]
-                  [--engine auto|taylor|autograd|finite-difference] [--label-column NAME] [--seed S]
+          measure --model FILE --data FILE [--target {{W<MeasurementTarget>()}}] [--labels {{W<LabelSource>()}}] [--class K]
+                  [--points {{W<PointSelection>()}}] [--band 0.45,0.65] [--pairs 4-9,3-8] [--orders 1-4]
+                  [--directions 4] [--max-points N] [--norm {{W<NormKind>()}}] [--normalization {{W<Normalization>()}}]
+                  [--engine {{W<EngineChoice>()}}] [--label-column NAME] [--seed S]
                   [--input-shape 1,28,28] [--max-data-mb 1024] [--max-derivative-error 0.05] [--allow-unreliable]
-                  [--device auto|cpu|cuda] [--at input|LAYER] [--precision float64|float32] [--json]
+                  [--device {{W<DeviceChoice>()}}] [--at {{Measurement.Taylor.Layers.Input}}|LAYER] [--precision {{W<ComputePrecision>()}}] [--json]
               λ of an ONNX or TorchScript model on .npz / .npy / .csv data (--at: at a layer, e.g. act1 or conv2). Finite differences whose estimated median error
               exceeds --max-derivative-error (a fraction) at an order in the fit fail (exit code 2) unless --allow-unreliable.
-          train [--dataset two-moons|mnist|FILE] [--test-data FILE] [--method baseline|crr|sam|crr-target] [--crr-scale X]
-                [--crr-orders 2-3] [--crr-engine auto|fused|taylor|autograd] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
-                [--samples N] [--model mlp|cnn] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
+          train [--dataset {{W<BuiltinDataset>()}}|FILE] [--test-data FILE] [--method {{W<TrainingMethod>()}}] [--crr-scale X]
+                [--crr-orders 2-3] [--crr-engine {{W<CrrEngine>()}}] [--sam-rho R] [--adaptive] [--epochs N] [--seed S] [--label-noise F]
+                [--samples N] [--model {{W<NetworkKind>()}}] [--hidden 64,64] [--lr 0.001] [--batch-size 32] [--lambda-every K]
                 [--crr-target 1.2,1.5 | 1.35+-0.15] [--crr-target-every 10] [--crr-target-gain 1] [--crr-target-max-step 0.5]
                 [--crr-target-deadband 0.5] [--crr-target-initial-scale 0.001] [--crr-target-min-scale 1e-5]
                 [--crr-target-max-scale 10] [--crr-target-monitor-points N] [--crr-at LAYER] [--crr-pairs 4-9,3-8]
                 [--measure-at LAYER]
-                [--pairs 4-9,3-8] [--export DIR] [--device auto|cpu|cuda] [--json]
+                [--pairs 4-9,3-8] [--export DIR] [--device {{W<DeviceChoice>()}}] [--json]
               train an MLP with cross-entropy, CRR or SAM and report accuracy, ECE, hardest-20% accuracy and λ.
           sweep --request FILE.json [--max-runs N] [--json]
               a POST /v1/sweeps body ({ base, grid, seeds }) run here: per-cell mean, sd and 95% interval of test
               error, ECE, hardest-20% accuracy, λ and time, and the correlation of λ with test error.
-          reproduce two-moons|mnist|lambda-band|feature-maps [--scale small|paper] [--out DIR]
+          reproduce {{W<ReproductionExperiment>()}} [--scale {{W<ReproductionScale>()}}] [--out DIR]
               the paper's protocol (Two Moons §5.2; MNIST §5.3–5.6) end to end, λ-targeting CRR (lambda-band) and
               class-filtered CRR at the input and at a feature map (feature-maps, §7): a Markdown report with tables
               and plots (default DIR: docs/reproduction/<experiment>).
           bench [--orders 2,4,6,8] [--repeats N] [--mlp-points N] [--cnn-points N] [--directions D] [--skip-training]
-                [--device cpu|cuda|auto] [--profile [--model mlp|cnn] [--hidden 32,32] [--batch B]] [--json]
+                [--device cpu|cuda|auto] [--profile [--model {{W<NetworkKind>()}}] [--hidden 32,32] [--batch B]] [--json]
               time of the taylor, autograd and finite-difference engines for orders 1..K on a tanh MLP and the
               paper's CNN, and training time per method relative to baseline and SAM, in one run (default device cpu;
               --device cuda on a GPU node). --profile: where the time of one CRR step goes, phase by phase, on the
@@ -131,6 +136,8 @@ public static class CliApp
         Exit codes: 0 success, 2 bad input (one line on stderr), 1 internal error.
 
         """;
+
+    private static string W<T>() where T : struct, Enum => ClosedSet.Bar<T>();
 }
 
 /// <summary>What the executable runs as (<see cref="CliApp.Role"/>).</summary>

@@ -1,5 +1,7 @@
 using System.Globalization;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Measurements;
+using LambdaService.Measurement.Models;
 using LambdaService.Measurement.Data;
 using LambdaService.Measurement.Estimation;
 
@@ -24,26 +26,26 @@ public static class MeasureVerb
         return new MeasurementRequest(
             ModelId: "",
             DatasetId: "",
-            Target: a.Get("target"),
-            Labels: a.Get("labels"),
+            Target: ClosedSet.Parse<MeasurementTarget>("target", a.Get("target")),
+            Labels: ClosedSet.Parse<LabelSource>("labels", a.Get("labels")),
             Class: a.Int("class", 0),
-            Points: a.Get("points"),
+            Points: ClosedSet.Parse<PointSelection>("points", a.Get("points")),
             Band: band is { } b ? [b.Item1, b.Item2] : null,
             Pairs: a.Get("pairs") is { } pairs ? pairs.Split(',', StringSplitOptions.TrimEntries) : null,
             Orders: orders is { } o ? new OrderRange(o.Item1, o.Item2) : null,
             Directions: a.Int("directions"),
             MaxPoints: a.Int("max-points"),
-            Norm: a.Get("norm"),
-            Normalization: a.Get("normalization"),
-            Engine: a.Get("engine"),
+            Norm: ClosedSet.Parse<NormKind>("norm", a.Get("norm")),
+            Normalization: ClosedSet.Parse<Normalization>("normalization", a.Get("normalization")),
+            Engine: ClosedSet.Parse<EngineChoice>("engine", a.Get("engine")),
             Seed: a.Int("seed"),
             InputShape: a.Shape("input-shape"),
             MaxDerivativeError: a.Double("max-derivative-error"),
             AllowUnreliable: a.Has("allow-unreliable") ? true : null,
-            Device: a.Get("device"),
+            Device: ClosedSet.Parse<DeviceChoice>("device", a.Get("device")),
             At: a.Get("at"),
             MemoryBudgetMb: a.Double("memory-budget-mb"),
-            Precision: a.Get("precision"));
+            Precision: ClosedSet.Parse<ComputePrecision>("precision", a.Get("precision")));
     }
 
     /// <summary>Runs the verb.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Sweeps;
 using LambdaService.Measurement;
 using LambdaService.Training;
@@ -28,6 +29,11 @@ public static class SweepVerb
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new MeasurementInputException("request", $"cannot read '{path}': {e.Message}", e);
+        }
+        catch (UnknownWordException e)
+        {
+            // A word outside a closed set in the file's base (e.g. base.method): the field's own message, as the service answers it.
+            throw new MeasurementInputException(e.Field, e.Message, e);
         }
         catch (JsonException e)
         {

@@ -5,6 +5,7 @@ using LambdaService.Measurement.Models;
 using LambdaService.Training;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.OpenApi;
+using LambdaService.Api.Contracts;
 
 namespace LambdaService.Api.Hosting;
 
@@ -30,34 +31,25 @@ public static class OpenApiContract
 
     private static readonly string[] JobStatuses = ["queued", "running", "succeeded", "failed", "canceled"];
 
-    /// <summary>String properties whose values are a closed set: (declaring record, JSON name) → values.</summary>
-    private static readonly Dictionary<(Type, string), string[]> Enums = new()
+    /// <summary>
+    /// String properties whose values are a closed set but whose type is a string: (declaring record, JSON name) → values. Properties
+    /// typed by an enum (the request bodies' <see cref="WordsAttribute"/> fields) need no entry: their words come from the enum.
+    /// </summary>
+    private static readonly Dictionary<(Type, string), IReadOnlyList<string>> Enums = new()
     {
         [(typeof(Measurements.MeasurementResponse), "status")] = JobStatuses,
         [(typeof(Measurements.MeasurementAccepted), "status")] = JobStatuses,
         [(typeof(Training.TrainingRunResponse), "status")] = JobStatuses,
         [(typeof(Training.TrainingRunAccepted), "status")] = JobStatuses,
-        [(typeof(Measurements.MeasurementRequest), "target")] = ["loss", "logit"],
-        [(typeof(Measurements.MeasurementRequest), "labels")] = ["true", "predicted"],
-        [(typeof(Measurements.MeasurementRequest), "points")] = ["all", "boundary", "pairs"],
-        [(typeof(Measurements.MeasurementRequest), "norm")] = ["mean-abs", "rms"],
-        [(typeof(Measurements.MeasurementRequest), "normalization")] = ["raw", "taylor"],
-        [(typeof(Measurements.MeasurementRequest), "engine")] = ["auto", "taylor", "autograd", "finite-difference"],
-        [(typeof(Measurements.MeasurementRequest), "device")] = ComputeDevice.Choices,
         [(typeof(ResolvedConfig), "device")] = ComputeDevice.Choices,
-        [(typeof(Measurements.MeasurementRequest), "precision")] = ["float64", "float32"],
-        [(typeof(ResolvedConfig), "precision")] = ["float64", "float32"],
+        [(typeof(ResolvedConfig), "precision")] = ClosedSet.Words<ComputePrecision>(),
+        // Not ModelFormat's words: results spell it torch-script (MeasurementResult.model.format), the model resource torchscript.
         [(typeof(Models.ModelResponse), "format")] = ["onnx", "torchscript"],
-        [(typeof(Datasets.DatasetResponse), "format")] = ["npz", "npy", "csv"],
-        [(typeof(Training.TrainingRunRequest), "method")] = ["baseline", "crr", "sam", "crr-target"],
-        [(typeof(Training.TrainingRunRequest), "device")] = ComputeDevice.Choices,
-        [(typeof(Training.TrainingDatasetRequest), "builtin")] = ["two-moons", "mnist"],
-        [(typeof(Training.TrainingModelRequest), "kind")] = ["mlp", "cnn"],
-        [(typeof(Training.TrainingModelRequest), "activation")] = ["tanh", "relu", "sigmoid", "softplus", "gelu"],
-        [(typeof(Training.TrainingCrrRequest), "engine")] = ["auto", "fused", "taylor", "autograd"],
-        [(typeof(Training.TrainingMeasureRequest), "points")] = ["boundary", "all"],
-        [(typeof(MeasurementResult), "engine")] = ["taylor", "autograd", "finite-difference"],
-        [(typeof(MeasurementResult), "precision")] = ["float32", "float64"],
+        [(typeof(Datasets.DatasetResponse), "format")] = ClosedSet.Words<Measurement.Data.DataFormat>(),
+        // The engine that ran: never auto.
+        [(typeof(MeasurementResult), "engine")] = [.. ClosedSet.Words<EngineChoice>().Where(w => w != ClosedSet.Word(EngineChoice.Auto))],
+        // The result lists them in the other order than requests do.
+        [(typeof(MeasurementResult), "precision")] = [.. ClosedSet.Words<ComputePrecision>().Reverse()],
     };
 
     /// <summary>Registers the transformers on the document's options.</summary>
@@ -80,6 +72,14 @@ public static class OpenApiContract
             && Enums.TryGetValue((declaring, property.Name), out var values))
         {
             schema.Enum = [.. values.Select(v => (JsonNode)JsonValue.Create(v))];
+        }
+        else if (context.JsonPropertyInfo?.AttributeProvider is PropertyInfo typed && typed.GetCustomAttribute<WordsAttribute>() is not null)
+        {
+            // A closed set typed by an enum: a string (null where the property may be left out) of the enum's words.
+            schema.Type = Nullable.GetUnderlyingType(typed.PropertyType) is null ? JsonSchemaType.String : JsonSchemaType.String | JsonSchemaType.Null;
+            schema.Enum = [.. ClosedSet.Words(typed.PropertyType).Select(v => (JsonNode)JsonValue.Create(v))];
+            // The generator leaves out the [Description] of a property with its own converter.
+            schema.Description ??= typed.GetCustomAttribute<System.ComponentModel.DescriptionAttribute>()?.Description;
         }
         if (context.JsonTypeInfo.Type == typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))
         {
@@ -130,9 +130,9 @@ public static class OpenApiContract
         // Query parameters with a closed set of words.
         foreach (var parameter in (operation.Parameters ?? []).OfType<OpenApiParameter>())
         {
-            string[]? words = parameter.Name switch
+            IReadOnlyList<string>? words = parameter.Name switch
             {
-                "format" when path.EndsWith("/plot", StringComparison.Ordinal) => ["svg", "png"],
+                "format" when path.EndsWith("/plot", StringComparison.Ordinal) => ClosedSet.Words<Plots.PlotFormat>(),
                 "format" when path.EndsWith("/model", StringComparison.Ordinal) => ["onnx", "torchscript"],
                 "status" => JobStatuses,
                 _ => null,

@@ -75,6 +75,8 @@ public sealed class CallerErrorHandler(IProblemDetailsService problems, ILogger<
             PayloadTooLargeException e => (413, "file", $"the upload is larger than the limit of {e.Limit} bytes; upload a smaller file or raise Limits:MaxModelBytes / Limits:MaxDatasetBytes."),
             BadHttpRequestException { StatusCode: 413 } when RequestLimits.IsJson(httpContext.Request) => (413, "body", RequestLimits.JsonTooLarge(httpContext)),
             BadHttpRequestException { StatusCode: 413 } => (413, "body", "the request body is larger than the limit; upload a smaller file."),
+            // A word outside a closed set (WordsAttribute): the field's own message, as when the field was a string checked later.
+            BadHttpRequestException { InnerException: Contracts.UnknownWordException u } => (400, u.Field, u.Message),
             BadHttpRequestException { InnerException: JsonException j } when Unmapped(j) => (400, FieldOf(j),
                 $"the request has no field '{FieldOf(j)}'; check its spelling and place against the operation's schema in /openapi/v1.json (unknown fields are refused rather than ignored)."),
             BadHttpRequestException { InnerException: JsonException j } => (400, FieldOf(j), $"the JSON body is not valid: {j.Message}"),

@@ -1,3 +1,4 @@
+using LambdaService.Api.Contracts;
 namespace LambdaService.Api.Hosting;
 
 /// <summary>Where the service keeps its files (section <c>Storage</c>).</summary>
@@ -60,6 +61,16 @@ public sealed class MetricsOptions
     public int WorkerPort { get; set; }
 }
 
+/// <summary>The queues of a deployment that configures none (<see cref="JobsOptions.StandardQueues"/>); a deployment may name others.</summary>
+public enum StandardQueue
+{
+    /// <summary>Jobs for CPU nodes (the default queue).</summary>
+    Cpu,
+
+    /// <summary>Jobs for nodes with a CUDA device.</summary>
+    Gpu,
+}
+
 /// <summary>Background jobs (section <c>Jobs</c>).</summary>
 public sealed class JobsOptions
 {
@@ -107,8 +118,8 @@ public sealed class JobsOptions
     /// <summary>This node's name, shown on the jobs it runs (default: the host name).</summary>
     public string NodeName { get; set; } = Environment.MachineName;
 
-    /// <summary>The queues of a deployment that configures none.</summary>
-    public static readonly string[] StandardQueues = ["cpu", "gpu"];
+    /// <summary>The queues of a deployment that configures none: the words of <see cref="StandardQueue"/>.</summary>
+    public static readonly string[] StandardQueues = [.. ClosedSet.Words<StandardQueue>()];
 
     /// <summary>
     /// Queues this process takes jobs from, in priority order (empty: <c>cpu</c>, <c>gpu</c>). Empty by default rather than

@@ -162,21 +162,15 @@ public static class MeasurementEndpoints
         }
         if (model.Format == "onnx")
         {
-            if (options.Precision == ComputePrecision.Float32 && options.Engine == EngineChoice.Auto && Unsupported().Count > 0)
+            // The engine and runtime choice of the run (EngineResolution), with the graph's unknown operators read from the file now (only
+            // where the answer can be a refusal): taylor or autograd on a graph they cannot import, or float32 where auto falls back, is refused here.
+            try
             {
-                // auto would fall back to finite differences, which take no precision (MeasurementOptions.Precision).
-                return Problems.From(MeasurementOptions.PrecisionNeedsExactEngine(
-                    $"engine auto falls back to finite differences on this ONNX graph (unsupported operators {string.Join("; ", Unsupported())})"));
+                EngineResolution.Check(ModelFormat.Onnx, options.Engine, options.Precision, Unsupported);
             }
-            if (options.Engine is EngineChoice.Autograd or EngineChoice.Taylor)
+            catch (MeasurementInputException e)
             {
-                // The exact engines import the graph into libtorch; operators outside the importer's list are known now.
-                if (Unsupported().Count > 0)
-                {
-                    return Problems.Field(400, "engine",
-                        $"the {(options.Engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {string.Join("; ", Unsupported())}. "
-                        + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
-                }
+                return Problems.From(e);
             }
             var response = ModelRecords.ToResponse(model);
             var output = response.Outputs.FirstOrDefault();

@@ -1,5 +1,6 @@
 using LambdaService.Api.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
+using LambdaService.Api.Contracts;
 
 namespace LambdaService.Api.Plots;
 
@@ -12,15 +13,9 @@ public static class PlotResponses
         plotFormat = PlotFormat.Svg;
         w = width ?? PlotRenderer.DefaultWidth;
         h = height ?? PlotRenderer.DefaultHeight;
-        switch (format ?? "svg")
+        if (format is not null && !ClosedSet.TryParse(format, out plotFormat))
         {
-            case "svg":
-                break;
-            case "png":
-                plotFormat = PlotFormat.Png;
-                break;
-            default:
-                return Problems.Field(400, "format", $"format '{format}' is not known; use svg or png.");
+            return Problems.Field(400, "format", $"format '{format}' is not known; use {ClosedSet.Or(ClosedSet.Words<PlotFormat>())}.");
         }
         if (w is < PlotRenderer.MinSize or > PlotRenderer.MaxSize) return Problems.Field(400, "width", $"width must be between {PlotRenderer.MinSize} and {PlotRenderer.MaxSize} pixels.");
         if (h is < PlotRenderer.MinSize or > PlotRenderer.MaxSize) return Problems.Field(400, "height", $"height must be between {PlotRenderer.MinSize} and {PlotRenderer.MaxSize} pixels.");

@@ -188,7 +188,7 @@ public static class SweepEndpoints
     private static byte[]? ScalePlot(SweepResponse sweep, PlotFormat format, int width, int height)
     {
         var baseScale = sweep.Request.Base?.Crr?.Scale ?? new LambdaService.Training.CrrSettings().Scale;
-        var baseMethod = sweep.Request.Base?.Method ?? "baseline";
+        var baseMethod = sweep.Request.Base?.Method is { } method ? Contracts.ClosedSet.Word(method) : "baseline";
         var points = sweep.Summary.Cells.Where(c => c.Metrics.Lambda is { Count: > 0 }).Select(c =>
         {
             var method = c.Parameters.TryGetValue("method", out var m) ? m.GetString() : baseMethod;

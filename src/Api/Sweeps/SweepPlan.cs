@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Measurements;
 using LambdaService.Api.Training;
 using LambdaService.Measurement;
@@ -99,6 +100,13 @@ public static class SweepPlan
         try
         {
             run = node.Deserialize<TrainingRunRequest>(Json) ?? throw new MeasurementInputException("base", "the base request is null.");
+        }
+        catch (UnknownWordException e)
+        {
+            // A word outside a closed set, e.g. grid.method ["xyz"]: named as the library's check named it when the field was a string.
+            var path = e.Field;
+            var key = gridKeys.FirstOrDefault(k => path == k || path.StartsWith(k + ".", StringComparison.Ordinal));
+            throw new MeasurementInputException(key is null ? $"base.{path}" : $"grid.{key}", e.Message, e);
         }
         catch (JsonException e)
         {

@@ -284,7 +284,7 @@ public static class TrainingRunEndpoints
         }
         else
         {
-            dataset = d?.Builtin == "mnist" ? "MNIST" : "Two Moons";
+            dataset = d?.Builtin == BuiltinDataset.Mnist ? "MNIST" : "Two Moons";
         }
         if (d?.LabelNoise is > 0 and var noise) dataset += string.Create(System.Globalization.CultureInfo.InvariantCulture, $" ({noise:0.#%} label noise)");
         var title = string.Create(System.Globalization.CultureInfo.InvariantCulture,

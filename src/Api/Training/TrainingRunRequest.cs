@@ -1,13 +1,15 @@
 using System.ComponentModel;
+using LambdaService.Api.Contracts;
 using LambdaService.Api.Measurements;
 using LambdaService.Measurement;
+using LambdaService.Measurement.Models;
 using LambdaService.Training;
 
 namespace LambdaService.Api.Training;
 
 /// <summary>Where a training run's samples come from: a built-in set or an uploaded dataset.</summary>
 public sealed record TrainingDatasetRequest(
-    [property: Description("two-moons (default when no datasetId) or mnist (the 10,000-digit set, fixed 8,000 / 2,000 split by seed).")] string? Builtin = null,
+    [property: Description("two-moons (default when no datasetId) or mnist (the 10,000-digit set, fixed 8,000 / 2,000 split by seed)."), Words("builtin dataset '{0}' is not known; use {2}, or upload data and pass datasetId.")] BuiltinDataset? Builtin = null,
     [property: Description("Id of an uploaded dataset with labels (POST /v1/datasets), instead of builtin.")] string? DatasetId = null,
     [property: Description("Id of an uploaded dataset used as the test set; without it testFraction of datasetId is held out.")] string? TestDatasetId = null,
     [property: Description("two-moons: samples in all (default 1000).")] int? Samples = null,
@@ -18,9 +20,9 @@ public sealed record TrainingDatasetRequest(
 
 /// <summary>The network to train.</summary>
 public sealed record TrainingModelRequest(
-    [property: Description("mlp (default) or cnn (the paper's MNIST network; default for builtin mnist).")] string? Kind = null,
+    [property: Description("mlp (default) or cnn (the paper's MNIST network; default for builtin mnist)."), Words("model kind '{0}' is not known; use {2}.")] NetworkKind? Kind = null,
     [property: Description("mlp: hidden widths, default [64, 64].")] int[]? Hidden = null,
-    [property: Description("tanh (mlp default), relu (cnn default), sigmoid, softplus or gelu (mlp only).")] string? Activation = null);
+    [property: Description("tanh (mlp default), relu (cnn default), sigmoid, softplus or gelu (mlp only)."), Words("activation '{0}' is not known; use {2}.")] ActivationChoice? Activation = null);
 
 /// <summary>Curvature Rate Regularization settings.</summary>
 public sealed record TrainingCrrRequest(
@@ -28,7 +30,7 @@ public sealed record TrainingCrrRequest(
     [property: Description("Penalised orders, default { min: 2, max: 3 }.")] OrderRange? Orders = null,
     [property: Description("Random unit directions per batch point (default 1).")] int? Directions = null,
     [property: Description("Penalty on every k-th step (default 1).")] int? Every = null,
-    [property: Description("auto (default: fused where it applies and is the faster — small and medium MLPs on the CPU — else Taylor mode), fused (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu), taylor (Taylor mode through libtorch operations) or autograd (nested reverse mode, slower; for comparison). All exact.")] string? Engine = null,
+    [property: Description("auto (default: fused where it applies and is the faster — small and medium MLPs on the CPU — else Taylor mode), fused (Taylor mode and its reverse in one pass of managed code: an mlp with tanh, sigmoid, softplus or relu), taylor (Taylor mode through libtorch operations) or autograd (nested reverse mode, slower; for comparison). All exact."), Words("crr engine '{0}' is not known; use {2}.")] CrrEngine? Engine = null,
     [property: Description("method crr-target: the band λ is held in, and the controller.")] TrainingCrrTargetRequest? Target = null,
     [property: Description("Where the penalty's derivatives are taken: input (default) or a layer of the network (mlp: fc1, act1, fc2, act2, …; "
         + "cnn: conv1, act1, conv2, act2, pool, hidden, act3): the loss of the rest of the network is differentiated at the layer's activation along "
@@ -95,7 +97,7 @@ public sealed record TrainingSamRequest(
 
 /// <summary>How λ is measured on the test set after training (defaults: the paper's Two Moons protocol).</summary>
 public sealed record TrainingMeasureRequest(
-    [property: Description("boundary (default) or all.")] string? Points = null,
+    [property: Description("boundary (default) or all."), Words("measure points '{0}' is not known; use {2}.")] TrainingPoints? Points = null,
     [property: Description("Band of the largest predicted probability for boundary points, default [0.45, 0.65].")] double[]? Band = null,
     [property: Description("Orders of the fit, default { min: 1, max: 4 }.")] OrderRange? Orders = null,
     [property: Description("Random unit directions per point (default 4).")] int? Directions = null,
@@ -116,7 +118,7 @@ public sealed record TrainingTrackRequest(
 public sealed record TrainingRunRequest(
     TrainingDatasetRequest? Dataset = null,
     TrainingModelRequest? Model = null,
-    [property: Description("baseline (default), crr, sam or crr-target (CRR whose scale holds λ inside crr.target's band).")] string? Method = null,
+    [property: Description("baseline (default), crr, sam or crr-target (CRR whose scale holds λ inside crr.target's band)."), Words("method '{0}' is not known; use {2}.")] TrainingMethod? Method = null,
     TrainingCrrRequest? Crr = null,
     TrainingSamRequest? Sam = null,
     [property: Description("Passes over the training set (default 50).")] int? Epochs = null,
@@ -128,7 +130,7 @@ public sealed record TrainingRunRequest(
     TrainingTrackRequest? Track = null,
     [property: Description("Queue the run waits on: cpu or gpu (one of Jobs:AvailableQueues; default Jobs:DefaultQueue). Workers take jobs from the queues they list.")] string? Queue = null,
     [property: Description("Where the run trains and measures: auto (default: CUDA where the node running the job has a device, else the CPU), cpu or cuda. "
-        + "cuda on a node without a device fails the run with a 503 problem titled 'CUDA unavailable'; send such runs to the gpu queue.")] string? Device = null)
+        + "cuda on a node without a device fails the run with a 503 problem titled 'CUDA unavailable'; send such runs to the gpu queue."), Words("device '{0}' is not known; use auto (the default: CUDA where there is a device, else the CPU), cpu or cuda.")] DeviceChoice? Device = null)
 {
     /// <summary>
     /// The library's request this body stands for, validated. Errors name the field as it is written in this body
@@ -142,15 +144,11 @@ public sealed record TrainingRunRequest(
         {
             throw new MeasurementInputException("dataset", "give either dataset.builtin or dataset.datasetId, not both.");
         }
-        if (d.Builtin is not (null or "two-moons" or "mnist"))
-        {
-            throw new MeasurementInputException("dataset.builtin", $"builtin dataset '{d.Builtin}' is not known; use two-moons or mnist, or upload data and pass datasetId.");
-        }
         if (d.TestDatasetId is not null && d.DatasetId is null)
         {
             throw new MeasurementInputException("dataset.testDatasetId", "testDatasetId goes with an uploaded training set: pass datasetId too (built-in sets have their own test split).");
         }
-        var kind = d.DatasetId is not null ? "dataset" : d.Builtin ?? "two-moons";
+        var kind = d.DatasetId is not null ? "dataset" : ClosedSet.Word(d.Builtin ?? BuiltinDataset.TwoMoons);
         if (kind != "two-moons" && (d.Samples is not null || d.Noise is not null))
         {
             throw new MeasurementInputException(d.Samples is not null ? "dataset.samples" : "dataset.noise", "samples and noise describe the generated two-moons set; leave them out for this dataset.");
@@ -166,7 +164,7 @@ public sealed record TrainingRunRequest(
 
         var defaults = new TrainingRequest();
         var m = Model ?? new TrainingModelRequest();
-        var modelKind = m.Kind ?? (kind == "mnist" ? "cnn" : "mlp");
+        var modelKind = ClosedSet.Word(m.Kind ?? (kind == "mnist" ? NetworkKind.Cnn : NetworkKind.Mlp));
         var crr = Crr ?? new TrainingCrrRequest();
         var sam = Sam ?? new TrainingSamRequest();
         var measure = Measure ?? new TrainingMeasureRequest();
@@ -186,16 +184,16 @@ public sealed record TrainingRunRequest(
             {
                 Kind = modelKind,
                 Hidden = m.Hidden ?? defaults.Model.Hidden,
-                Activation = m.Activation ?? (modelKind == "cnn" ? "relu" : defaults.Model.Activation),
+                Activation = m.Activation is { } activation ? ClosedSet.Word(activation) : modelKind == "cnn" ? "relu" : defaults.Model.Activation,
             },
-            Method = Method ?? defaults.Method,
+            Method = Method is { } method ? ClosedSet.Word(method) : defaults.Method,
             Crr = defaults.Crr with
             {
                 Scale = crr.Scale ?? defaults.Crr.Scale,
                 Orders = crr.Orders is { } o ? new OrderSpan(o.Min, o.Max) : defaults.Crr.Orders,
                 Directions = crr.Directions ?? defaults.Crr.Directions,
                 Every = crr.Every ?? defaults.Crr.Every,
-                Engine = crr.Engine ?? defaults.Crr.Engine,
+                Engine = crr.Engine is { } engine ? ClosedSet.Word(engine) : defaults.Crr.Engine,
                 Target = crr.Target?.ToSettings(),
                 At = crr.At ?? defaults.Crr.At,
                 Pairs = crr.Pairs ?? [],
@@ -208,7 +206,7 @@ public sealed record TrainingRunRequest(
             Seed = Seed ?? 0,
             Measure = defaults.Measure with
             {
-                Points = measure.Points ?? defaults.Measure.Points,
+                Points = measure.Points is { } points ? ClosedSet.Word(points) : defaults.Measure.Points,
                 Band = measure.Band ?? defaults.Measure.Band,
                 Orders = measure.Orders is { } mo ? new OrderSpan(mo.Min, mo.Max) : defaults.Measure.Orders,
                 Directions = measure.Directions ?? defaults.Measure.Directions,
@@ -219,7 +217,7 @@ public sealed record TrainingRunRequest(
                 At = measure.At ?? defaults.Measure.At,
             },
             Track = defaults.Track with { LambdaEvery = track.LambdaEvery ?? 0 },
-            Device = Device ?? defaults.Device,
+            Device = Device is { } device ? ClosedSet.Word(device) : defaults.Device,
         };
         try
         {

@@ -1,7 +1,7 @@
 namespace LambdaService.Measurement.Data;
 
 /// <summary>The file formats that <see cref="DatasetReader"/> understands.</summary>
-internal enum DataFormat
+public enum DataFormat
 {
     /// <summary>A zip of <c>.npy</c> arrays, as written by <c>numpy.savez</c>.</summary>
     Npz,

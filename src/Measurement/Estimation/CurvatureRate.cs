@@ -81,38 +81,22 @@ public static class CurvatureRate
             }
             data = data with { SampleShape = sampleShape };
         }
+        // The runtime (and auto's fallback) is EngineResolution's choice, the same the service makes when a measurement is submitted.
         if (file.Format == ModelFormat.Onnx)
         {
             var shape = DataShaping.ConformSampleShape(data, file.Inputs[0].Shape);
-            if (engine == EngineChoice.FiniteDifference)
+            Taylor.JetGraph? graph = null;
+            var resolved = EngineResolution.Resolve(file.Format, engine, precision,
+                () => Taylor.JetGraph.TryImport(file.Onnx!, out graph, out var problems, dtype) ? [] : problems);
+            if (resolved.Runtime == ModelRuntime.ImportedOnnxGraph)
             {
-                if (precision == ComputePrecision.Float32) throw MeasurementOptions.PrecisionNeedsExactEngine("engine finite-difference was chosen");
-                return OnnxRunner.Create(file, shape, onnxOptions);
-            }
-            if (Taylor.JetGraph.TryImport(file.Onnx!, out var graph, out var unsupported, dtype))
-            {
-                return TorchModelRunner.FromOnnxGraph(graph!, file, shape, ComputeDevice.Torch(device), dtype);
-            }
-            var names = string.Join("; ", unsupported);
-            if (engine != EngineChoice.Auto)
-            {
-                throw new MeasurementInputException("engine",
-                    $"the {(engine == EngineChoice.Taylor ? "taylor" : "autograd")} engine cannot run this ONNX graph: unsupported operators {names}. "
-                    + $"Use engine auto or finite-difference ({OnnxJetImporter.AutoFallback}), or export the model with supported operators.");
-            }
-            if (precision == ComputePrecision.Float32)
-            {
-                throw MeasurementOptions.PrecisionNeedsExactEngine($"engine auto falls back to finite differences on this ONNX graph (unsupported operators {names})");
+                return TorchModelRunner.FromOnnxGraph(graph ?? throw new InvalidOperationException("the ONNX graph was not imported."), file, shape, ComputeDevice.Torch(device), dtype);
             }
             var runner = OnnxRunner.Create(file, shape, onnxOptions);
-            runner.AddNote($"engine auto chose finite-difference: the exact engines (taylor, autograd) cannot run this ONNX graph (unsupported operators {names}).");
+            if (resolved.Note is { } note) runner.AddNote(note);
             return runner;
         }
-        if (engine == EngineChoice.Taylor)
-        {
-            throw new MeasurementInputException("engine",
-                "the taylor engine needs a model whose structure it can read: an ONNX graph of supported operators (or the project's own exports); TorchScript is opaque to it. Use engine autograd or auto for TorchScript.");
-        }
+        EngineResolution.Resolve(file.Format, engine, precision, () => []);
         return TorchModelRunner.LoadTorchScript(file, data.SampleShape, ComputeDevice.Torch(device), dtype);
     }
 

@@ -43,23 +43,24 @@ public enum Normalization
     Taylor,
 }
 
-/// <summary>Which derivative engine runs.</summary>
+/// <summary>Which derivative engine runs. Declared in the order the words are listed on the wire (auto, taylor, autograd,
+/// finite-difference); the numbers are those the members always had.</summary>
 public enum EngineChoice
 {
     /// <summary>
     /// Taylor mode where the model's structure is known (ONNX graphs of supported operators, the project's own
     /// networks), nested autograd for other TorchScript, finite differences for ONNX graphs with other operators.
     /// </summary>
-    Auto,
-
-    /// <summary>Nested reverse mode (TorchScript, TorchSharp models, imported ONNX graphs).</summary>
-    Autograd,
-
-    /// <summary>Forward passes along each line with a float64 polynomial fit.</summary>
-    FiniteDifference,
+    Auto = 0,
 
     /// <summary>Truncated Taylor series pushed through the network: every order exactly in one pass.</summary>
-    Taylor,
+    Taylor = 3,
+
+    /// <summary>Nested reverse mode (TorchScript, TorchSharp models, imported ONNX graphs).</summary>
+    Autograd = 1,
+
+    /// <summary>Forward passes along each line with a float64 polynomial fit.</summary>
+    FiniteDifference = 2,
 }
 
 /// <summary>

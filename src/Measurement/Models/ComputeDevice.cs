@@ -3,6 +3,19 @@ using static TorchSharp.torch;
 
 namespace LambdaService.Measurement.Models;
 
+/// <summary>Where a request asks native work to run (<see cref="ComputeDevice"/>); its words are <see cref="ComputeDevice.Choices"/>.</summary>
+public enum DeviceChoice
+{
+    /// <summary>CUDA when this process can reach a device, else the CPU (default).</summary>
+    Auto,
+
+    /// <summary>The CPU.</summary>
+    Cpu,
+
+    /// <summary>The first CUDA device; an error when there is none.</summary>
+    Cuda,
+}
+
 /// <summary>
 /// Where native work runs: <c>cpu</c>, <c>cuda</c> (the first CUDA device; an error when there is none) or <c>auto</c> (CUDA when
 /// this process can reach a device, else the CPU). libtorch answers for the engines and training; ONNX Runtime answers for
@@ -11,8 +24,8 @@ namespace LambdaService.Measurement.Models;
 /// </summary>
 public static class ComputeDevice
 {
-    /// <summary>The words accepted.</summary>
-    public static readonly string[] Choices = ["auto", "cpu", "cuda"];
+    /// <summary>The words accepted: the members of <see cref="DeviceChoice"/> in lower case, in their order.</summary>
+    public static readonly string[] Choices = [.. Enum.GetNames<DeviceChoice>().Select(n => n.ToLowerInvariant())];
 
     /// <summary>Title of the problem when CUDA is requested and absent.</summary>
     public const string UnavailableTitle = "CUDA unavailable";

@@ -123,10 +123,12 @@ public class MeasureVerbTests(CliFixture fixture) : IClassFixture<CliFixture>
     [Fact]
     public void The_http_field_precision_maps_to_the_option_with_float64_as_default_and_refuses_other_words()
     {
-        Assert.Equal(ComputePrecision.Float32, new LambdaService.Api.Measurements.MeasurementRequest("m", "d", Precision: "float32").ToOptions().Precision);
+        Assert.Equal(ComputePrecision.Float32, new LambdaService.Api.Measurements.MeasurementRequest("m", "d", Precision: ComputePrecision.Float32).ToOptions().Precision);
         Assert.Equal(ComputePrecision.Float64, new LambdaService.Api.Measurements.MeasurementRequest("m", "d").ToOptions().Precision);   // README: measure options
-        var refused = Assert.Throws<MeasurementInputException>(() => new LambdaService.Api.Measurements.MeasurementRequest("m", "d", Precision: "double").ToOptions());
+        var refused = Assert.Throws<LambdaService.Api.Contracts.UnknownWordException>(() => System.Text.Json.JsonSerializer.Deserialize<LambdaService.Api.Measurements.MeasurementRequest>(
+            """{ "modelId": "m", "datasetId": "d", "precision": "double" }""", System.Text.Json.JsonSerializerOptions.Web));
         Assert.Equal("precision", refused.Field);
+        Assert.Equal("precision 'double' is not known; use one of float64, float32.", refused.Message);
     }
 
     [Fact]

@@ -112,14 +112,14 @@ public class SandboxFailureTests(SandboxFixture fixture, ITestOutputHelper outpu
             [new TorchScriptParameter("w0", [4, 2], [1f, -1f, 0.5f, 2f, -2f, 0.25f, 1.5f, -0.5f]), new TorchScriptParameter("w1", [2, 4], [1f, -1f, 0.5f, 2f, -2f, 0.25f, 1.5f, -0.5f])],
             "return torch.linear(torch.hardsigmoid(torch.linear(x, self.w0)), self.w1)"));
         var (sandbox, _, _) = fixture.Sandbox();
-        var refused = await sandbox.RunAsync(SandboxFixture.Spec(path, fixture.CsvPath, new MeasurementRequest("m", "d", MaxPoints: 8, Engine: "autograd")),
+        var refused = await sandbox.RunAsync(SandboxFixture.Spec(path, fixture.CsvPath, new MeasurementRequest("m", "d", MaxPoints: 8, Engine: EngineChoice.Autograd)),
             SandboxFixture.Roomy, _ => { }, CancellationToken.None);
         var error = Assert.IsType<SandboxOutcome.UserError>(refused).Error;
         output.WriteLine(error.Detail);
         Assert.Equal("engine", error.Field);
         Assert.Contains("torch.hardsigmoid (no higher derivative in libtorch)", error.Detail, StringComparison.Ordinal);
 
-        var ran = await sandbox.RunAsync(SandboxFixture.Spec(path, fixture.CsvPath, new MeasurementRequest("m", "d", MaxPoints: 8, Engine: "finite-difference", AllowUnreliable: true)),
+        var ran = await sandbox.RunAsync(SandboxFixture.Spec(path, fixture.CsvPath, new MeasurementRequest("m", "d", MaxPoints: 8, Engine: EngineChoice.FiniteDifference, AllowUnreliable: true)),
             SandboxFixture.Roomy, _ => { }, CancellationToken.None);
         var result = JsonSerializer.Deserialize<MeasurementResult>(Assert.IsType<SandboxOutcome.Succeeded>(ran).ResultJson, RunnerProtocol.Json)!;
         Assert.Contains(result.Warnings, w => w.StartsWith("the model has piecewise-linear operators (hardsigmoid)", StringComparison.Ordinal));

@@ -5,6 +5,7 @@ using System.Text.Json;
 using LambdaService.Api.Jobs;
 using LambdaService.Api.Jobs.Sandbox;
 using LambdaService.Api.Measurements;
+using LambdaService.Measurement.Estimation;
 using LambdaService.Measurement.Models;
 using Microsoft.Extensions.Logging;
 
@@ -89,7 +90,7 @@ public sealed class SandboxFixture : IDisposable
     /// the watchdog test that needs a runner still alive after 1.5 s failed about half the time.)
     /// </summary>
     public RunnerSpec SlowSpec() => Spec(TorchScriptPath, BigCsvPath,
-        new MeasurementRequest("", "", Points: "all", Orders: new OrderRange(1, 8), Directions: 256, MaxPoints: 4000, Engine: "autograd"));
+        new MeasurementRequest("", "", Points: PointSelection.All, Orders: new OrderRange(1, 8), Directions: 256, MaxPoints: 4000, Engine: EngineChoice.Autograd));
 
     public static RunnerSpec Spec(string model, string data, MeasurementRequest request) =>
         new("measure", model, data, null, 1L << 30, request);

@@ -72,10 +72,10 @@ public class SandboxMeasurementTests(SandboxFixture fixture, ITestOutputHelper o
     public async Task Options_that_the_request_mapping_rejects_are_a_user_error_naming_the_option()
     {
         var (sandbox, _, _) = fixture.Sandbox();
-        var outcome = await sandbox.RunAsync(SandboxFixture.Spec(fixture.OnnxPath, fixture.CsvPath, new MeasurementRequest("m", "d", Norm: "l7")),
+        var outcome = await sandbox.RunAsync(SandboxFixture.Spec(fixture.OnnxPath, fixture.CsvPath, new MeasurementRequest("m", "d", Band: [0.1, 0.2, 0.3])),
             SandboxFixture.Roomy, _ => { }, CancellationToken.None);
 
-        Assert.Equal("norm", Assert.IsType<SandboxOutcome.UserError>(outcome).Error.Field);
+        Assert.Equal("band", Assert.IsType<SandboxOutcome.UserError>(outcome).Error.Field);
     }
 
     [Fact]

@@ -111,6 +111,23 @@ public class ErrorResponseTests(ServiceFixture fixture) : IClassFixture<ServiceF
     }
 
     [Theory]
+    [InlineData("v1/measurements", """{ "modelId": "m", "datasetId": "d", "engine": "quantum" }""", "engine",
+        "engine 'quantum' is not known; use one of auto, taylor, autograd, finite-difference.")]
+    [InlineData("v1/training-runs", """{ "model": { "kind": "rnn" } }""", "model.kind", "model kind 'rnn' is not known; use mlp or cnn.")]
+    [InlineData("v1/training-runs", """{ "device": "tpu" }""", "device",
+        "device 'tpu' is not known; use auto (the default: CUDA where there is a device, else the CPU), cpu or cuda.")]
+    [InlineData("v1/sweeps", """{ "base": { "method": "adam" } }""", "base.method", "method 'adam' is not known; use baseline, crr, sam or crr-target.")]
+    public async Task An_unknown_word_of_a_closed_set_is_a_400_naming_the_field_and_its_words_not_a_generic_json_error(string path, string body, string field, string detail)
+    {
+        using var client = fixture.Service.Client();
+        var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        var problem = await ApiClient.Problem(response, HttpStatusCode.BadRequest);
+        Assert.Equal(field, problem.GetProperty("field").GetString());
+        Assert.Equal(detail, problem.GetProperty("detail").GetString());
+        Assert.Equal("Invalid request", problem.GetProperty("title").GetString());
+    }
+
+    [Theory]
     [InlineData("""{ "modelId": "mdl_nope", "datasetId": "DS" }""", "modelId")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "ds_nope" }""", "datasetId")]
     [InlineData("""{ "modelId": "MODEL", "datasetId": "DS", "orders": { "min": 0, "max": 4 } }""", "orders")]

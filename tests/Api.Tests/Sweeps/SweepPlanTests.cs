@@ -22,7 +22,7 @@ public class SweepPlanTests
         Assert.Equal(["baseline", "baseline", "crr", "crr"], cells.Select(c => c.Parameters["method"].GetString()));
         Assert.Equal([0.001, 0.01, 0.001, 0.01], cells.Select(c => c.Parameters["crr.scale"].GetDouble()));
         var run = cells[3].Runs[1];
-        Assert.Equal("crr", run.Method);
+        Assert.Equal(TrainingMethod.Crr, run.Method);
         Assert.Equal(0.01, run.Crr!.Scale);
         Assert.Equal(new LambdaService.Api.Measurements.OrderRange(1, 4), run.Crr.Orders);   // from the base, kept
         Assert.Equal(0.3, run.Dataset!.LabelNoise);
