@@ -24,6 +24,9 @@ public static class NetworksBench
     /// <summary>The hidden verb that runs one row in a child process.</summary>
     public const string RowVerbName = "bench-row";
 
+    /// <summary>The fewest lines per pass PyTorch's nested autograd is timed with (more where taylor float32's passes are larger).</summary>
+    public const int PyTorchMinimumLinesPerPass = 128;
+
     /// <summary>The four networks, in the order they are run.</summary>
     public static readonly IReadOnlyList<string> Networks = ["resnet18", "efficientnet_b0", "vit", "convnext"];
 
@@ -89,7 +92,7 @@ public static class NetworksBench
         var notes = new List<string>
         {
             string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores; libtorch and PyTorch on {threads} thread(s); memory budget {budget} MiB; orders 1–{MaxOrder}, {Directions} directions a point, cross-entropy loss against label point mod classes."),
-            "each row is one child process: seconds are one Compute call including the memory planner's probe passes (4 passes of 1–2 points' lines on one thread); peak is the child's VmHWM (the larger of the readings before and after the call: the planner resets VmHWM).",
+            "each row is one child process: seconds are one Compute call including the memory planner's probe passes (the first 1 and 2 points' lines, on one thread; their values are kept); peak is the child's VmHWM (the larger of the readings before and after the call: the planner resets VmHWM).",
         };
         try
         {
@@ -142,7 +145,9 @@ public static class NetworksBench
                         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bench --networks: {name}, {count} lines, {engine}: {r.Seconds:F2} s, peak {rows[^1].PeakMiB:F0} MiB, {r.Passes} × {r.LinesPerPass}"));
                     }
                     if (a.Has("skip-pytorch")) continue;
-                    var perPass = Math.Min(count, taylor32PerPass ?? 256);
+                    // PyTorch gets passes of at least PyTorchMinimumLinesPerPass lines: taylor's planner now keeps its passes small (cache-sized),
+                    // which made PyTorch's nested autograd up to 1.7× slower per line than the larger batches a user would give it.
+                    var perPass = Math.Min(count, Math.Max(taylor32PerPass ?? PyTorchMinimumLinesPerPass, PyTorchMinimumLinesPerPass));
                     var timed = RunProcess(python, [script, "time", name, xFile, vFile, (count / Directions).ToString(CultureInfo.InvariantCulture),
                         Directions.ToString(CultureInfo.InvariantCulture), MaxOrder.ToString(CultureInfo.InvariantCulture),
                         perPass.ToString(CultureInfo.InvariantCulture), threads.ToString(CultureInfo.InvariantCulture)], cancellationToken);

@@ -45,7 +45,7 @@ public sealed record PassPlan(int LinesPerPass, int Passes, double? MemoryBudget
 /// <code>
 /// bytesPerLine = max((m₂ − m₁) / (c₂ − c₁), m₂ / c₂)      (the marginal cost, or the average where it is larger)
 /// fits         = ⌊budget / bytesPerLine⌋
-/// target       = max(⌊passTarget / bytesPerLine⌋, 8)     (only where a pass target is given: passes on the CPU)
+/// target       = max(⌊passTarget / bytesPerLine⌋, 8·T)   (only where a pass target is given: passes on the CPU; T libtorch threads)
 /// linesPerPass = max(g, min(fits, target) rounded down to a multiple of g), at most the lines left
 /// </code>
 /// and a budget below <c>g · bytesPerLine</c> is refused (<see cref="MeasurementInputException"/> on <c>memoryBudgetMb</c>).
@@ -53,10 +53,11 @@ public sealed record PassPlan(int LinesPerPass, int Passes, double? MemoryBudget
 /// towards smaller passes; allocations of other threads during a probe can only inflate a reading, which errs the same way.
 /// <para>
 /// The pass target (<see cref="CpuPassTargetMb"/>): on the CPU a pass larger than the caches' reach is not faster per line but
-/// slower, as every coefficient tensor then streams through main memory. Measured on this project's VM (README, "Memory per pass"):
-/// Taylor mode on ResNet-18, ConvNeXt and a ViT ran 8–32 lines a pass at 41–54 lines/s and 256 lines a pass at 16–33. So passes
-/// take at most <see cref="CpuPassTargetMb"/> (and at least 8 lines while the budget allows), whatever larger budget is given;
-/// the budget stays the bound. On a GPU no target applies: the budget alone decides.
+/// slower, as every coefficient tensor then streams through main memory; too small a pass leaves threads idle. Measured on this
+/// project's VM (README, "Memory per pass"), Taylor float64 with two threads: 16–32 lines a pass ran ResNet-18, a ViT and ConvNeXt at
+/// 67–88 lines/s, 8 lines at 43–64 and 128 lines at 34–78. So passes take at most <see cref="CpuPassTargetMb"/> and at least
+/// <see cref="MinimumLinesPerThread"/> lines per thread while the budget allows, whatever larger budget is given; the budget stays
+/// the bound. On a GPU no target applies: the budget alone decides.
 /// </para>
 /// Where the peak cannot be read (not Linux: no <c>/proc/self/clear_refs</c>) passes hold <see cref="UnmeasuredLinesPerPass"/> lines.
 /// </summary>
@@ -68,8 +69,14 @@ public static partial class PassPlanner
     /// <summary>The most memory a pass on the CPU takes when the budget allows more (MiB): see the remarks on the pass target.</summary>
     public const double CpuPassTargetMb = 256;
 
-    /// <summary>The fewest lines a pass on the CPU holds when the budget allows them (below, fixed costs per pass dominate).</summary>
-    public const int MinimumTargetLines = 8;
+    /// <summary>
+    /// The fewest lines per libtorch thread a pass on the CPU holds when the budget allows them: with fewer, each operation's work is
+    /// too small to share among the threads and the fixed costs per pass dominate (see the remarks on the pass target).
+    /// </summary>
+    public const int MinimumLinesPerThread = 8;
+
+    /// <summary>The fewest lines a pass on the CPU holds with <paramref name="threads"/> libtorch threads, when the budget allows them.</summary>
+    public static int MinimumTargetLines(int threads) => MinimumLinesPerThread * Math.Max(1, threads);
 
     /// <summary>What <see cref="PassPlan.Probe"/> says for the measured estimate.</summary>
     public const string PeakResidentProbe = "peak resident memory growth of probe passes (VmHWM after /proc/self/clear_refs)";
@@ -79,7 +86,8 @@ public static partial class PassPlanner
     /// <paramref name="probe"/>(start, count) runs one pass over lines start..start+count−1, whose values the caller keeps
     /// (<see cref="PassPlan.ProbedLines"/> says how many lines, from line 0, the probes covered); a measured plan holds at most
     /// <paramref name="maxLinesPerPass"/> lines (an engine's array limits) and, with <paramref name="passTargetMb"/> (the CPU:
-    /// <see cref="CpuPassTargetMb"/>), passes no larger than that target where the budget is larger.
+    /// <see cref="CpuPassTargetMb"/>), passes no larger than that target (and no smaller than <see cref="MinimumTargetLines"/> of the
+    /// thread count) where the budget is larger.
     /// </summary>
     public static PassPlan Plan(LineBudget budget, int lines, int granularity, string engine, Action<int, int> probe, int maxLinesPerPass = int.MaxValue,
         double? passTargetMb = null)
@@ -100,7 +108,7 @@ public static partial class PassPlanner
         TorchSharp.torch.set_num_threads(1);
         try
         {
-            return PlanMeasured(budget, lines, granularity, engine, probe, maxLinesPerPass, passTargetMb);
+            return PlanMeasured(budget, lines, granularity, engine, probe, maxLinesPerPass, passTargetMb, threads);
         }
         finally
         {
@@ -109,7 +117,7 @@ public static partial class PassPlanner
     }
 
     private static PassPlan PlanMeasured(LineBudget budget, int lines, int granularity, string engine, Action<int, int> probe, int maxLinesPerPass,
-        double? passTargetMb)
+        double? passTargetMb, int threads)
     {
         if (lines == 0) return new PassPlan(1, 0, budget.MemoryBudgetMb, null, "none: no lines");
         var unit = Math.Min(granularity, lines);
@@ -148,7 +156,7 @@ public static partial class PassPlanner
         if (passTargetMb is { } target)
         {
             var targetLines = (long)Math.Min(int.MaxValue, Math.Floor(target * 1024 * 1024 / bytesPerLine));
-            fits = Math.Min(fits, Math.Max(targetLines, MinimumTargetLines));
+            fits = Math.Min(fits, Math.Max(targetLines, MinimumTargetLines(threads)));
         }
         var perPass = (int)Math.Min(Math.Min(lines, maxLinesPerPass), Math.Max(fits / unit * unit, unit));
         perPass = Math.Max(perPass, 1);

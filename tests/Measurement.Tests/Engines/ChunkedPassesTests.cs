@@ -255,19 +255,21 @@ public class ChunkedPassesTests
     }
 
     [Fact]
-    public void A_pass_target_keeps_passes_below_a_large_budget_but_never_below_eight_lines_and_never_above_the_budget()
+    public void A_pass_target_keeps_passes_below_a_large_budget_but_never_below_eight_lines_a_thread_and_never_above_the_budget()
     {
         // 1000 MiB alone: 41-138 lines at 7.2-24 MiB a line, so all 40 lines (the 34 after the probes in one pass).
         var budgetOnly = PassPlanner.Plan(LineBudget.Memory(1000), 40, 2, "test", new KnownSizeProbe().Run);
         Assert.Equal(40, budgetOnly.LinesPerPass);
         Assert.Equal(3, budgetOnly.Passes);
-        // A 160 MiB target: 6-22 lines, at least 8, in pairs: 8-22.
-        var targeted = PassPlanner.Plan(LineBudget.Memory(1000), 40, 2, "test", new KnownSizeProbe().Run, passTargetMb: 160);
-        Assert.InRange(targeted.LinesPerPass, 8, 22);
-        Assert.True(targeted.LinesPerPass <= Math.Max(8, 160.0 * (1 << 20) / targeted.BytesPerLine!.Value));
-        // A 16 MiB target would give 1-2 lines: the floor of 8 lines applies (64-67 MiB, inside the 1000 MiB budget).
+        // The floor: 8 lines a libtorch thread (16 on this project's 2-core VM), at most the 40 lines.
+        var floorLines = Math.Min(40, PassPlanner.MinimumTargetLines(TorchSharp.torch.get_num_threads()));
+        // A 320 MiB target: 13-44 lines at 7.2-24 MiB a line, in pairs, at least the floor: 12-40 lines.
+        var targeted = PassPlanner.Plan(LineBudget.Memory(1000), 40, 2, "test", new KnownSizeProbe().Run, passTargetMb: 320);
+        Assert.InRange(targeted.LinesPerPass, Math.Min(12, floorLines), 40);
+        Assert.True(targeted.LinesPerPass <= Math.Max(floorLines, 320.0 * (1 << 20) / targeted.BytesPerLine!.Value));
+        // A 16 MiB target would give 1-2 lines: the floor applies (16 lines: 134-138 MiB, inside the 1000 MiB budget).
         var floor = PassPlanner.Plan(LineBudget.Memory(1000), 40, 2, "test", new KnownSizeProbe().Run, passTargetMb: 16);
-        Assert.Equal(PassPlanner.MinimumTargetLines, floor.LinesPerPass);
+        Assert.Equal(floorLines, floor.LinesPerPass);
         // The budget still bounds: 40 MiB allows 1-5 lines, so pairs of 2-4, whatever the target's floor.
         var bounded = PassPlanner.Plan(LineBudget.Memory(40), 40, 2, "test", new KnownSizeProbe().Run, passTargetMb: 16);
         Assert.InRange(bounded.LinesPerPass, 2, 4);
@@ -299,12 +301,13 @@ public class ChunkedPassesTests
         var request = new DerivativeRequest(x, points, v, directions, TargetKind.Loss, Enumerable.Range(0, points).Select(i => i % 3).ToArray(), MaxOrder);
 
         // 16 lines: probes of one unit and the next two (taylor: whole points of D = 2 lines, 2 then 4; autograd: 1 then 2 lines),
-        // then passes of the CPU pass target's size (256 MiB, at least 8 lines) for the rest, whatever the 64 GiB budget allows.
+        // then passes of the CPU pass target's size (256 MiB, at least 8 lines a thread) for the rest, whatever the 64 GiB budget allows.
         var large = Engine(LineBudget.Memory(64 * 1024)).Compute(request, null, default);
         var probed = engineName == "taylor" ? 6 : 3;
         Assert.Equal(probed, large.Plan!.ProbedLines);
-        Assert.InRange(large.Plan.LinesPerPass, PassPlanner.MinimumTargetLines, lines);
-        Assert.True(large.Plan.LinesPerPass <= Math.Max(PassPlanner.MinimumTargetLines, PassPlanner.CpuPassTargetMb * (1 << 20) / large.Plan.BytesPerLine!.Value));
+        var floorLines = PassPlanner.MinimumTargetLines(TorchSharp.torch.get_num_threads());
+        Assert.InRange(large.Plan.LinesPerPass, Math.Min(floorLines, lines) / 2 * 2, lines);
+        Assert.True(large.Plan.LinesPerPass <= Math.Max(floorLines, PassPlanner.CpuPassTargetMb * (1 << 20) / large.Plan.BytesPerLine!.Value));
         Assert.Equal(2 + (lines - probed + large.Plan.LinesPerPass - 1) / large.Plan.LinesPerPass, large.Plan.Passes);
         var bytesPerLine = large.Plan.BytesPerLine!.Value;
         // The jets of orders 0..K in float64 hold (K+1)·8 bytes per activation value: 5·8·129 664 ≈ 5.2 MB per line. Taylor mode keeps the
