@@ -109,7 +109,7 @@ public static class OneDnnForward
             }
             return unit;
         }
-        catch (Exception e) when (e is ExternalException or InvalidOperationException or ArgumentException or NotSupportedException or NotImplementedException)
+        catch (Exception e) when (e is ExternalException or InvalidOperationException or ArgumentException or NotSupportedException)
         {
             unit?.Dispose();
             return null;
