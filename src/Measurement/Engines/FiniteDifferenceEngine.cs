@@ -144,16 +144,7 @@ public sealed class FiniteDifferenceEngine(IModelRunner model, FiniteDifferenceS
         }
 
         // The planner's probe passes are the first passes (their values are kept), the rest follow in passes of the planned size.
-        var plan = PassPlanner.Plan(_budget, lines, 1, Name, (start, c) =>
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            RunLines(start, c);
-        }, maxLines);
-        for (var start = plan.ProbedLines; start < lines; start += plan.LinesPerPass)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            RunLines(start, Math.Min(plan.LinesPerPass, lines - start));
-        }
+        var plan = PassPlanner.Run(_budget, lines, 1, Name, RunLines, cancellationToken, maxLines);
         var errors = Enumerable.Range(1, k).Select(n =>
         {
             var sorted = relErrors[n].Order().ToArray();

@@ -116,6 +116,25 @@ public static partial class PassPlanner
         }
     }
 
+    /// <summary>
+    /// Plans the passes (<see cref="Plan"/>) and runs them all: <paramref name="runLines"/>(start, count) runs lines
+    /// start..start+count−1 and keeps their values; the probe passes are the first calls, the lines after them follow in passes of
+    /// the planned size. Cancellation is checked before every pass.
+    /// </summary>
+    public static PassPlan Run(LineBudget budget, int lines, int granularity, string engine, Action<int, int> runLines, CancellationToken cancellationToken,
+        int maxLinesPerPass = int.MaxValue, double? passTargetMb = null)
+    {
+        ArgumentNullException.ThrowIfNull(runLines);
+        void Checked(int start, int count)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            runLines(start, count);
+        }
+        var plan = Plan(budget, lines, granularity, engine, Checked, maxLinesPerPass, passTargetMb);
+        for (var start = plan.ProbedLines; start < lines; start += plan.LinesPerPass) Checked(start, Math.Min(plan.LinesPerPass, lines - start));
+        return plan;
+    }
+
     private static PassPlan PlanMeasured(LineBudget budget, int lines, int granularity, string engine, Action<int, int> probe, int maxLinesPerPass,
         double? passTargetMb, int threads)
     {

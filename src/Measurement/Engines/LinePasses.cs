@@ -34,16 +34,7 @@ internal static class LinePasses
             progress?.Report((double)(start + n) / lines);
         }
         var onCpu = device is null || device.type == TorchSharp.DeviceType.CPU;
-        var plan = PassPlanner.Plan(budget, lines, granularity, engine, (start, n) =>
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            RunLines(start, n);
-        }, passTargetMb: onCpu ? PassPlanner.CpuPassTargetMb : null);
-        for (var start = plan.ProbedLines; start < lines; start += plan.LinesPerPass)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            RunLines(start, Math.Min(plan.LinesPerPass, lines - start));
-        }
+        var plan = PassPlanner.Run(budget, lines, granularity, engine, RunLines, cancellationToken, passTargetMb: onCpu ? PassPlanner.CpuPassTargetMb : null);
         return (values, plan);
     }
 
